@@ -1,0 +1,1 @@
+"""nbjax: a differentiable JAX reimplementation of nanoBragg."""

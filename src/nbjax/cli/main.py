@@ -1,0 +1,132 @@
+"""``nbjax ARGS``: nanoBragg's command line, files and printed statistics, on JAX.
+
+argv -> flags.parse_argv -> RunSettings -> setup.build -> Experiment -> kernel -> float image
+-> files (float, SMV int, PGM, SMV noise) and the C program's closing statistics.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import numpy as np
+
+from nbjax.errors import NBError
+
+DEMO_ARGV = ["-cell", "100", "100", "100", "90", "90", "90", "-default_F", "100", "-N", "5", "-lambda", "1.0", "-distance", "100", "-detpixels", "256"]
+
+
+def _configure_jax():
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+    cache = os.environ.get("NBJAX_CACHE_DIR", os.path.join(os.path.expanduser("~"), ".cache", "nbjax", "jax"))
+    if cache != "off":
+        jax.config.update("jax_compilation_cache_dir", cache)
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+        jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
+
+
+def run(argv: list[str], out=sys.stdout, err=sys.stderr) -> int:
+    """Run one nanoBragg command line; returns the exit status."""
+    from nbjax.cli import flags
+    from nbjax.cli.headers import apply_headers
+    from nbjax.settings import RunSettings
+
+    if any(t in flags.HELP_FLAGS for t in argv):
+        print(flags.usage_text(), file=out)
+        return 0
+    if "-demo" in argv:
+        argv = DEMO_ARGV + argv
+    settings = RunSettings()
+    apply_headers(settings, argv)
+    flags.parse_argv(argv, settings)
+    _configure_jax()
+    from nbjax import setup
+
+    exp, derived, lines = setup.build(settings)
+    for line in lines:
+        print(line, file=out)
+    for w in derived.warnings:
+        print(f"nbjax: warning: {w}", file=err)
+    out.flush()
+    image, omega = _render(exp, settings, err)
+    _finish(settings, exp, derived, image, omega, out)
+    return 0
+
+
+def _render(exp, settings, err):
+    import jax.numpy as jnp
+
+    from nbjax.kernel import render_with_stats
+
+    dtype = jnp.float32 if settings.precision == "single" else jnp.float64
+    progress = None
+    if settings.progress and not settings.printout:
+
+        def progress(done, total):
+            print(f"nbjax: {100 * done // total}% done", file=err, flush=True)
+
+    image, omega, info = render_with_stats(exp, dtype=dtype, tile=settings.tile_pixels or None, tiles_per_call=None if progress is None else 8, progress=progress)
+    if info["interp_stop"] is not None:
+        f, s = info["interp_stop"]
+        print(f"nbjax: warning: quirk: pixel ({f}, {s}) needs structure factors outside the HKL table; like nanoBragg, interpolation is off from there on", file=err)
+    return np.asarray(image), float(np.sum(np.asarray(omega, dtype=np.float64)))
+
+
+def _finish(s, exp, derived, image, omega_total, out):
+    from nbjax import noise
+    from nbjax.cli.report import image_stats, solid_angle_line, stats_lines
+    from nbjax.io import pgm, smv
+    from nbjax.io.floatimage import write_float_image
+
+    geo = derived.geometry
+    image32 = image.astype(np.float32)
+    print("", file=out)
+    print(solid_angle_line(omega_total, derived.steps), file=out)
+    stats = image_stats(image32, geo.roi, s.mask, geo.pixel_size, derived.oversample)
+    print(f"writing {s.floatfile} as {image32.size} 4-byte floats", file=out)
+    write_float_image(s.floatfile, image32)
+    for line in stats_lines(stats):
+        print(line, file=out)
+    scale = s.intfile_scale if s.intfile_scale > 0 else smv.auto_int_scale(stats.max_I)
+    print(f"intfile_scale = {smv.cformat_g(scale) if hasattr(smv, 'cformat_g') else f'{scale:g}'}", file=out)
+    header = smv.SMVHeaderValues(
+        fpixels=geo.fpixels, spixels=geo.spixels, pixel_size_m=geo.pixel_size, distance_m=geo.distance,
+        lambda0_m=derived.lambda0, Xbeam_m=geo.Xbeam, Ybeam_m=geo.Ybeam, Fbeam_m=geo.Fbeam, Sbeam_m=geo.Sbeam,
+        detsize_s_m=geo.detsize_s, dials_origin_mm=tuple(float(x) for x in geo.dials_origin), ORGX=geo.ORGX,
+        ORGY=geo.ORGY, close_distance_m=geo.close_distance, phi0_rad=derived.phi0, osc_rad=derived.osc,
+        twotheta_rad=geo.twotheta,
+    )
+    smv.write_smv(s.intfile, header, smv.int_image(image32, scale, s.adc_offset, geo.roi))
+    print(f"writing {s.intfile} as 2-byte integers", file=out)
+    if s.write_pgm:
+        pgm_scale = s.pgm_scale if s.pgm_scale > 0 else pgm.auto_pgm_scale(stats.rmsd, scale)
+        print(f"pgm_scale = {pgm_scale:g}", file=out)
+        pgm.write_pgm(s.pgmfile, image32, pgm_scale, geo.roi)
+        print(f"writing {s.pgmfile} as 1-byte integers", file=out)
+    if s.calculate_noise:
+        noisy, photons, overloads = noise.poisson_noise_image(image32, -s.seed, s.adc_offset, geo.roi)
+        print(f"{photons:.0f} photons on noise image ({overloads} overloads)", file=out)
+        smv.write_smv(s.noisefile, header, noisy, noise_image=True)
+        print(f"writing {s.noisefile} as 2-byte integers", file=out)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: one-line errors, no tracebacks (set NBJAX_DEBUG=1 to see them)."""
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        code = run(argv)
+    except NBError as exc:
+        print(f"nbjax: error: {exc}", file=sys.stderr)
+        code = exc.exit_code
+    except KeyboardInterrupt:
+        print("nbjax: interrupted", file=sys.stderr)
+        code = 130
+    except Exception as exc:  # noqa: BLE001 (the CLI promises one line, never a traceback)
+        if os.environ.get("NBJAX_DEBUG"):
+            raise
+        print(f"nbjax: internal error: {type(exc).__name__}: {exc} (set NBJAX_DEBUG=1 for details)", file=sys.stderr)
+        code = 1
+    sys.stdout.flush()
+    sys.exit(code)

@@ -1,0 +1,40 @@
+"""C-compatible number formatting and parsing used by the file formats.
+
+``cformat_g`` spells a double the way glibc's ``printf("%g")`` does (Python's ``%g`` agrees for
+every finite value and for infinities; only NaN differs: C prints ``-nan`` when the sign bit is set).
+``c_atof`` reads the longest numeric prefix like C's ``atof``/``strtod`` (0.0 when there is none).
+``C_FLOAT_TOKEN`` matches one whole decimal number as ``fscanf("%lg")`` would accept it, excluding
+hexadecimal forms.
+"""
+
+import math
+import re
+
+_NUMBER = r"[+-]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|inf(?:inity)?|nan(?:\([0-9A-Za-z_]*\))?)"
+_ATOF_PREFIX = re.compile(r"[ \t\n\v\f\r]*(" + _NUMBER + ")", re.IGNORECASE)
+C_FLOAT_TOKEN = re.compile(_NUMBER + r"\Z", re.IGNORECASE)
+
+RTD = 180.0 * 0.31830988618379067154
+"""C's ``RTD = 180.0*M_1_PI``: degrees per radian, with M_1_PI rounded as the C literal."""
+
+
+def cformat_g(x: float, precision: int = 6) -> str:
+    """Format ``x`` exactly as C's ``printf("%.<precision>g", x)`` (``%g`` and ``%lg`` by default)."""
+    if math.isnan(x):
+        return "-nan" if math.copysign(1.0, x) < 0 else "nan"
+    return "%.*g" % (precision, x)
+
+
+def c_atof(text: str) -> float:
+    """C ``atof``: skip leading white space, convert the longest numeric prefix, 0.0 if none."""
+    match = _ATOF_PREFIX.match(text)
+    if match is None:
+        return 0.0
+    return float(match.group(1).split("(")[0])
+
+
+def parse_c_float(token: str) -> float | None:
+    """The value of ``token`` if the whole token is one C decimal number, else None."""
+    if C_FLOAT_TOKEN.match(token) is None:
+        return None
+    return float(token.split("(")[0])

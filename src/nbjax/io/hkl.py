@@ -1,0 +1,115 @@
+"""Structure-factor text files (``-hkl``): one ``h k l F`` entry per line.
+
+The grid layout is the C program's: F[h-h_min, k-k_min, l-l_min] with shape
+(h_range+1, k_range+1, l_range+1), h_range = h_max-h_min+1, i.e. one extra zero slab per axis.
+The C reader uses ``fscanf`` four numbers at a time, not line by line; this reader is line-based
+and agrees with it on well-formed files.  Where C misreads a file it is an NBError here (comments,
+non-numeric or short lines, non-finite numbers) or a returned warning (extra columns: the first
+four are used; indices not written as plain integers: C stops reading at the first one).
+"""
+
+import math
+import os
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from nbjax.errors import NBError
+from nbjax.io.cformat import cformat_g, parse_c_float
+
+_PLAIN_INT = re.compile(r"[+-]?\d+\Z")
+MAX_GRID_CELLS = 1 << 28
+
+
+@dataclass(frozen=True, eq=False)
+class HKLGrid:
+    """Structure factors on the C grid (see module docstring); ``hkls`` is C's entry count (lines
+    read from an HKL file, h_range*k_range*l_range for an Fdump); ``warnings`` are lines to print."""
+
+    h_min: int
+    h_max: int
+    k_min: int
+    k_max: int
+    l_min: int
+    l_max: int
+    F: np.ndarray
+    hkls: int
+    warnings: tuple[str, ...] = field(default=())
+
+    @property
+    def ranges(self) -> tuple[int, int, int]:
+        """(h_range, k_range, l_range) = max - min + 1 per axis."""
+        return self.h_max - self.h_min + 1, self.k_max - self.k_min + 1, self.l_max - self.l_min + 1
+
+
+def empty_grid(bounds: tuple[int, int, int, int, int, int], where: str) -> np.ndarray:
+    """Zero F array of shape (h_range+1, k_range+1, l_range+1) for (h_min,h_max,k_min,...)."""
+    h_min, h_max, k_min, k_max, l_min, l_max = bounds
+    shape = (h_max - h_min + 2, k_max - k_min + 2, l_max - l_min + 2)
+    if min(shape) < 2:
+        raise NBError(f"not enough HKL indices in {where}", exit_code=9)
+    if shape[0] * shape[1] * shape[2] > MAX_GRID_CELLS:
+        raise NBError(f"{where}: HKL index ranges {bounds} are too large")
+    return np.zeros(shape, dtype=np.float64)
+
+
+def _entries(path, data: bytes) -> tuple[list[tuple[float, float, float, float]], list[str]]:
+    entries, warnings, wide_lines = [], [], []
+    stop_noted = False
+    for number, line in enumerate(data.split(b"\n"), start=1):
+        tokens = [tok.decode("latin-1") for tok in line.split()]
+        if not tokens:
+            continue
+        values = [parse_c_float(tok) for tok in tokens]
+        for tok, value in zip(tokens, values):
+            if value is None:
+                raise NBError(f"{path} line {number}: '{tok}' is not a number")
+            if not math.isfinite(value):
+                raise NBError(f"{path} line {number}: '{tok}' is not a finite number")
+        if len(tokens) < 4:
+            raise NBError(f"{path} line {number}: expected h k l F, found {len(tokens)} column(s)")
+        if len(tokens) > 4:
+            wide_lines.append(number)
+        h, k, l, F = values[:4]
+        for name, value in zip("hkl", (h, k, l)):
+            if value != math.ceil(value - 0.4):
+                warnings.append(f"WARNING: non-integer value for {name} ({cformat_g(value)}) "
+                                f"at line {len(entries)}")
+        if not stop_noted and not all(_PLAIN_INT.match(tok) for tok in tokens[:3]):
+            stop_noted = True
+            warnings.append(f"WARNING: {path} line {number}: index not written as a plain integer; "
+                            "the C program stops reading the file here")
+        entries.append((h, k, l, F))
+    if wide_lines:
+        warnings.append(f"WARNING: {path}: {len(wide_lines)} line(s) have more than 4 columns "
+                        f"(first: line {wide_lines[0]}); h k l F taken from the first four "
+                        "(the C program mis-parses such files)")
+    return entries, warnings
+
+
+def read_hkl(path: str | os.PathLike, default_F: float = 0.0) -> HKLGrid:
+    """Read an ``h k l F`` file into the C grid.
+
+    Ranges are C's int truncations of the min/max indices; the real extent is prefilled with
+    ``default_F`` when it is non-zero; entries are placed at their truncated indices in file order,
+    so later duplicates win.  Returns the grid, C's ``hkls`` count and any warning lines.
+    """
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except OSError as exc:
+        raise NBError(f"unable to open {path}: {exc.strerror or exc}", exit_code=9) from None
+    entries, warnings = _entries(path, data)
+    if not entries:
+        raise NBError(f"not enough HKL indices in {path}", exit_code=9)
+    idx = np.array([[int(h), int(k), int(l)] for h, k, l, _ in entries], dtype=np.int64)
+    lo, hi = idx.min(axis=0), idx.max(axis=0)
+    bounds = (int(lo[0]), int(hi[0]), int(lo[1]), int(hi[1]), int(lo[2]), int(hi[2]))
+    F = empty_grid(bounds, str(path))
+    if default_F != 0.0:
+        F[:-1, :-1, :-1] = default_F
+    flat = np.ravel_multi_index(tuple((idx - lo).T), F.shape)
+    last = len(flat) - 1 - np.unique(flat[::-1], return_index=True)[1]
+    F.flat[flat[last]] = np.array([entry[3] for entry in entries])[last]
+    return HKLGrid(*bounds, F=F, hkls=len(entries), warnings=tuple(warnings))

@@ -1,0 +1,261 @@
+"""The pixel kernel: one pure function from an Experiment to an image.
+
+For each pixel the C program sums, over sensor layers t, sub-pixels q, sources s, phi steps
+and mosaic domains (in that loop order), I += F_cell^2 F_latt^2 with the fractional Miller
+indices h = A (d - i)/lambda (A: rotated direct-space cell, d: diffracted unit vector, i:
+incident unit vector).  Then pixel = r_e^2 fluence I / steps times the capture fraction,
+polarization and solid angle (``quirks.py`` says which samples C takes them from).
+
+Pixels are processed in tiles of ``tile`` pixels (``lax.map``), so peak memory depends on the
+tile, not the detector; inside a tile every other loop is an array axis.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from nbjax import quirks
+from nbjax.experiment import R_E_SQR, Experiment
+from nbjax.physics import structure_factors as sf
+from nbjax.physics.detector_response import capture_fraction, polarization, solid_angle
+from nbjax.physics.lattice import lattice_sq
+from nbjax.physics.rotations import rotate_axis
+
+DEFAULT_TILE_EVALS = 1 << 20  # sub-pixel x source x orientation samples per tile (memory bound)
+
+
+def orientation_matrices(crystal, dtype):
+    """(P*M, 3, 3) rotated cells, phi outer and mosaic inner; rows are a, b, c (m).
+
+    a = U_m R(spindle, phi_k) a0, as C applies the mosaic rotation after the phi rotation.
+    """
+    cell = jnp.stack([crystal.a, crystal.b, crystal.c]).astype(dtype)  # (3 vectors, 3)
+    phi = crystal.phi.astype(dtype)
+    rotated = rotate_axis(cell[None, :, :], crystal.spindle.astype(dtype), phi[:, None, None], jnp)  # (P, 3, 3)
+    umats = crystal.mosaic_umats.astype(dtype)
+    mats = jnp.einsum("mij,pvj->pmvi", umats, rotated)
+    return mats.reshape(-1, 3, 3)
+
+
+def _subpixel_positions(det, fpix, spix, dtype):
+    """Sub-pixel centres in the lab frame, (T, L, Q, 3), C order: layer, slow sub, fast sub."""
+    os = det.oversample
+    sub = det.pixel_size / os
+    ss, ff = np.meshgrid(np.arange(os), np.arange(os), indexing="ij")
+    Fdet = sub * (fpix[:, None] * os + ff.reshape(-1)[None, :]) + sub / 2.0  # (T, Q)
+    Sdet = sub * (spix[:, None] * os + ss.reshape(-1)[None, :]) + sub / 2.0
+    Odet = jnp.arange(det.layers, dtype=dtype) * det.layer_step  # (L,)
+    pos = (
+        Fdet[:, None, :, None] * det.fdet
+        + Sdet[:, None, :, None] * det.sdet
+        + Odet[None, :, None, None] * det.odet
+        + det.pix0
+    )
+    if det.curved:
+        pos = quirks.curved_detector_positions(pos, det)
+    return pos
+
+
+def _pixel_samples(exp: Experiment, fpix, spix, dtype):
+    """Everything per evaluation for a tile of pixels: hkl, x = F_latt^2 and the factors."""
+    det, beam, xtal = exp.detector, exp.beam, exp.crystal
+    pos = _subpixel_positions(det, fpix.astype(dtype), spix.astype(dtype), dtype)
+    airpath = jnp.linalg.norm(pos, axis=-1)  # (T, L, Q)
+    diffracted = pos / airpath[..., None]
+    close_distance = jnp.dot(det.pix0, det.odet)
+    omega = solid_angle(airpath, close_distance, det.pixel_size, det.point_pixel)
+    if det.thick:
+        layer = jnp.arange(det.layers, dtype=dtype)[None, :, None]
+        capture = capture_fraction(diffracted, det.odet, layer, det.layer_step, det.mu)
+    else:
+        capture = jnp.ones_like(omega)
+    directions = beam.directions / jnp.linalg.norm(beam.directions, axis=-1, keepdims=True)
+    incident = -directions  # (S, 3)
+    inv_lambda = 1.0 / beam.wavelengths  # (S,)
+    scattering = (diffracted[:, :, :, None, :] - incident) * inv_lambda[:, None]  # (T, L, Q, S, 3)
+    stol = 0.5 * jnp.sqrt(lax.stop_gradient(jnp.sum(scattering * scattering, axis=-1)))
+    dmin_skip = (exp.dmin > 0.0) & (stol > 0.0) & (2.0 * exp.dmin * stol > 1.0)
+    if beam.nopolar and not (exp.oversample_polar and not exp.physical):
+        polar = jnp.ones_like(stol)
+    else:
+        polar = polarization(incident, diffracted[:, :, :, None, :], beam.polar_vector, beam.kahn)
+    mats = orientation_matrices(xtal, dtype)  # (K, 3, 3)
+    a_d = jnp.einsum("kij,tlqj->tlqki", mats, diffracted)
+    a_i = jnp.einsum("kij,sj->ski", mats, incident)
+    hkl = (a_d[:, :, :, None] - a_i) * inv_lambda[:, None, None]  # (T, L, Q, S, K, 3)
+    f_latt_sq = lattice_sq(hkl, xtal.N.astype(dtype), xtal.shape, xtal.fudge, xtal.recip.astype(dtype))
+    return dict(hkl=hkl, f_latt_sq=f_latt_sq, omega=omega, capture=capture, polar=polar, dmin_skip=dmin_skip)
+
+
+def _f_cell(exp, hkl, use_interp):
+    sfac = exp.structure_factors
+    if sfac.grid is None:
+        return jnp.broadcast_to(sfac.default_F, hkl.shape[:-1])
+    grid = sfac.grid.astype(hkl.dtype)
+    near = sf.nearest(hkl, grid, sfac.lo, sfac.hi, sfac.default_F)
+    if not sfac.interpolate:
+        return near
+    return jnp.where(use_interp, sf.tricubic(hkl, grid, sfac.lo), near)
+
+
+def _reaches_f_cell(exp, s):
+    """Evaluations on which C gets as far as the structure factor (not skipped by dmin, or by
+    F_latt == 0 without water background)."""
+    skipped = s["dmin_skip"][..., None] | ((s["f_latt_sq"] == 0.0) & (exp.background == 0.0))
+    return ~skipped
+
+
+def _tile_first_out_of_range(exp: Experiment, fpix, spix, dtype):
+    """Per pixel, the first evaluation index at which C's interpolation range test fails
+    (the number of evaluations when it never does)."""
+    s = _pixel_samples(exp, fpix, spix, dtype)
+    sfac = exp.structure_factors
+    oor = sf.out_of_interpolation_range(s["hkl"], sfac.lo, sfac.hi) & _reaches_f_cell(exp, s)
+    flat = oor.reshape(oor.shape[0], -1)
+    return jnp.where(jnp.any(flat, axis=1), jnp.argmax(flat, axis=1), flat.shape[1])
+
+
+def _tile_pixels(exp: Experiment, fpix, spix, interp_stop, dtype):
+    """(pixel values, solid-angle sums) for a tile; interp_stop = (imgidx, eval) of C's first
+    out-of-range interpolation, before which evaluations are interpolated."""
+    s = _pixel_samples(exp, fpix, spix, dtype)
+    hkl = s["hkl"]
+    T = hkl.shape[0]
+    n_eval = int(np.prod(hkl.shape[1:-1]))
+    imgidx = spix * exp.detector.fpixels + fpix
+    eval_idx = jnp.arange(n_eval).reshape(hkl.shape[1:-1])
+    use_interp = (imgidx[:, None, None, None, None] < interp_stop[0]) | (
+        (imgidx[:, None, None, None, None] == interp_stop[0]) & (eval_idx < interp_stop[1])
+    )
+    f_cell = _f_cell(exp, hkl, use_interp)
+    x = jnp.where(s["dmin_skip"][..., None], 0.0, f_cell * f_cell * s["f_latt_sq"])
+    if exp.physical:
+        intensity = _physical_sum(exp, x, s)
+    else:
+        intensity = quirks.c_pixel_sum(exp, x, s, _reaches_f_cell(exp, s))
+    value = R_E_SQR * exp.beam.fluence * intensity
+    omega_sum = quirks.c_solid_angle_sum(exp, s["omega"])
+    del T
+    return value, omega_sum
+
+
+def _physical_sum(exp: Experiment, x, s):
+    """Intended physics: every sample carries its own solid angle, polarization and capture;
+    sources are weighted; sensor layers add.  Mean over sub-pixels and orientations."""
+    w = exp.beam.weights / jnp.sum(exp.beam.weights)
+    per_source = exp.background + jnp.mean(x, axis=-1)  # (T, L, Q, S)
+    factors = s["omega"][..., None] * s["capture"][..., None] * s["polar"]
+    weighted = jnp.sum(per_source * factors * w, axis=-1)  # (T, L, Q)
+    return jnp.mean(jnp.sum(weighted, axis=1), axis=-1)
+
+
+def default_tile(exp: Experiment) -> int:
+    """Pixels per tile so one tile holds about DEFAULT_TILE_EVALS samples."""
+    per_pixel = exp.detector.layers * exp.detector.oversample**2 * exp.beam.wavelengths.shape[0] * exp.crystal.phi.shape[0] * exp.crystal.mosaic_umats.shape[0]
+    tile = max(16, DEFAULT_TILE_EVALS // max(per_pixel, 1))
+    return int(min(tile, 1 << 16))
+
+
+def roi_pixels(exp: Experiment):
+    """(fpix, spix) of the rendered ROI rectangle, slow-major (C order)."""
+    xmin, xmax, ymin, ymax = exp.roi
+    d = exp.detector
+    fs = np.arange(max(xmin, 0), min(xmax, d.fpixels - 1) + 1)
+    ss = np.arange(max(ymin, 0), min(ymax, d.spixels - 1) + 1)
+    S, F = np.meshgrid(ss, fs, indexing="ij")
+    return F.reshape(-1).astype(np.int32), S.reshape(-1).astype(np.int32)
+
+
+@functools.partial(jax.jit, static_argnames=("dtype", "first_oor"))
+def _map_tiles(exp, fpix, spix, interp_stop, dtype, first_oor=False):
+    """lax.map over tiles: fpix/spix are (ntiles, tile)."""
+    exp = exp.astype(dtype)
+
+    def body(args):
+        f, s_ = args
+        if first_oor:
+            return _tile_first_out_of_range(exp, f, s_, dtype)
+        return jax.checkpoint(lambda e, f, s_: _tile_pixels(e, f, s_, interp_stop, dtype))(exp, f, s_)
+
+    return lax.map(body, (fpix, spix))
+
+
+def _tiled(fpix, spix, tile):
+    n = fpix.shape[0]
+    ntiles = -(-n // tile)
+    pad = ntiles * tile - n
+    fp = np.concatenate([fpix, np.repeat(fpix[-1:], pad)]).reshape(ntiles, tile)
+    sp = np.concatenate([spix, np.repeat(spix[-1:], pad)]).reshape(ntiles, tile)
+    return fp, sp
+
+
+def _interp_stop(exp, fpix, spix, tile, dtype, group):
+    """C's global cut-off for interpolation: (imgidx, eval index) of the first out-of-range
+    evaluation in loop order, or past the end when there is none."""
+    none = jnp.array([np.iinfo(np.int32).max, 0], dtype=jnp.int32)
+    sfac = exp.structure_factors
+    if sfac.grid is None or not sfac.interpolate or exp.physical:
+        return none, None
+    first = np.concatenate([np.asarray(_map_tiles(exp, f, s, none, dtype, first_oor=True)).reshape(-1) for f, s in group(fpix, spix)])[: fpix.shape[0]]
+    n_eval = exp.steps * exp.detector.layers
+    hit = first < n_eval
+    if exp.mask is not None:
+        hit &= np.asarray(exp.mask)[spix, fpix] != 0
+    if not hit.any():
+        return none, None
+    p = int(np.argmax(hit))
+    return jnp.array([int(spix[p]) * exp.detector.fpixels + int(fpix[p]), int(first[p])], dtype=jnp.int32), (int(fpix[p]), int(spix[p]))
+
+
+def render_with_stats(exp: Experiment, *, dtype=jnp.float64, tile: int | None = None, tiles_per_call: int | None = None, progress=None):
+    """Render the image; returns (image (spixels, fpixels), per-pixel solid-angle sums, info).
+
+    ``tiles_per_call`` splits the work into several jitted calls (for a progress meter);
+    ``progress(done, total)`` is called after each.
+    """
+    tile = tile or default_tile(exp)
+    fpix, spix = roi_pixels(exp)
+    if fpix.size == 0:
+        zeros = jnp.zeros((exp.detector.spixels, exp.detector.fpixels), dtype)
+        return zeros, zeros, {"interp_stop": None}
+    fp, sp = _tiled(fpix, spix, tile)
+    per_call = tiles_per_call or fp.shape[0]
+
+    def group(f, s):
+        for start in range(0, fp.shape[0], per_call):
+            yield fp[start : start + per_call], sp[start : start + per_call]
+
+    stop, stop_pixel = _interp_stop(exp, fpix, spix, tile, dtype, group)
+    values, omegas = [], []
+    total = fp.shape[0]
+    for f, s in group(fp, sp):
+        v, o = _map_tiles(exp, f, s, stop, dtype)
+        values.append(v.reshape(-1))
+        omegas.append(o.reshape(-1))
+        if progress is not None:
+            progress(min(len(values) * per_call, total), total)
+    n = fpix.shape[0]
+    values = jnp.concatenate(values)[:n]
+    omegas = jnp.concatenate(omegas)[:n]
+    d = exp.detector
+    image = jnp.zeros((d.spixels, d.fpixels), dtype).at[spix, fpix].set(values.astype(dtype))
+    omega_img = jnp.zeros((d.spixels, d.fpixels), dtype).at[spix, fpix].set(omegas.astype(dtype))
+    if exp.mask is not None:
+        keep = jnp.asarray(exp.mask) != 0
+        image = jnp.where(keep, image, 0.0)
+        omega_img = jnp.where(keep, omega_img, 0.0)
+    return image, omega_img, {"interp_stop": stop_pixel}
+
+
+def render(exp: Experiment, *, dtype=jnp.float64, tile: int | None = None):
+    """The float image (spixels, fpixels) in photons per pixel; differentiable in ``exp``."""
+    return render_with_stats(exp, dtype=dtype, tile=tile)[0]
+
+
+eqx  # noqa: B018 (equinox modules are the inputs)

@@ -1,0 +1,47 @@
+"""Per-sample detector factors: solid angle, polarization and sensor absorption.
+
+Unit vectors: ``diffracted`` from the sample to the sub-pixel, ``incident`` along the beam
+(towards the detector).  Lengths in metres.
+"""
+
+import jax.numpy as jnp
+
+
+def solid_angle(airpath, close_distance, pixel_size, point_pixel: bool):
+    """Pixel solid angle (sr): omega = pixel^2 / R^2 * close_distance / R, or 1/R^2 (point pixel)."""
+    if point_pixel:
+        return 1.0 / (airpath * airpath)
+    return pixel_size * pixel_size / (airpath * airpath) * close_distance / airpath
+
+
+def polarization(incident, diffracted, polar_axis, kahn):
+    """Kahn polarization factor 0.5 (1 + cos^2 2t - K cos(2 psi) sin^2 2t).
+
+    psi is the azimuth of the diffracted ray about the incident beam, measured from the
+    E-vector E = unit(i x unit(p x i)) with p the polarization axis; cos(2 psi) is computed
+    as (E_out^2 - B_out^2)/(E_out^2 + B_out^2) so the gradient is finite at 2theta = 0.
+    """
+    cos2t = jnp.sum(incident * diffracted, axis=-1)
+    cos2t_sq = cos2t * cos2t
+    b_in = _unit(jnp.cross(polar_axis, incident))
+    e_in = _unit(jnp.cross(incident, b_in))
+    e_out = jnp.sum(diffracted * e_in, axis=-1)
+    b_out = jnp.sum(diffracted * b_in, axis=-1)
+    rr = e_out * e_out + b_out * b_out
+    forward = rr == 0.0
+    cos_2psi = jnp.where(forward, 1.0, (e_out * e_out - b_out * b_out) / jnp.where(forward, 1.0, rr))
+    return 0.5 * (1.0 + cos2t_sq - kahn * cos_2psi * (1.0 - cos2t_sq))
+
+
+def _unit(v):
+    """v/|v|, and zero for a zero vector (as C's unitize)."""
+    n2 = jnp.sum(v * v, axis=-1, keepdims=True)
+    zero = n2 == 0.0
+    return jnp.where(zero, 0.0, v / jnp.sqrt(jnp.where(zero, 1.0, n2)))
+
+
+def capture_fraction(diffracted, odet, layer, layer_step, mu):
+    """Fraction absorbed in sensor layer ``layer``: exp(-t dz mu/c) - exp(-(t+1) dz mu/c), c = d.o."""
+    parallax = jnp.sum(diffracted * odet, axis=-1)
+    depth = layer_step * mu / parallax
+    return jnp.exp(-layer * depth) - jnp.exp(-(layer + 1) * depth)

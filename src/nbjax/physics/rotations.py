@@ -1,0 +1,46 @@
+"""Rotations of 3-vectors, written once for NumPy (host set-up) and jax.numpy (gradients).
+
+Each function takes the array namespace ``xp`` so the C program's set-up arithmetic runs in
+float64 NumPy for parity and the very same formulas run under ``jax.grad`` in the Python API.
+Vectors are length-3 arrays (or ``(..., 3)`` stacks).
+"""
+
+import numpy as np
+
+
+def rotate_xyz(v, rotx, roty, rotz, xp=np):
+    """Rotate ``v`` about lab x, then y, then z (radians), as the C ``rotate()``.
+
+    x: (y, z) -> (y cos - z sin, y sin + z cos); y: (x, z) -> (x cos + z sin, -x sin + z cos);
+    z: (x, y) -> (x cos - y sin, x sin + y cos).
+    """
+    x, y, z = v[..., 0], v[..., 1], v[..., 2]
+    cx, sx = xp.cos(rotx), xp.sin(rotx)
+    y, z = y * cx - z * sx, y * sx + z * cx
+    cy, sy = xp.cos(roty), xp.sin(roty)
+    x, z = x * cy + z * sy, -x * sy + z * cy
+    cz, sz = xp.cos(rotz), xp.sin(rotz)
+    x, y = x * cz - y * sz, x * sz + y * cz
+    return xp.stack([x, y, z], axis=-1)
+
+
+def rotate_axis(v, axis, phi, xp=np):
+    """Rotate ``v`` by ``phi`` radians about the unit vector ``axis`` (Rodrigues, as C).
+
+    v' = axis (axis.v)(1 - cos phi) + v cos phi + (axis x v) sin phi
+    """
+    c, s = xp.cos(phi), xp.sin(phi)
+    dot = xp.sum(axis * v, axis=-1, keepdims=True) * (1.0 - c)
+    return axis * dot + v * c + xp.cross(axis, v) * s
+
+
+def axis_angle_matrix(axis, phi, xp=np):
+    """3x3 matrix R with R @ v == rotate_axis(v, axis, phi)."""
+    return xp.swapaxes(rotate_axis(xp.eye(3, dtype=xp.result_type(phi, float)), axis, phi, xp), -1, -2)
+
+
+def unitize(v, xp=np):
+    """(v/|v|, |v|); a zero vector stays zero, as in C."""
+    mag = xp.sqrt(xp.sum(v * v, axis=-1, keepdims=True))
+    safe = xp.where(mag == 0.0, 1.0, mag)
+    return xp.where(mag == 0.0, 0.0, v / safe), mag[..., 0]
