@@ -12,7 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import exitcodes, images, inputs, lint, metrics, runners
+from . import exitcodes, images, inputs, lint, runners
+from . import metrics as mx
 from .exitcodes import UsageError
 
 
@@ -21,8 +22,8 @@ class Options:
     c: runners.Runner | None
     py: runners.Runner
     roi: tuple[int, int, int, int] | None = None
-    threshold: float = metrics.DEFAULT_THRESHOLD
-    sum_tol: float = metrics.DEFAULT_SUM_TOL
+    threshold: float = mx.DEFAULT_THRESHOLD
+    sum_tol: float = mx.DEFAULT_SUM_TOL
     timeout: float | None = 600.0
 
 
@@ -53,15 +54,15 @@ class Outcome:
     c_img: np.ndarray | None = None
     py_img: np.ndarray | None = None
     anomalies: list[str] = field(default_factory=list)
-    threshold: float = metrics.DEFAULT_THRESHOLD
-    sum_tol: float = metrics.DEFAULT_SUM_TOL
+    threshold: float = mx.DEFAULT_THRESHOLD
+    sum_tol: float = mx.DEFAULT_SUM_TOL
 
     @property
     def passed(self) -> bool:
         return self.exit_code == exitcodes.PASS
 
     def to_json(self) -> dict:
-        return metrics.jsonable({
+        return mx.jsonable({
             "exit_code": self.exit_code,
             "result": exitcodes.MEANING.get(self.exit_code, "?"),
             "verdict": self.verdict,
@@ -92,8 +93,8 @@ def _load(side: Side) -> np.ndarray | None:
     return images.read_float(side.float_path)
 
 
-def evaluate(c: Side, py: Side, roi=None, threshold: float = metrics.DEFAULT_THRESHOLD,
-             sum_tol: float = metrics.DEFAULT_SUM_TOL) -> Outcome:
+def evaluate(c: Side, py: Side, roi=None, threshold: float = mx.DEFAULT_THRESHOLD,
+             sum_tol: float = mx.DEFAULT_SUM_TOL) -> Outcome:
     anomalies: list[str] = []
     c_flat, py_flat = _load(c), _load(py)
     failures = [f"{s.label} {s.failure}" for s in (c, py) if s.failure]
@@ -113,10 +114,10 @@ def evaluate(c: Side, py: Side, roi=None, threshold: float = metrics.DEFAULT_THR
                        py_img=images.reshape_one(py_flat, py.stdout), anomalies=[shaped.mismatch],
                        threshold=threshold, sum_tol=sum_tol)
     try:
-        m = metrics.compute(shaped.c, shaped.py, roi)
+        m = mx.compute(shaped.c, shaped.py, roi)
     except ValueError as exc:
         raise UsageError(str(exc))
-    ok, checks = metrics.judge(m, threshold, sum_tol)
+    ok, checks = mx.judge(m, threshold, sum_tol)
     if shaped.source != "stdout":
         anomalies.append(f"image shape {shaped.shape[0]}x{shaped.shape[1]} guessed: "
                          f"{shaped.source}")

@@ -149,7 +149,7 @@ def judge(m: dict, threshold: float = DEFAULT_THRESHOLD, sum_tol: float = DEFAUL
     dev = abs(ratio - 1.0) if math.isfinite(ratio) else math.inf
     checks = [
         ("corr", corr, f">= {threshold:g}", bool(math.isfinite(corr) and corr >= threshold)),
-        ("|sum_ratio-1|", dev, f"<= {sum_tol:g}", bool(dev <= sum_tol)),
+        ("abs(sum_ratio-1)", dev, f"<= {sum_tol:g}", bool(dev <= sum_tol)),
         ("nonfinite_mismatch", m["nonfinite_mismatch"], "== 0", m["nonfinite_mismatch"] == 0),
         ("n_compared", m["n_compared"], "> 0", m["n_compared"] > 0),
     ]

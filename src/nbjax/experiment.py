@@ -68,6 +68,7 @@ class Crystal(eqx.Module):
     fudge: Float[Array, ""]
     spindle: Float[Array, "3"]
     phi: Float[Array, " P"]
+    phi_first: Float[Array, " P"]  # angles of the run's first phi loop (C quirk D19); = phi normally
     mosaic_umats: Float[Array, "M 3 3"]
     shape: str = eqx.field(static=True)
     mosaic: bool = eqx.field(static=True)  # spread > 0: apply the domain matrices

@@ -30,13 +30,14 @@ from nbjax.physics.rotations import rotate_axis
 DEFAULT_TILE_EVALS = 1 << 20  # sub-pixel x source x orientation samples per tile (memory bound)
 
 
-def orientation_matrices(crystal, dtype):
+def orientation_matrices(crystal, dtype, first_loop=False):
     """(P*M, 3, 3) rotated cells, phi outer and mosaic inner; rows are a, b, c (m).
 
     a = U_m R(spindle, phi_k) a0, as C applies the mosaic rotation after the phi rotation.
+    ``first_loop`` uses the angles of C's first phi loop (quirk D19).
     """
     cell = jnp.stack([crystal.a, crystal.b, crystal.c]).astype(dtype)  # (3 vectors, 3)
-    phi = crystal.phi.astype(dtype)
+    phi = (crystal.phi_first if first_loop else crystal.phi).astype(dtype)
     rotated = rotate_axis(cell[None, :, :], crystal.spindle.astype(dtype), phi[:, None, None], jnp)  # (P, 3, 3)
     umats = crystal.mosaic_umats.astype(dtype)
     mats = jnp.einsum("mij,pvj->pmvi", umats, rotated)
@@ -62,8 +63,12 @@ def _subpixel_positions(det, fpix, spix, dtype):
     return pos
 
 
-def _pixel_samples(exp: Experiment, fpix, spix, dtype):
-    """Everything per evaluation for a tile of pixels: hkl, x = F_latt^2 and the factors."""
+def _pixel_samples(exp: Experiment, fpix, spix, dtype, first_loop=False):
+    """Everything per evaluation for a tile of pixels: hkl, F_latt^2 and the factors.
+
+    ``first_loop``: the tile is the run's first pixel, whose first executed phi loop C renders
+    with the true phi = 0 orientation (quirk D19).
+    """
     det, beam, xtal = exp.detector, exp.beam, exp.crystal
     pos = _subpixel_positions(det, fpix.astype(dtype), spix.astype(dtype), dtype)
     airpath = jnp.linalg.norm(pos, axis=-1)  # (T, L, Q)
@@ -85,12 +90,20 @@ def _pixel_samples(exp: Experiment, fpix, spix, dtype):
         polar = jnp.ones_like(stol)
     else:
         polar = polarization(incident, diffracted[:, :, :, None, :], beam.polar_vector, beam.kahn)
-    mats = orientation_matrices(xtal, dtype)  # (K, 3, 3)
-    a_d = jnp.einsum("kij,tlqj->tlqki", mats, diffracted)
-    a_i = jnp.einsum("kij,sj->ski", mats, incident)
-    hkl = (a_d[:, :, :, None] - a_i) * inv_lambda[:, None, None]  # (T, L, Q, S, K, 3)
+    hkl = _miller_indices(orientation_matrices(xtal, dtype), diffracted, incident, inv_lambda)
+    if first_loop:
+        hkl_first = _miller_indices(orientation_matrices(xtal, dtype, True), diffracted, incident, inv_lambda)
+        group = jnp.arange(np.prod(dmin_skip.shape[1:])).reshape(dmin_skip.shape[1:]) == quirks.first_unskipped_index(dmin_skip)[:, None, None, None]
+        hkl = jnp.where(group[..., None, None], hkl_first, hkl)
     f_latt_sq = lattice_sq(hkl, xtal.N.astype(dtype), xtal.shape, xtal.fudge, xtal.recip.astype(dtype))
     return dict(hkl=hkl, f_latt_sq=f_latt_sq, omega=omega, capture=capture, polar=polar, dmin_skip=dmin_skip)
+
+
+def _miller_indices(mats, diffracted, incident, inv_lambda):
+    """h = A (d - i)/lambda as (A d - A i)/lambda: (T, L, Q, S, K, 3)."""
+    a_d = jnp.einsum("kij,tlqj->tlqki", mats, diffracted)
+    a_i = jnp.einsum("kij,sj->ski", mats, incident)
+    return (a_d[:, :, :, None] - a_i) * inv_lambda[:, None, None]
 
 
 def _f_cell(exp, hkl, use_interp):
@@ -121,12 +134,11 @@ def _tile_first_out_of_range(exp: Experiment, fpix, spix, dtype):
     return jnp.where(jnp.any(flat, axis=1), jnp.argmax(flat, axis=1), flat.shape[1])
 
 
-def _tile_pixels(exp: Experiment, fpix, spix, interp_stop, dtype):
+def _tile_pixels(exp: Experiment, fpix, spix, interp_stop, dtype, first_loop=False):
     """(pixel values, solid-angle sums) for a tile; interp_stop = (imgidx, eval) of C's first
     out-of-range interpolation, before which evaluations are interpolated."""
-    s = _pixel_samples(exp, fpix, spix, dtype)
+    s = _pixel_samples(exp, fpix, spix, dtype, first_loop)
     hkl = s["hkl"]
-    T = hkl.shape[0]
     n_eval = int(np.prod(hkl.shape[1:-1]))
     imgidx = spix * exp.detector.fpixels + fpix
     eval_idx = jnp.arange(n_eval).reshape(hkl.shape[1:-1])
@@ -141,7 +153,6 @@ def _tile_pixels(exp: Experiment, fpix, spix, interp_stop, dtype):
         intensity = quirks.c_pixel_sum(exp, x, s, _reaches_f_cell(exp, s))
     value = R_E_SQR * exp.beam.fluence * intensity
     omega_sum = quirks.c_solid_angle_sum(exp, s["omega"])
-    del T
     return value, omega_sum
 
 
@@ -172,8 +183,8 @@ def roi_pixels(exp: Experiment):
     return F.reshape(-1).astype(np.int32), S.reshape(-1).astype(np.int32)
 
 
-@functools.partial(jax.jit, static_argnames=("dtype", "first_oor"))
-def _map_tiles(exp, fpix, spix, interp_stop, dtype, first_oor=False):
+@functools.partial(jax.jit, static_argnames=("dtype", "first_oor", "first_loop"))
+def _map_tiles(exp, fpix, spix, interp_stop, dtype, first_oor=False, first_loop=False):
     """lax.map over tiles: fpix/spix are (ntiles, tile)."""
     exp = exp.astype(dtype)
 
@@ -181,7 +192,7 @@ def _map_tiles(exp, fpix, spix, interp_stop, dtype, first_oor=False):
         f, s_ = args
         if first_oor:
             return _tile_first_out_of_range(exp, f, s_, dtype)
-        return jax.checkpoint(lambda e, f, s_: _tile_pixels(e, f, s_, interp_stop, dtype))(exp, f, s_)
+        return jax.checkpoint(lambda e, f, s_: _tile_pixels(e, f, s_, interp_stop, dtype, first_loop))(exp, f, s_)
 
     return lax.map(body, (fpix, spix))
 
@@ -243,6 +254,11 @@ def render_with_stats(exp: Experiment, *, dtype=jnp.float64, tile: int | None = 
     n = fpix.shape[0]
     values = jnp.concatenate(values)[:n]
     omegas = jnp.concatenate(omegas)[:n]
+    first = _first_rendered(exp, fpix, spix)
+    if first is not None and not exp.physical and not np.array_equal(np.asarray(exp.crystal.phi), np.asarray(exp.crystal.phi_first)):
+        f1, s1 = fpix[first : first + 1, None], spix[first : first + 1, None]
+        v1, _ = _map_tiles(exp, f1, s1, stop, dtype, first_loop=True)
+        values = values.at[first].set(v1.reshape(-1)[0])
     d = exp.detector
     image = jnp.zeros((d.spixels, d.fpixels), dtype).at[spix, fpix].set(values.astype(dtype))
     omega_img = jnp.zeros((d.spixels, d.fpixels), dtype).at[spix, fpix].set(omegas.astype(dtype))
@@ -251,6 +267,14 @@ def render_with_stats(exp: Experiment, *, dtype=jnp.float64, tile: int | None = 
         image = jnp.where(keep, image, 0.0)
         omega_img = jnp.where(keep, omega_img, 0.0)
     return image, omega_img, {"interp_stop": stop_pixel}
+
+
+def _first_rendered(exp, fpix, spix):
+    """Index of the first pixel C renders (first ROI pixel not masked), or None."""
+    if exp.mask is None:
+        return 0
+    keep = np.asarray(exp.mask)[spix, fpix] != 0
+    return int(np.argmax(keep)) if keep.any() else None
 
 
 def render(exp: Experiment, *, dtype=jnp.float64, tile: int | None = None):

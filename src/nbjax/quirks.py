@@ -56,12 +56,16 @@ def c_pixel_sum(exp, x, s, reaches):
     return value
 
 
+def first_unskipped_index(skip):
+    """Per pixel, the flat (layer, sub-pixel, source) index of the first sample in C loop order
+    not skipped by dmin: where C computes the polarization and runs its first phi loop."""
+    return jnp.argmax(~skip.reshape(skip.shape[0], -1), axis=1)
+
+
 def _first_unskipped(polar, skip):
     """Polarization of the first (layer, sub-pixel, source) in C loop order not skipped by dmin."""
-    T = polar.shape[0]
-    flat_skip = skip.reshape(T, -1)
-    idx = jnp.argmax(~flat_skip, axis=1)
-    return jnp.take_along_axis(polar.reshape(T, -1), idx[:, None], axis=1)[:, 0]
+    idx = first_unskipped_index(skip)
+    return jnp.take_along_axis(polar.reshape(polar.shape[0], -1), idx[:, None], axis=1)[:, 0]
 
 
 def c_solid_angle_sum(exp, omega):
@@ -84,25 +88,26 @@ def curved_detector_positions(pos, det):
     return rotate_axis(turned, det.fdet, pos[..., 2:3] / distance, jnp)
 
 
-def phi_angles_c(phi0: float, phistep: float, phisteps: int) -> tuple[np.ndarray, bool]:
-    """Phi angles C actually renders (D19; case quirk-phi-zero-reuse).
+def phi_angles_c(phi0: float, phistep: float, phisteps: int) -> tuple[np.ndarray, np.ndarray]:
+    """Phi angles C actually renders (D19; cases quirk-phi-zero-reuse, mosaic-seed-phi).
 
     When phi is exactly 0 C skips the rotation and reuses the orientation of the previous phi
-    step it rendered (for slot 0: the last non-zero step of the previous source/sub-pixel).
-    Returns (angles, changed).
+    step it rendered: for slot 0 that is the last non-zero step of the previous source or
+    sub-pixel.  Only the very first phi loop of the run (first pixel) starts from the true
+    phi = 0 orientation.  Returns (steady-state angles, first-loop angles).
     """
     phis = [phi0 + phistep * k for k in range(phisteps)]
     nonzero = [k for k, p in enumerate(phis) if p != 0.0]
-    if not nonzero or len(nonzero) == len(phis):
-        return np.array(phis), False
-    out = []
+    steady, first = [], []
     for k, p in enumerate(phis):
-        if p != 0.0:
-            out.append(p)
-            continue
-        prev = [j for j in nonzero if j < k]
-        out.append(phis[prev[-1]] if prev else phis[nonzero[-1]])
-    return np.array(out), True
+        earlier = [j for j in nonzero if j < k]
+        if p != 0.0 or not nonzero:
+            steady.append(p)
+            first.append(p)
+        else:
+            steady.append(phis[earlier[-1]] if earlier else phis[nonzero[-1]])
+            first.append(phis[earlier[-1]] if earlier else 0.0)
+    return np.array(steady), np.array(first)
 
 
 def misset_seed_collision(argv: list[str]) -> bool:

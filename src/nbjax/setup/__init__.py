@@ -119,10 +119,10 @@ def build(s: RunSettings) -> tuple[Experiment, Derived, list[str]]:
     umats = rng.mosaic_umats(spread, domains, seed=-s.mosaic_seed, rng=random_state)
     log(f"  created a total of {domains} mosaic domains")
     if s.physical:
-        phis = np.array([s.phi0 + phistep * k for k in range(phisteps)])
+        phis = phis_first = np.array([s.phi0 + phistep * k for k in range(phisteps)])
     else:
-        phis, reused = quirks.phi_angles_c(s.phi0, phistep, phisteps)
-        if reused:
+        phis, phis_first = quirks.phi_angles_c(s.phi0, phistep, phisteps)
+        if not np.array_equal(phis, [s.phi0 + phistep * k for k in range(phisteps)]):
             warnings.append("quirk: phi is exactly 0 at a step; like nanoBragg, that step reuses the previous step's orientation (use -physical or -phi 1e-12)")
         if np.ptp(sources.weights) > 0:
             warnings.append("quirk: source weights differ; like nanoBragg, nbjax ignores them (use -physical to honour them)")
@@ -148,7 +148,7 @@ def build(s: RunSettings) -> tuple[Experiment, Derived, list[str]]:
     crystal = Crystal(
         a=f64(lattice.a), b=f64(lattice.b), c=f64(lattice.c),
         recip=f64(np.stack([lattice.a_star, lattice.b_star, lattice.c_star])), N=f64(N), fudge=f64(s.fudge),
-        spindle=f64(geo.spindle), phi=f64(phis), mosaic_umats=f64(umats), shape=s.xtal_shape, mosaic=spread > 0.0,
+        spindle=f64(geo.spindle), phi=f64(phis), phi_first=f64(phis_first), mosaic_umats=f64(umats), shape=s.xtal_shape, mosaic=spread > 0.0,
     )
     sfac = StructureFactors(
         default_F=f64(s.default_F),
