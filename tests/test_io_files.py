@@ -4,6 +4,7 @@ import hashlib
 import json
 import math
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -129,7 +130,6 @@ def test_smv_header_bytes_match_c(case):
 
 def test_smv_header_denzo_signed_zero():
     values = HEADERS["io-int-pgm-noise"]
-    from dataclasses import replace
     zero_beam = replace(values, Sbeam_m=-0.0, Fbeam_m=-0.0)
     assert b"DENZO_X_BEAM=-0;" in format_smv_header(zero_beam)
     assert b"DENZO_X_BEAM=0;" in format_smv_header(zero_beam, noise_image=True)
@@ -182,14 +182,14 @@ def test_read_smv_errors_and_byte_order(tmp_path):
     (tmp_path / "cut.img").write_bytes(good[:-2])
     with pytest.raises(NBError, match="needs"):
         read_smv(tmp_path / "cut.img")
-    big = good[:512].replace(b"little_endian", b"big_endian;  ") + read_smv_bytes_swapped(good)
+    big = good[:512].replace(b"little_endian", b"big_endian;  ") + _big_endian_pixels(good)
     (tmp_path / "big.img").write_bytes(big)
     frame = read_smv(tmp_path / "big.img")
     assert frame.byte_order == "big_endian"
     assert np.array_equal(frame.data, read_smv(GOLDEN / "io-xds-header" / "c_int.img").data)
 
 
-def read_smv_bytes_swapped(smv: bytes) -> bytes:
+def _big_endian_pixels(smv: bytes) -> bytes:
     return np.frombuffer(smv[512:], dtype="<u2").astype(">u2").tobytes()
 
 
@@ -287,6 +287,8 @@ def test_fdump_errors(tmp_path):
     ("0 0 0 1\n1 0 0\n", r"line 2: expected h k l F, found 3"),
     ("0 0 0 nan\n", r"line 1: 'nan' is not a finite"),
     ("\n\n", r"not enough HKL indices"),
+    ("0 0 0 1\n0 5e9 0 1\n", r"line 2: k = 5e\+09 does not fit a C int"),
+    ("0 0 0 1\n0 100000 0 1\n-100000 0 0 1\n", r"too large"),
 ])
 def test_hkl_bad_inputs(text, match, tmp_path):
     (tmp_path / "bad.hkl").write_text(text)

@@ -40,10 +40,14 @@ def utc_stamp(now: datetime | None = None) -> str:
     return (now or datetime.now(timezone.utc)).strftime("%Y%m%dT%H%M%SZ")
 
 
-def new_bundle_dir(out_root: Path, topic: str | None, stamp: str | None = None) -> Path:
-    """``out_root/<topic>/<stamp>/`` (``-2``, ``-3``... appended if it already exists)."""
+def check_topic(topic: str | None) -> None:
     if topic is not None and (not topic or "/" in topic or topic in (".", "..")):
         raise exitcodes.UsageError(f"bad --topic {topic!r}: use a plain folder name")
+
+
+def new_bundle_dir(out_root: Path, topic: str | None, stamp: str | None = None) -> Path:
+    """``out_root/<topic>/<stamp>/`` (``-2``, ``-3``... appended if it already exists)."""
+    check_topic(topic)
     base = out_root / topic if topic else out_root
     stamp = stamp or utc_stamp()
     path, k = base / stamp, 2

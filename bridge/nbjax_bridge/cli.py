@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 import tempfile
 from pathlib import Path
@@ -108,7 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
                        usage=f"{PROG} bundle --topic NAME [options] -- ARGS...")
     p.add_argument("--topic", required=True, metavar="NAME", help="folder name for this bundle")
     p.add_argument("--pytest", nargs="+", action="extend", metavar="SELECTOR",
-                   help="also run `python -m pytest SELECTOR...` and keep pytest.log")
+                   help="also run `python -m pytest SELECTOR...` and keep pytest.log; each "
+                        "value is split like a shell, so \"tests/x.py -k src\" passes options")
     p.add_argument("--pytest-timeout", type=_positive, default=1800.0, metavar="S",
                    help="seconds before the pytest run is killed (default 1800)")
     p.add_argument("--out", metavar="DIR", default="reports",
@@ -167,7 +169,16 @@ def _split(argv: list[str]) -> tuple[list[str], list[str] | None]:
     return argv, None
 
 
+def _check_roi(roi) -> None:
+    if roi is None:
+        return
+    x0, x1, y0, y1 = roi
+    if min(roi) < 0 or x1 < x0 or y1 < y0:
+        raise UsageError(f"bad --roi {x0} {x1} {y0} {y1}: need 0 <= X0 <= X1 and 0 <= Y0 <= Y1")
+
+
 def _opts(ns, c_side: bool = True) -> Options:
+    _check_roi(getattr(ns, "roi", None))
     c = runners.c_runner(ns.c_bin) if c_side else None
     py = runners.py_runner(ns.py_cmd)
     return Options(c=c, py=py, roi=tuple(ns.roi) if getattr(ns, "roi", None) else None,
@@ -188,26 +199,29 @@ def _cmd_compare(ns, args: list[str], argv: list[str]) -> int:
     opts = _opts(ns)
     out = sys.stdout
     bdir = None
+    report = {}
+    stamp = bundle.utc_stamp()
     if ns.cmd == "bundle":
-        bdir = bundle.new_bundle_dir(Path(ns.out), ns.topic)
+        bundle.check_topic(ns.topic)
     with tempfile.TemporaryDirectory(prefix="nbjax-bridge-") as tmp:
         cmp = run_compare(args, Path.cwd(), opts, Path(tmp))
+        if ns.cmd == "bundle":
+            bdir = bundle.new_bundle_dir(Path(ns.out), ns.topic, stamp)
         _print_lint(cmp.findings, out)
         for res, label in ((cmp.c, "C    "), (cmp.py, "nbjax")):
             print(f"{label}: {res.describe()} ({res.elapsed_s:.3f} s)  {' '.join(res.cmd[:1])}",
                   file=out)
         if bdir is not None:
-            bundle.write_bundle(cmp, bdir, ns.topic, [PROG] + argv, ns.pytest, ns.pytest_timeout)
+            selectors = [w for v in (ns.pytest or []) for w in shlex.split(v)]
+            report = bundle.write_bundle(cmp, bdir, ns.topic, [PROG] + argv, selectors,
+                                         ns.pytest_timeout)
     print(cmp.outcome.verdict, file=out)
     for a in cmp.outcome.anomalies:
         print(f"  note: {a}", file=out)
     if cmp.outcome.metrics or cmp.outcome.shape:
         print(metrics_table(cmp.outcome, cmp.c.elapsed_s, cmp.py.elapsed_s), file=out)
     if bdir is not None:
-        info = None
-        if ns.pytest:
-            import json
-            info = json.loads((bdir / "metrics.json").read_text()).get("pytest")
+        info = report.get("pytest")
         if info:
             print(f"pytest: exit {info['returncode']} (log: {bdir / 'pytest.log'})", file=out)
         print(f"bundle: {bdir}", file=out)
@@ -222,7 +236,10 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     head, tail = _split(argv)
-    ns = parser.parse_args(head)
+    try:
+        ns = parser.parse_args(head)
+    except SystemExit as exc:  # --help (0) or a usage error (2), already printed
+        return exc.code if isinstance(exc.code, int) else exitcodes.USAGE
     try:
         if ns.cmd in ("compare", "bundle"):
             if not tail:

@@ -42,7 +42,7 @@ def pearson(a: np.ndarray, b: np.ndarray) -> float:
     na, nb = math.sqrt(float(np.dot(da, da))), math.sqrt(float(np.dot(db, db)))
     if na == 0.0 or nb == 0.0:
         return 1.0 if np.array_equal(a, b) else math.nan
-    return float(np.dot(da, db) / (na * nb))
+    return float(min(1.0, max(-1.0, np.dot(da, db) / (na * nb))))
 
 
 def maximum_filter3(img: np.ndarray) -> np.ndarray:
@@ -109,7 +109,9 @@ def compute(c: np.ndarray, py: np.ndarray, roi=None, n_peaks: int = N_PEAKS,
     both = fc & fp
     a, b = c[both], py[both]
     sum_c, sum_py = float(a.sum()), float(b.sum())
-    if sum_c != 0.0:
+    if a.size == 0:
+        ratio = math.nan
+    elif sum_c != 0.0:
         ratio = sum_py / sum_c
     else:
         ratio = 1.0 if sum_py == 0.0 else math.inf

@@ -39,13 +39,16 @@ def describe_command(cmd: list[str]) -> list[dict]:
     resolved = shutil.which(prog) if os.sep not in prog else prog
     if resolved and Path(resolved).is_file():
         real = Path(resolved).resolve()
-        items.append({"role": "program", "path": str(real), "sha256": sha256_file(real)})
+        item = {"role": "program", "path": os.path.abspath(resolved), "sha256": sha256_file(real)}
+        if str(real) != item["path"]:
+            item["real_path"] = str(real)
+        items.append(item)
     else:
         items.append({"role": "program", "path": prog, "sha256": None})
     for k, tok in enumerate(cmd[1:], start=1):
         if cmd[k - 1] == "-m":
             entry = {"role": f"module {tok}", "path": None, "sha256": None}
-            same_python = Path(prog).resolve() == Path(sys.executable).resolve() if resolved else False
+            same_python = bool(resolved) and os.path.abspath(resolved) == os.path.abspath(sys.executable)
             if same_python:
                 try:
                     spec = importlib.util.find_spec(tok.split(".")[0])

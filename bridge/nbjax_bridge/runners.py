@@ -65,7 +65,8 @@ def c_runner(c_bin: str | None) -> Runner:
     if os.sep not in path and shutil.which(path) is None and Path(path).exists():
         path = "./" + path  # a bare name in the current folder
     _check_program([path], "C binary")
-    resolved = shutil.which(path) if os.sep not in path else str(Path(path).resolve())
+    # absolute, but symlinks are kept (a venv's python is a symlink that must stay one)
+    resolved = shutil.which(path) if os.sep not in path else os.path.abspath(path)
     return Runner("c", [resolved or path])
 
 
@@ -77,7 +78,7 @@ def py_runner(py_cmd: str | None) -> Runner:
         raise UsageError(f"cannot parse --py-cmd: {exc}")
     _check_program(cmd, "nbjax command")
     if os.sep in cmd[0]:
-        cmd[0] = str(Path(cmd[0]).resolve())
+        cmd[0] = os.path.abspath(cmd[0])
     return Runner("py", cmd)
 
 

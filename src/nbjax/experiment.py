@@ -105,19 +105,3 @@ class Experiment(eqx.Module):
         """C's normalisation: sources x mosaic domains x phi steps x oversample^2."""
         d, c = self.detector, self.crystal
         return self.beam.wavelengths.shape[0] * c.mosaic_umats.shape[0] * c.phi.shape[0] * d.oversample**2
-
-    def astype(self, dtype) -> "Experiment":
-        """The same experiment with every floating leaf cast to ``dtype``."""
-        return jax_tree_cast(self, dtype)
-
-
-def jax_tree_cast(tree, dtype):
-    import jax
-
-    def cast(x):
-        if isinstance(x, jnp.ndarray) or hasattr(x, "dtype"):
-            if jnp.issubdtype(x.dtype, jnp.floating):
-                return jnp.asarray(x, dtype=dtype)
-        return x
-
-    return jax.tree_util.tree_map(cast, tree)

@@ -66,17 +66,20 @@ def _subpixel_positions(det, fpix, spix, dtype):
 def _pixel_samples(exp: Experiment, fpix, spix, dtype, first_loop=False):
     """Everything per evaluation for a tile of pixels: hkl, F_latt^2 and the factors.
 
-    ``first_loop``: the tile is the run's first pixel, whose first executed phi loop C renders
-    with the true phi = 0 orientation (quirk D19).
+    Geometry and Miller indices are computed in float64; the lattice transform, structure
+    factors and sums in ``dtype``, from h reduced to its nearest integer (so float32 keeps the
+    peak shapes).  ``first_loop``: the tile is the run's first pixel, whose first executed phi
+    loop C renders with the true phi = 0 orientation (quirk D19).
     """
     det, beam, xtal = exp.detector, exp.beam, exp.crystal
-    pos = _subpixel_positions(det, fpix.astype(dtype), spix.astype(dtype), dtype)
+    geo = jnp.float64
+    pos = _subpixel_positions(det, fpix.astype(geo), spix.astype(geo), geo)
     airpath = jnp.linalg.norm(pos, axis=-1)  # (T, L, Q)
     diffracted = pos / airpath[..., None]
     close_distance = jnp.dot(det.pix0, det.odet)
     omega = solid_angle(airpath, close_distance, det.pixel_size, det.point_pixel)
     if det.thick:
-        layer = jnp.arange(det.layers, dtype=dtype)[None, :, None]
+        layer = jnp.arange(det.layers, dtype=geo)[None, :, None]
         capture = capture_fraction(diffracted, det.odet, layer, det.layer_step, det.mu)
     else:
         capture = jnp.ones_like(omega)
@@ -90,13 +93,15 @@ def _pixel_samples(exp: Experiment, fpix, spix, dtype, first_loop=False):
         polar = jnp.ones_like(stol)
     else:
         polar = polarization(incident, diffracted[:, :, :, None, :], beam.polar_vector, beam.kahn)
-    hkl = _miller_indices(orientation_matrices(xtal, dtype), diffracted, incident, inv_lambda)
+    hkl = _miller_indices(orientation_matrices(xtal, geo), diffracted, incident, inv_lambda)
     if first_loop:
-        hkl_first = _miller_indices(orientation_matrices(xtal, dtype, True), diffracted, incident, inv_lambda)
+        hkl_first = _miller_indices(orientation_matrices(xtal, geo, True), diffracted, incident, inv_lambda)
         group = jnp.arange(np.prod(dmin_skip.shape[1:])).reshape(dmin_skip.shape[1:]) == quirks.first_unskipped_index(dmin_skip)[:, None, None, None]
         hkl = jnp.where(group[..., None, None], hkl_first, hkl)
-    f_latt_sq = lattice_sq(hkl, xtal.N.astype(dtype), xtal.shape, xtal.fudge, xtal.recip.astype(dtype))
-    return dict(hkl=hkl, f_latt_sq=f_latt_sq, omega=omega, capture=capture, polar=polar, dmin_skip=dmin_skip)
+    frac = (hkl - jnp.round(hkl)).astype(dtype)
+    f_latt_sq = lattice_sq(frac, xtal.N.astype(dtype), xtal.shape, xtal.fudge.astype(dtype), xtal.recip.astype(dtype))
+    cast = lambda x: x.astype(dtype)  # noqa: E731
+    return dict(hkl=hkl, f_latt_sq=f_latt_sq, omega=cast(omega), capture=cast(capture), polar=cast(polar), dmin_skip=dmin_skip)
 
 
 def _miller_indices(mats, diffracted, incident, inv_lambda):
@@ -110,11 +115,10 @@ def _f_cell(exp, hkl, use_interp):
     sfac = exp.structure_factors
     if sfac.grid is None:
         return jnp.broadcast_to(sfac.default_F, hkl.shape[:-1])
-    grid = sfac.grid.astype(hkl.dtype)
-    near = sf.nearest(hkl, grid, sfac.lo, sfac.hi, sfac.default_F)
+    near = sf.nearest(hkl, sfac.grid, sfac.lo, sfac.hi, sfac.default_F)
     if not sfac.interpolate:
         return near
-    return jnp.where(use_interp, sf.tricubic(hkl, grid, sfac.lo), near)
+    return jnp.where(use_interp, sf.tricubic(hkl, sfac.grid, sfac.lo), near)
 
 
 def _reaches_f_cell(exp, s):
@@ -145,13 +149,13 @@ def _tile_pixels(exp: Experiment, fpix, spix, interp_stop, dtype, first_loop=Fal
     use_interp = (imgidx[:, None, None, None, None] < interp_stop[0]) | (
         (imgidx[:, None, None, None, None] == interp_stop[0]) & (eval_idx < interp_stop[1])
     )
-    f_cell = _f_cell(exp, hkl, use_interp)
+    f_cell = _f_cell(exp, hkl, use_interp).astype(dtype)
     x = jnp.where(s["dmin_skip"][..., None], 0.0, f_cell * f_cell * s["f_latt_sq"])
     if exp.physical:
         intensity = _physical_sum(exp, x, s)
     else:
         intensity = quirks.c_pixel_sum(exp, x, s, _reaches_f_cell(exp, s))
-    value = R_E_SQR * exp.beam.fluence * intensity
+    value = (R_E_SQR * exp.beam.fluence).astype(dtype) * intensity
     omega_sum = quirks.c_solid_angle_sum(exp, s["omega"])
     return value, omega_sum
 
@@ -186,7 +190,6 @@ def roi_pixels(exp: Experiment):
 @functools.partial(jax.jit, static_argnames=("dtype", "first_oor", "first_loop"))
 def _map_tiles(exp, fpix, spix, interp_stop, dtype, first_oor=False, first_loop=False):
     """lax.map over tiles: fpix/spix are (ntiles, tile)."""
-    exp = exp.astype(dtype)
 
     def body(args):
         f, s_ = args

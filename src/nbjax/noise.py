@@ -4,11 +4,10 @@ Pixel values are photons (the float image), the output is detector counts:
 ``count = (uint16) min(poidev(photons) + adc, 65535)`` for ROI pixels, 0 outside the ROI.
 """
 
-import math
-
 import numpy as np
 
 from nbjax.errors import NBError
+from nbjax.io.cformat import c_unsigned_cast
 from nbjax.rng import CRandom
 
 
@@ -36,12 +35,12 @@ def _as_image(float_image) -> np.ndarray:
     return image
 
 
-def _to_ushort(x: float) -> int:
-    """C ``(unsigned short)`` of a double on x86-64: truncate to int32, keep the low 16 bits
-    (NaN and out-of-range values give 0x80000000, hence 0)."""
-    if not (-2147483648.0 < x < 2147483648.0):
-        return 0
-    return int(x) & 0xFFFF
+def _counts(photons: np.ndarray, adc: float, mask: np.ndarray) -> tuple[np.ndarray, int]:
+    """uint16 counts and overload count: photons+adc clamped at 65535 then C's (unsigned short)."""
+    test = np.where(mask, photons + adc, 0.0)
+    over = test > 65535.0
+    counts = c_unsigned_cast(np.where(over, 65535.0, test), 16)
+    return counts, int(np.count_nonzero(over))
 
 
 def poisson_noise_image(float_image, seed: int, adc: float = 40.0, roi=None,
@@ -52,33 +51,32 @@ def poisson_noise_image(float_image, seed: int, adc: float = 40.0, roi=None,
     (C stores -seed).  ``adc``: offset in counts.  ``roi``: (xmin, xmax, ymin, ymax) inclusive, or
     None for the whole detector.  ROI pixels are visited row-major; each draws
     poidev(photons), adds it to the photon sum, adds ``adc``, is clamped at 65535 (counted as an
-    overload) and truncated to uint16.  Returns (uint16 image, photons sum, overloads).
+    overload) and cast to uint16.  Returns (uint16 image, photons sum, overloads).
+    Pass the ``rng`` that ran the misset and mosaic streams to keep C's shared generator state.
     """
     image = _as_image(float_image)
     xmin, xmax, ymin, ymax = _roi_bounds(image.shape, roi)
     rng = rng or CRandom()
     state = -int(seed)
-    out = np.zeros(image.shape, dtype=np.uint16)
-    total, overloads = 0.0, 0
+    photons = np.zeros(image.shape)
+    total = 0.0
     rows = image.astype(np.float64).tolist()
     for s in range(ymin, ymax + 1):
-        row, out_row = rows[s], out[s]
+        row, out_row = rows[s], photons[s]
         for f in range(xmin, xmax + 1):
-            photons, state = rng.poidev(row[f], state)
-            total += photons
-            test = photons + adc
-            if test > 65535.0:
-                test = 65535.0
-                overloads += 1
-            out_row[f] = _to_ushort(test)
-    return out, total, overloads
+            deviate, state = rng.poidev(row[f], state)
+            total += deviate
+            out_row[f] = deviate
+    counts, overloads = _counts(photons, adc, roi_mask(image.shape, roi))
+    return counts, total, overloads
 
 
 def fast_poisson_noise_image(float_image, seed: int, adc: float = 40.0, roi=None):
     """Vectorized noise image with ``jax.random.poisson``: statistically equivalent to
-    :func:`poisson_noise_image` (same Poisson law per pixel, same adc, clamp and ROI rules) but
-    not bit-identical to the C stream.  Means above 1e6 photons use the Gaussian approximation
-    mean + sqrt(mean)*N(0,1), as C does.  Returns (uint16 image, photons sum, overloads).
+    :func:`poisson_noise_image` (same Poisson law per pixel, same adc, clamp, cast and ROI rules;
+    means above 1e6 photons use mean + sqrt(mean)*N(0,1) as C does; negative means give 0, NaN and
+    inf pass through) but not bit-identical to the C stream.
+    Returns (uint16 image, photons sum, overloads).
     """
     import jax
     import jax.numpy as jnp
@@ -90,9 +88,6 @@ def fast_poisson_noise_image(float_image, seed: int, adc: float = 40.0, roi=None
     counts = jax.random.poisson(key_poisson, jnp.minimum(mean, 1e6), dtype=jnp.int32)
     gauss = mean + jnp.sqrt(mean) * jax.random.normal(key_gauss, mean.shape, dtype=jnp.float32)
     photons = np.asarray(jnp.where(mean > 1e6, gauss, counts), dtype=np.float64)
-    photons[~mask] = 0.0
-    test = photons + adc
-    overloads = int(np.count_nonzero(mask & (test > 65535.0)))
-    counts16 = np.trunc(np.clip(test, -2.0**31 + 1, 65535.0)).astype(np.int64) & 0xFFFF
-    out = np.where(mask, counts16, 0).astype(np.uint16)
-    return out, float(math.fsum(photons[mask])), overloads
+    photons = np.where(mask, np.where(np.isfinite(image), photons, image), 0.0)
+    out, overloads = _counts(photons, adc, mask)
+    return out, float(np.sum(photons[mask])), overloads

@@ -30,13 +30,16 @@ def header_files(argv: list[str]) -> tuple[str | None, str | None]:
     return mask, img
 
 
-def apply_headers(s: RunSettings, argv: list[str]) -> None:
-    """Set geometry from the mask header, then the img header, as C does."""
+def apply_headers(s: RunSettings, argv: list[str], log=None) -> None:
+    """Set geometry from the mask header, then the img header, as C does; ``log`` collects
+    the 'reading FILE' lines C prints."""
     mask_file, img_file = header_files(argv)
     for path, is_mask in ((mask_file, True), (img_file, False)):
         if path is None:
             continue
         frame = read_smv(path)
+        if log is not None:
+            log.append(f"reading {path}")
         s.fpixels, s.spixels = frame.width, frame.height
         value = frame.value
         if not math.isnan(value("PIXEL_SIZE")):

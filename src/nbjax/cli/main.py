@@ -39,13 +39,14 @@ def run(argv: list[str], out=sys.stdout, err=sys.stderr) -> int:
     if "-demo" in argv:
         argv = DEMO_ARGV + argv
     settings = RunSettings()
-    apply_headers(settings, argv)
+    header_lines: list[str] = []
+    apply_headers(settings, argv, header_lines)
     flags.parse_argv(argv, settings)
     _configure_jax()
     from nbjax import setup
 
     exp, derived, lines = setup.build(settings)
-    for line in lines:
+    for line in header_lines + lines:
         print(line, file=out)
     for w in derived.warnings:
         print(f"nbjax: warning: {w}", file=err)

@@ -4,11 +4,13 @@
 every finite value and for infinities; only NaN differs: C prints ``-nan`` when the sign bit is set).
 ``c_atof`` reads the longest numeric prefix like C's ``atof``/``strtod`` (0.0 when there is none).
 ``C_FLOAT_TOKEN`` matches one whole decimal number as ``fscanf("%lg")`` would accept it, excluding
-hexadecimal forms.
+hexadecimal forms.  ``c_unsigned_cast`` is C's ``(unsigned char)``/``(unsigned short)`` of a double.
 """
 
 import math
 import re
+
+import numpy as np
 
 _NUMBER = r"[+-]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|inf(?:inity)?|nan(?:\([0-9A-Za-z_]*\))?)"
 _ATOF_PREFIX = re.compile(r"[ \t\n\v\f\r]*(" + _NUMBER + ")", re.IGNORECASE)
@@ -38,3 +40,13 @@ def parse_c_float(token: str) -> float | None:
     if C_FLOAT_TOKEN.match(token) is None:
         return None
     return float(token.split("(")[0])
+
+
+def c_unsigned_cast(values, bits: int) -> np.ndarray:
+    """C ``(unsigned char)`` (bits=8) or ``(unsigned short)`` (bits=16) of doubles, as gcc does it on
+    x86-64: truncate toward zero to int32 (NaN and out-of-range values give 0x80000000), then keep
+    the low ``bits`` bits, so -60.0 becomes 65476 and NaN becomes 0."""
+    x = np.asarray(values, dtype=np.float64)
+    in_range = (x > -2.0**31) & (x < 2.0**31)
+    truncated = np.trunc(np.where(in_range, x, 0.0)).astype(np.int64)
+    return (truncated & ((1 << bits) - 1)).astype(np.uint8 if bits == 8 else np.uint16)

@@ -73,6 +73,8 @@ def _entries(path, data: bytes) -> tuple[list[tuple[float, float, float, float]]
             wide_lines.append(number)
         h, k, l, F = values[:4]
         for name, value in zip("hkl", (h, k, l)):
+            if abs(value) >= 2**31:
+                raise NBError(f"{path} line {number}: {name} = {cformat_g(value)} does not fit a C int")
             if value != math.ceil(value - 0.4):
                 warnings.append(f"WARNING: non-integer value for {name} ({cformat_g(value)}) "
                                 f"at line {len(entries)}")

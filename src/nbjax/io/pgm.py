@@ -10,7 +10,7 @@ import numpy as np
 
 from nbjax.errors import NBError
 from nbjax.io.atomic import write_bytes_atomic
-from nbjax.io.cformat import cformat_g
+from nbjax.io.cformat import c_unsigned_cast, cformat_g
 from nbjax.noise import roi_mask
 
 
@@ -21,19 +21,14 @@ def auto_pgm_scale(rmsd: float, intfile_scale: float) -> float:
 
 
 def pgm_bytes(float_image, pgm_scale: float, roi=None) -> bytes:
-    """The whole PGM file for a (spixels, fpixels) photon image.
-
-    The byte is C's ``(unsigned char)`` of a double on x86-64: truncate to int32 (NaN and
-    out-of-range give 0x80000000), keep the low 8 bits.
-    """
+    """The whole PGM file for a (spixels, fpixels) photon image (bytes: C's ``(unsigned char)``,
+    see :func:`nbjax.io.cformat.c_unsigned_cast`)."""
     image = np.asarray(float_image, dtype=np.float32)
     if image.ndim != 2:
         raise NBError(f"PGM: expected a 2-D (spixels, fpixels) image, got shape {image.shape}")
     test = image.astype(np.float64) * float(pgm_scale)
     test = np.where(test > 255.0, 255.0, test)
-    in_range = (test > -2.0**31) & (test < 2.0**31)
-    truncated = np.trunc(np.where(in_range, test, 0.0)).astype(np.int64) & 0xFF
-    pixels = np.where(roi_mask(image.shape, roi) & in_range, truncated, 0).astype(np.uint8)
+    pixels = np.where(roi_mask(image.shape, roi), c_unsigned_cast(test, 8), 0).astype(np.uint8)
     spixels, fpixels = image.shape
     header = f"P5\n{fpixels} {spixels}\n# pixels scaled by {cformat_g(pgm_scale)}\n255\n"
     return header.encode("ascii") + pixels.tobytes()

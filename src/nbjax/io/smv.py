@@ -13,7 +13,7 @@ import numpy as np
 
 from nbjax.errors import NBError
 from nbjax.io.atomic import write_bytes_atomic
-from nbjax.io.cformat import RTD, c_atof, cformat_g
+from nbjax.io.cformat import RTD, c_atof, c_unsigned_cast, cformat_g
 from nbjax.noise import roi_mask
 
 HEADER_BYTES = 512
@@ -96,14 +96,13 @@ def int_image(float_image, scale: float, adc: float = 40.0, roi=None) -> np.ndar
     """SMV counts from photons: ROI pixels floorf(clamp(f*scale+adc, 0, 65535)+0.5), 0 outside.
 
     As in C, f*scale+adc is a double, the +0.5 sum is rounded to float before floorf, and the
-    conversion to uint16 truncates (NaN gives 0).
+    conversion to uint16 is C's cast (NaN gives 0).
     """
     image = np.asarray(float_image, dtype=np.float32)
     test = image.astype(np.float64) * float(scale) + float(adc)
     test = np.where(test > 65535.0, 65535.0, test)
     test = np.where(test < 0.0, 0.0, test)
-    rounded = np.floor((test + 0.5).astype(np.float32))
-    counts = np.where(np.isnan(rounded), 0.0, rounded).astype(np.uint16)
+    counts = c_unsigned_cast(np.floor((test + 0.5).astype(np.float32)), 16)
     return np.where(roi_mask(image.shape, roi), counts, 0).astype(np.uint16)
 
 
@@ -172,7 +171,7 @@ def read_smv(path: str | os.PathLike) -> SMVFrame:
         return raw[:size].decode("latin-1").split("\0", 1)[0]
 
     header = header_text(HEADER_BYTES)
-    if not header.startswith("{\nHEADER_BYTES=  512;"[:12]):
+    if not header.startswith("{\nHEADER_BYT"):  # C compares the first 12 characters
         raise NBError(f"{path} does not look like an ADSC (SMV) frame", exit_code=9)
     header_size = _header_int(path, header, "HEADER_BYTES")
     if header_size != HEADER_BYTES:

@@ -61,7 +61,7 @@ def _intended(path, number: int, text: str) -> list[float]:
     for col, tok in enumerate(tokens[:COLUMNS]):
         value = parse_c_float(tok)
         if value is None:
-            raise NBError(f"{path} line {number}: '{tok}' is not a number (the C program reads it as 0)")
+            raise NBError(f"{path} line {number}: '{tok}' is not a number")
         if not math.isfinite(value):
             raise NBError(f"{path} line {number}: '{tok}' is not a finite number")
         values[col] = value

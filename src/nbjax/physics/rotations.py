@@ -30,8 +30,12 @@ def rotate_axis(v, axis, phi, xp=np):
     v' = axis (axis.v)(1 - cos phi) + v cos phi + (axis x v) sin phi
     """
     c, s = xp.cos(phi), xp.sin(phi)
-    dot = xp.sum(axis * v, axis=-1, keepdims=True) * (1.0 - c)
-    return axis * dot + v * c + xp.cross(axis, v) * s
+    ax, ay, az = axis[..., 0:1], axis[..., 1:2], axis[..., 2:3]
+    vx, vy, vz = v[..., 0:1], v[..., 1:2], v[..., 2:3]
+    dot = (ax * vx + ay * vy + az * vz) * (1.0 - c)
+    # axis x v, written term by term as C does (keeps the signs of zeros C prints)
+    cross = xp.concatenate([-az * vy + ay * vz, az * vx - ax * vz, -ay * vx + ax * vy], axis=-1)
+    return axis * dot + v * c + cross * s
 
 
 def axis_angle_matrix(axis, phi, xp=np):
