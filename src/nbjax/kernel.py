@@ -27,7 +27,9 @@ from nbjax.physics.detector_response import capture_fraction, polarization, soli
 from nbjax.physics.lattice import lattice_sq
 from nbjax.physics.rotations import rotate_axis
 
-DEFAULT_TILE_EVALS = 1 << 20  # sub-pixel x source x orientation samples per tile (memory bound)
+# sub-pixel x source x orientation samples per tile: bounds peak memory (about 100 bytes each)
+DEFAULT_TILE_EVALS = {"cpu": 1 << 20}
+ACCELERATOR_TILE_EVALS = 1 << 24
 
 
 def orientation_matrices(crystal, dtype, first_loop=False):
@@ -171,10 +173,11 @@ def _physical_sum(exp: Experiment, x, s):
 
 
 def default_tile(exp: Experiment) -> int:
-    """Pixels per tile so one tile holds about DEFAULT_TILE_EVALS samples."""
+    """Pixels per tile so one tile holds about 1M samples on CPU, 16M on an accelerator."""
     per_pixel = exp.detector.layers * exp.detector.oversample**2 * exp.beam.wavelengths.shape[0] * exp.crystal.phi.shape[0] * exp.crystal.mosaic_umats.shape[0]
-    tile = max(16, DEFAULT_TILE_EVALS // max(per_pixel, 1))
-    return int(min(tile, 1 << 16))
+    budget = DEFAULT_TILE_EVALS.get(jax.default_backend(), ACCELERATOR_TILE_EVALS)
+    tile = max(16, budget // max(per_pixel, 1))
+    return int(min(tile, budget // 16))
 
 
 def roi_pixels(exp: Experiment):
