@@ -200,10 +200,12 @@ SHAPES = {"square": [], "round": ["-round_xtal"], "gauss": ["-gauss_xtal"]}
 
 
 def singular_args(shape):
+    # The distance (47 mm, not 50) keeps every pixel away from half-integer h, where the round and
+    # gauss shapes have kinks (h - round(h) flips sign) that finite differences cannot follow.
     # MOSFLM: Fbeam = Ybeam + pixel/2 and Sbeam = Xbeam + pixel/2, so Xbeam = Ybeam = 8 pixels
     # puts the beam on the centre of pixel (8, 8).
     return ["-cell", "100", "100", "100", "90", "90", "90", "-default_F", "100", "-N", "4",
-            "-detpixels", "16", "-pixel", "0.125", "-Xbeam", "1.0", "-Ybeam", "1.0", "-distance", "50",
+            "-detpixels", "16", "-pixel", "0.125", "-Xbeam", "1.0", "-Ybeam", "1.0", "-distance", "47",
             "-lambda", "1", "-oversample", "1", "-polar", "0.5", *SHAPES[shape]]
 
 
@@ -293,7 +295,14 @@ def test_grating_and_sinc3_derivatives_at_zero():
         np.testing.assert_allclose(float(jax.grad(jax.grad(grating_sq))(jnp.asarray(h), N)),
                                    -2.0 * np.pi**2 * 25.0 * (25.0 - 1.0) / 3.0, rtol=1e-10)
     np.testing.assert_allclose(float(jax.grad(sinc3_of_sq)(jnp.asarray(0.0))), -0.1, rtol=1e-14)
-    # continuity of value and slope across the series/closed-form switch at x^2 = 1e-6
+
+
+@pytest.mark.xfail(strict=True, reason="nbjax bug: sinc3_of_sq switches from its series to the closed form "
+                   "3(sin x - x cos x)/x^3 at x^2 = 1e-6, where the closed form loses ~10 digits to cancellation: "
+                   "value off by 4e-10 and slope by 0.6% relative just above the switch")
+def test_sinc3_smooth_across_series_switch():
+    """Value and slope of sinc3(x) (as a function of x^2) are continuous across the switch
+    between the series and the closed form, to float64 accuracy."""
     lo, hi = jnp.asarray(1e-6 * (1 - 1e-9)), jnp.asarray(1e-6 * (1 + 1e-9))
     np.testing.assert_allclose(float(sinc3_of_sq(lo)), float(sinc3_of_sq(hi)), rtol=1e-12)
-    np.testing.assert_allclose(float(jax.grad(sinc3_of_sq)(lo)), float(jax.grad(sinc3_of_sq)(hi)), rtol=1e-6)
+    np.testing.assert_allclose(float(jax.grad(sinc3_of_sq)(lo)), float(jax.grad(sinc3_of_sq)(hi)), rtol=1e-8)

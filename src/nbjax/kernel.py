@@ -13,8 +13,8 @@ tile, not the detector; inside a tile every other loop is an array axis.
 from __future__ import annotations
 
 import functools
+from typing import NamedTuple
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -180,54 +180,67 @@ def default_tile(exp: Experiment) -> int:
     return int(min(tile, budget // 16))
 
 
-def roi_pixels(exp: Experiment):
-    """(fpix, spix) of the rendered ROI rectangle, slow-major (C order)."""
-    xmin, xmax, ymin, ymax = exp.roi
-    d = exp.detector
-    fs = np.arange(max(xmin, 0), min(xmax, d.fpixels - 1) + 1)
-    ss = np.arange(max(ymin, 0), min(ymax, d.spixels - 1) + 1)
-    S, F = np.meshgrid(ss, fs, indexing="ij")
-    return F.reshape(-1).astype(np.int32), S.reshape(-1).astype(np.int32)
+class RoiWindow(NamedTuple):
+    """The rendered rectangle: first fast/slow pixel and its size.  Flat index k (slow-major,
+    C order) is pixel (x0 + k % nf, y0 + k // nf)."""
+
+    x0: int
+    y0: int
+    nf: int
+    ns: int
+
+    @classmethod
+    def of(cls, exp: Experiment) -> "RoiWindow":
+        xmin, xmax, ymin, ymax = exp.roi
+        d = exp.detector
+        x0, y0 = max(xmin, 0), max(ymin, 0)
+        return cls(x0, y0, max(min(xmax, d.fpixels - 1) + 1 - x0, 0), max(min(ymax, d.spixels - 1) + 1 - y0, 0))
+
+    @property
+    def n(self) -> int:
+        return self.nf * self.ns
+
+    def pixel(self, k):
+        return self.x0 + k % self.nf, self.y0 + k // self.nf
+
+    def mask_values(self, mask):
+        """The mask over the window, flat in C order (None: nothing masked)."""
+        if mask is None:
+            return None
+        return np.asarray(mask)[self.y0 : self.y0 + self.ns, self.x0 : self.x0 + self.nf].reshape(-1) != 0
 
 
-@functools.partial(jax.jit, static_argnames=("dtype", "first_oor", "first_loop"))
-def _map_tiles(exp, fpix, spix, interp_stop, dtype, first_oor=False, first_loop=False):
-    """lax.map over tiles: fpix/spix are (ntiles, tile)."""
+@functools.partial(jax.jit, static_argnames=("window", "tile", "dtype", "first_oor", "first_loop"))
+def _map_tiles(exp, starts, interp_stop, window, tile, dtype, first_oor=False, first_loop=False):
+    """lax.map over tiles of ``tile`` consecutive ROI pixels starting at ``starts``."""
 
-    def body(args):
-        f, s_ = args
+    def body(start):
+        k = jnp.minimum(start + jnp.arange(tile, dtype=jnp.int32), window.n - 1)
+        f, s_ = window.pixel(k)
         if first_oor:
             return _tile_first_out_of_range(exp, f, s_, dtype)
         return jax.checkpoint(lambda e, f, s_: _tile_pixels(e, f, s_, interp_stop, dtype, first_loop))(exp, f, s_)
 
-    return lax.map(body, (fpix, spix))
+    return lax.map(body, starts)
 
 
-def _tiled(fpix, spix, tile):
-    n = fpix.shape[0]
-    ntiles = -(-n // tile)
-    pad = ntiles * tile - n
-    fp = np.concatenate([fpix, np.repeat(fpix[-1:], pad)]).reshape(ntiles, tile)
-    sp = np.concatenate([spix, np.repeat(spix[-1:], pad)]).reshape(ntiles, tile)
-    return fp, sp
-
-
-def _interp_stop(exp, fpix, spix, tile, dtype, group):
+def _interp_stop(exp, window, tile, dtype, calls):
     """C's global cut-off for interpolation: (imgidx, eval index) of the first out-of-range
     evaluation in loop order, or past the end when there is none."""
     none = jnp.array([np.iinfo(np.int32).max, 0], dtype=jnp.int32)
     sfac = exp.structure_factors
     if sfac.grid is None or not sfac.interpolate or exp.physical:
         return none, None
-    first = np.concatenate([np.asarray(_map_tiles(exp, f, s, none, dtype, first_oor=True)).reshape(-1) for f, s in group(fpix, spix)])[: fpix.shape[0]]
-    n_eval = exp.steps * exp.detector.layers
-    hit = first < n_eval
-    if exp.mask is not None:
-        hit &= np.asarray(exp.mask)[spix, fpix] != 0
+    first = np.concatenate([np.asarray(_map_tiles(exp, st, none, window, tile, dtype, first_oor=True)).reshape(-1) for st in calls])[: window.n]
+    hit = first < exp.steps * exp.detector.layers
+    keep = window.mask_values(exp.mask)
+    if keep is not None:
+        hit &= keep
     if not hit.any():
         return none, None
-    p = int(np.argmax(hit))
-    return jnp.array([int(spix[p]) * exp.detector.fpixels + int(fpix[p]), int(first[p])], dtype=jnp.int32), (int(fpix[p]), int(spix[p]))
+    k = int(np.argmax(hit))
+    f, s = window.pixel(k)
+    return jnp.array([s * exp.detector.fpixels + f, int(first[k])], dtype=jnp.int32), (int(f), int(s))
 
 
 def render_with_stats(exp: Experiment, *, dtype=jnp.float64, tile: int | None = None, tiles_per_call: int | None = None, progress=None):
@@ -236,56 +249,40 @@ def render_with_stats(exp: Experiment, *, dtype=jnp.float64, tile: int | None = 
     ``tiles_per_call`` splits the work into several jitted calls (for a progress meter);
     ``progress(done, total)`` is called after each.
     """
-    tile = tile or default_tile(exp)
-    fpix, spix = roi_pixels(exp)
-    if fpix.size == 0:
-        zeros = jnp.zeros((exp.detector.spixels, exp.detector.fpixels), dtype)
-        return zeros, zeros, {"interp_stop": None}
-    fp, sp = _tiled(fpix, spix, tile)
-    per_call = tiles_per_call or fp.shape[0]
-
-    def group(f, s):
-        for start in range(0, fp.shape[0], per_call):
-            yield fp[start : start + per_call], sp[start : start + per_call]
-
-    stop, stop_pixel = _interp_stop(exp, fpix, spix, tile, dtype, group)
+    d = exp.detector
+    window = RoiWindow.of(exp)
+    image = jnp.zeros((d.spixels, d.fpixels), dtype)
+    if window.n == 0:
+        return image, image, {"interp_stop": None}
+    tile = min(tile or default_tile(exp), window.n)
+    starts = np.arange(0, window.n, tile, dtype=np.int32)
+    per_call = tiles_per_call or starts.size
+    calls = [starts[i : i + per_call] for i in range(0, starts.size, per_call)]
+    stop, stop_pixel = _interp_stop(exp, window, tile, dtype, calls)
     values, omegas = [], []
-    total = fp.shape[0]
-    for f, s in group(fp, sp):
-        v, o = _map_tiles(exp, f, s, stop, dtype)
+    for done, st in enumerate(calls, 1):
+        v, o = _map_tiles(exp, st, stop, window, tile, dtype)
         values.append(v.reshape(-1))
         omegas.append(o.reshape(-1))
         if progress is not None:
-            progress(min(len(values) * per_call, total), total)
-    n = fpix.shape[0]
-    values = jnp.concatenate(values)[:n]
-    omegas = jnp.concatenate(omegas)[:n]
-    first = _first_rendered(exp, fpix, spix)
+            progress(done, len(calls))
+    values = jnp.concatenate(values)[: window.n]
+    omegas = jnp.concatenate(omegas)[: window.n]
+    keep = window.mask_values(exp.mask)
+    first = 0 if keep is None else (int(np.argmax(keep)) if keep.any() else None)
     if first is not None and not exp.physical and not np.array_equal(np.asarray(exp.crystal.phi), np.asarray(exp.crystal.phi_first)):
-        f1, s1 = fpix[first : first + 1, None], spix[first : first + 1, None]
-        v1, _ = _map_tiles(exp, f1, s1, stop, dtype, first_loop=True)
+        v1, _ = _map_tiles(exp, np.array([first], np.int32), stop, window, 1, dtype, first_loop=True)
         values = values.at[first].set(v1.reshape(-1)[0])
-    d = exp.detector
-    image = jnp.zeros((d.spixels, d.fpixels), dtype).at[spix, fpix].set(values.astype(dtype))
-    omega_img = jnp.zeros((d.spixels, d.fpixels), dtype).at[spix, fpix].set(omegas.astype(dtype))
-    if exp.mask is not None:
-        keep = jnp.asarray(exp.mask) != 0
-        image = jnp.where(keep, image, 0.0)
-        omega_img = jnp.where(keep, omega_img, 0.0)
+    if keep is not None:
+        values = jnp.where(keep, values, 0.0)
+        omegas = jnp.where(keep, omegas, 0.0)
+    rows = slice(window.y0, window.y0 + window.ns), slice(window.x0, window.x0 + window.nf)
+    image = image.at[rows].set(values.reshape(window.ns, window.nf).astype(dtype))
+    omega_img = jnp.zeros_like(image).at[rows].set(omegas.reshape(window.ns, window.nf).astype(dtype))
     return image, omega_img, {"interp_stop": stop_pixel}
-
-
-def _first_rendered(exp, fpix, spix):
-    """Index of the first pixel C renders (first ROI pixel not masked), or None."""
-    if exp.mask is None:
-        return 0
-    keep = np.asarray(exp.mask)[spix, fpix] != 0
-    return int(np.argmax(keep)) if keep.any() else None
 
 
 def render(exp: Experiment, *, dtype=jnp.float64, tile: int | None = None):
     """The float image (spixels, fpixels) in photons per pixel; differentiable in ``exp``."""
     return render_with_stats(exp, dtype=dtype, tile=tile)[0]
 
-
-eqx  # noqa: B018 (equinox modules are the inputs)
