@@ -36,7 +36,7 @@ def golden_parity():
         for precision in ("double", "single"):
             with tempfile.TemporaryDirectory() as d:
                 image, _, _ = golden.run_nbjax(case, Path(d), extra=["-precision", precision])
-            m = golden.metrics(golden.c_image(case["id"]), image)
+            m = golden.metrics(golden.c_image(case), image)
             ok = m["max_rel"] <= 1e-5 if precision == "double" else (m["corr"] >= 0.9999 and abs(m["sum_ratio"] - 1) <= 1e-3)
             rows.append({"case": case["id"], "precision": precision, "ok": bool(ok), **m})
             print(f"{'OK ' if ok else 'BAD'} {precision:6s} {case['id']:32s} corr={m['corr']:.8f} sum={m['sum_ratio']:.8f} maxrel={m['max_rel']:.2e}", flush=True)

@@ -12,20 +12,25 @@ from pathlib import Path
 import numpy as np
 
 GOLDEN = Path(__file__).parent / "data" / "c_golden"
+EXTRA = Path(__file__).parent / "data" / "c_extra"  # more C runs, same layout
 FIXTURE_SUFFIXES = (".txt", ".hkl", ".mat", ".img")
 KEPT_OUTPUTS = ("c_stdout.txt", "c_int.img", "c_noise.img", "c_img.pgm")
 
 
 def load_cases() -> list[dict]:
-    with open(GOLDEN / "cases.toml", "rb") as fh:
-        return tomllib.load(fh)["case"]
+    """Cases of the shared golden set and of c_extra, each with its folder under "dir"."""
+    cases = []
+    for root in (GOLDEN, EXTRA):
+        with open(root / "cases.toml", "rb") as fh:
+            cases += [dict(c, dir=root / c["id"]) for c in tomllib.load(fh)["case"]]
+    return cases
 
 
 def prepare(case: dict, folder: Path) -> None:
     """Lay out the case's fixture files in ``folder`` as the reference run had them."""
     for name, text in case.get("files", {}).items():
         (folder / name).write_text(text)
-    for f in (GOLDEN / case["id"]).iterdir():
+    for f in case["dir"].iterdir():
         if f.suffix in FIXTURE_SUFFIXES and f.name not in KEPT_OUTPUTS and not (folder / f.name).exists():
             shutil.copy(f, folder / f.name)
 
@@ -47,8 +52,8 @@ def run_nbjax(case: dict, folder: Path, extra=()) -> tuple[np.ndarray, str, str]
     return np.fromfile(folder / "py_float.bin", dtype="<f4"), out.getvalue(), err.getvalue()
 
 
-def c_image(case_id: str) -> np.ndarray:
-    return np.fromfile(GOLDEN / case_id / "c_float.bin", dtype="<f4")
+def c_image(case: dict) -> np.ndarray:
+    return np.fromfile(case["dir"] / "c_float.bin", dtype="<f4")
 
 
 def metrics(c: np.ndarray, py: np.ndarray) -> dict:

@@ -19,7 +19,7 @@ def test_smv_pgm_noise_files_identical_to_c(case_id, tmp_path):
     kept = case.get("keep", [])
     assert kept
     for name in kept:
-        ours, theirs = (tmp_path / name).read_bytes(), (golden.GOLDEN / case_id / name).read_bytes()
+        ours, theirs = (tmp_path / name).read_bytes(), (case["dir"] / name).read_bytes()
         assert len(ours) == len(theirs), name
         if name.endswith(".img"):
             assert ours[:512] == theirs[:512], f"{name} header differs"

@@ -29,7 +29,7 @@ def _run(case, tmp_path_factory, precision):
 def test_float64_matches_c(case, tmp_path_factory, double_runs):
     image, out, _ = _run(case, tmp_path_factory, "double")
     double_runs[case["id"]] = out
-    c = golden.c_image(case["id"])
+    c = golden.c_image(case)
     assert image.shape == c.shape
     m = golden.metrics(c, image)
     assert m["max_rel"] <= 1e-5, m
@@ -38,7 +38,7 @@ def test_float64_matches_c(case, tmp_path_factory, double_runs):
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_float32_matches_c(case, tmp_path_factory):
     image, _, _ = _run(case, tmp_path_factory, "single")
-    m = golden.metrics(golden.c_image(case["id"]), image)
+    m = golden.metrics(golden.c_image(case), image)
     assert m["corr"] >= 0.9999 and abs(m["sum_ratio"] - 1) <= 1e-3, m
 
 
@@ -50,7 +50,7 @@ def _comparable(lines):
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_stdout_matches_c(case, double_runs, tmp_path_factory):
     out = double_runs.get(case["id"]) or _run(case, tmp_path_factory, "double")[1]
-    c_lines = (golden.GOLDEN / case["id"] / "c_stdout.txt").read_text().splitlines()
+    c_lines = (case["dir"] / "c_stdout.txt").read_text().splitlines()
     diff = list(difflib.unified_diff(_comparable(c_lines), _comparable(out.splitlines()), "C", "nbjax", lineterm="", n=0))
     assert not diff, "\n".join(diff[:20])
 

@@ -240,7 +240,14 @@ def _interp_stop(exp, window, tile, dtype, calls):
         return none, None
     k = int(np.argmax(hit))
     f, s = window.pixel(k)
-    return jnp.array([s * exp.detector.fpixels + f, int(first[k])], dtype=jnp.int32), (int(f), int(s))
+    hkl = np.asarray(_sample_hkl(exp, jnp.array([f], jnp.int32), jnp.array([s], jnp.int32), int(first[k])))
+    return jnp.array([s * exp.detector.fpixels + f, int(first[k])], dtype=jnp.int32), {"pixel": (int(f), int(s)), "hkl": tuple(float(x) for x in hkl)}
+
+
+@functools.partial(jax.jit, static_argnames=("eval_index",))
+def _sample_hkl(exp, fpix, spix, eval_index):
+    """Fractional Miller indices of one evaluation of one pixel (for C's warning text)."""
+    return _pixel_samples(exp, fpix, spix, jnp.float64)["hkl"].reshape(-1, 3)[eval_index]
 
 
 def render_with_stats(exp: Experiment, *, dtype=jnp.float64, tile: int | None = None, tiles_per_call: int | None = None, progress=None):

@@ -6,12 +6,14 @@ argv -> flags.parse_argv -> RunSettings -> setup.build -> Experiment -> kernel -
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 
 import numpy as np
 
 from nbjax.errors import NBError
+from nbjax.io.cformat import cformat_g as g
 
 DEMO_ARGV = ["-cell", "100", "100", "100", "90", "90", "90", "-default_F", "100", "-N", "5", "-lambda", "1.0", "-distance", "100", "-detpixels", "256"]
 
@@ -51,7 +53,8 @@ def run(argv: list[str], out=sys.stdout, err=sys.stderr) -> int:
     for w in derived.warnings:
         print(f"nbjax: warning: {w}", file=err)
     out.flush()
-    image, omega = _render(exp, settings, err)
+    image, omega, stop = _render(exp, settings, err)
+    _interpolation_warning(stop, out, err)
     _finish(settings, exp, derived, image, omega, out)
     return 0
 
@@ -69,10 +72,21 @@ def _render(exp, settings, err):
             print(f"nbjax: {100 * done // total}% done", file=err, flush=True)
 
     image, omega, info = render_with_stats(exp, dtype=dtype, tile=settings.tile_pixels or None, tiles_per_call=None if progress is None else 8, progress=progress)
-    if info["interp_stop"] is not None:
-        f, s = info["interp_stop"]
-        print(f"nbjax: warning: quirk: pixel ({f}, {s}) needs structure factors outside the HKL table; like nanoBragg, interpolation is off from there on", file=err)
-    return np.asarray(image), float(np.sum(np.asarray(omega, dtype=np.float64)))
+    return np.asarray(image), float(np.sum(np.asarray(omega, dtype=np.float64))), info["interp_stop"]
+
+
+def _interpolation_warning(stop, out, err):
+    """C prints its out-of-range warning during the pixel loop; the second line has no
+    newline, so it ends where C prints the blank line after the loop."""
+    if stop is None:
+        print("", file=out)
+        return
+    h, k, l = stop["hkl"]
+    h0, k0, l0 = (math.ceil(x - 0.5) for x in (h, k, l))
+    print(f"WARNING: out of range for three point interpolation: h,k,l,h0,k0,l0: {g(h)},{g(k)},{g(l)},{h0},{k0},{l0} ", file=out)
+    print("WARNING: further warnings will not be printed! ", file=out)
+    f, s = stop["pixel"]
+    print(f"nbjax: warning: quirk: pixel ({f}, {s}) needs structure factors outside the HKL table; like nanoBragg, interpolation is off from there on", file=err)
 
 
 def _finish(s, exp, derived, image, omega_total, out):
@@ -83,7 +97,6 @@ def _finish(s, exp, derived, image, omega_total, out):
 
     geo = derived.geometry
     image32 = image.astype(np.float32)
-    print("", file=out)
     print(solid_angle_line(omega_total, derived.steps), file=out)
     stats = image_stats(image32, geo.roi, s.mask, geo.pixel_size, derived.oversample)
     print(f"writing {s.floatfile} as {image32.size} 4-byte floats", file=out)
@@ -91,7 +104,7 @@ def _finish(s, exp, derived, image, omega_total, out):
     for line in stats_lines(stats):
         print(line, file=out)
     scale = s.intfile_scale if s.intfile_scale > 0 else smv.auto_int_scale(stats.max_I)
-    print(f"intfile_scale = {smv.cformat_g(scale) if hasattr(smv, 'cformat_g') else f'{scale:g}'}", file=out)
+    print(f"intfile_scale = {g(scale)}", file=out)
     header = smv.SMVHeaderValues(
         fpixels=geo.fpixels, spixels=geo.spixels, pixel_size_m=geo.pixel_size, distance_m=geo.distance,
         lambda0_m=derived.lambda0, Xbeam_m=geo.Xbeam, Ybeam_m=geo.Ybeam, Fbeam_m=geo.Fbeam, Sbeam_m=geo.Sbeam,
@@ -103,7 +116,7 @@ def _finish(s, exp, derived, image, omega_total, out):
     print(f"writing {s.intfile} as 2-byte integers", file=out)
     if s.write_pgm:
         pgm_scale = s.pgm_scale if s.pgm_scale > 0 else pgm.auto_pgm_scale(stats.rmsd, scale)
-        print(f"pgm_scale = {pgm_scale:g}", file=out)
+        print(f"pgm_scale = {g(pgm_scale)}", file=out)
         pgm.write_pgm(s.pgmfile, image32, pgm_scale, geo.roi)
         print(f"writing {s.pgmfile} as 1-byte integers", file=out)
     if s.calculate_noise:
