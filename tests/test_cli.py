@@ -95,3 +95,28 @@ def test_weights_ignored_in_c_mode_and_honoured_in_physical(tmp_path):
     pa, _, _ = golden.run_nbjax(seed, _dir(tmp_path / "pa"), extra=["-physical"])
     pb, _, _ = golden.run_nbjax(equal, _dir(tmp_path / "pb"), extra=["-physical"])
     assert not np.allclose(pa, pb)
+
+
+def test_fdump_written_then_read_back_gives_c_image(tmp_path):
+    """With -hkl the C program writes Fdump.bin; without -hkl it reads it back.  Both runs
+    must give the C image of hkl-pattern."""
+    case = CASES["hkl-pattern"]
+    first, _, _ = golden.run_nbjax(case, tmp_path)
+    assert (tmp_path / "Fdump.bin").exists()
+    args = list(case["args"])
+    i = args.index("-hkl")
+    again = dict(case, args=args[:i] + args[i + 2 :], files={})
+    second, out, _ = golden.run_nbjax(again, tmp_path)
+    assert "reading Fs from Fdump.bin" in out
+    c = golden.c_image(case)
+    assert np.array_equal(first, c) and np.array_equal(second, c)
+
+
+def test_fast_noise_has_poisson_statistics(tmp_path):
+    """-fastnoise: not C's stream, but the same law: total counts within 5 sigma of the mean."""
+    proc = _cli(BASE[:-3] + ["-detpixels", "64", "-noprogress", "-fastnoise", "-nopgm", "-floatfile", "f.bin", "-noisefile", "n.img", "-adc", "0"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    mean = np.fromfile(tmp_path / "f.bin", "<f4").astype(float)
+    counts = np.frombuffer((tmp_path / "n.img").read_bytes()[512:], "<u2").astype(float)
+    assert abs(counts.sum() - mean.sum()) < 5 * np.sqrt(mean.sum())
+    assert not np.array_equal(counts, np.round(mean))

@@ -133,6 +133,7 @@ class RunSettings:
     physical: bool = False
     tile_pixels: int = 0  # 0 = automatic
     demo: bool = False
+    fast_noise: bool = False  # jax.random noise: same statistics, not C's exact stream
     warnings: list = dataclasses.field(default_factory=list)
 
     def effective_misset_seed(self) -> int:

@@ -297,6 +297,7 @@ NBJAX_FLAGS: tuple[Flag, ...] = (
     Flag(("-physical",), 0, _const(physical=True), "intended physics: weights honoured, per-sample factors", exact=True),
     Flag(("-tile",), 1, _tile, "pixels per kernel tile (default auto)", exact=True),
     Flag(("-demo",), 0, _const(demo=True), "render the built-in default pattern", exact=True),
+    Flag(("-fastnoise",), 0, _const(fast_noise=True), "noise image from jax.random: same Poisson statistics, not C's exact stream", exact=True),
 )
 
 HELP_FLAGS = ("-h", "--help", "-help")

@@ -120,7 +120,8 @@ def _finish(s, exp, derived, image, omega_total, out):
         pgm.write_pgm(s.pgmfile, image32, pgm_scale, geo.roi)
         print(f"writing {s.pgmfile} as 1-byte integers", file=out)
     if s.calculate_noise:
-        noisy, photons, overloads = noise.poisson_noise_image(image32, -s.seed, s.adc_offset, geo.roi)
+        make_noise = noise.fast_poisson_noise_image if s.fast_noise else noise.poisson_noise_image
+        noisy, photons, overloads = make_noise(image32, -s.seed, s.adc_offset, geo.roi)
         print(f"{photons:.0f} photons on noise image ({overloads} overloads)", file=out)
         smv.write_smv(s.noisefile, header, noisy, noise_image=True)
         print(f"writing {s.noisefile} as 2-byte integers", file=out)
