@@ -24,7 +24,7 @@ from nbjax import quirks
 from nbjax.experiment import R_E_SQR, Experiment
 from nbjax.physics import structure_factors as sf
 from nbjax.physics.detector_response import capture_fraction, polarization, solid_angle
-from nbjax.physics.lattice import lattice_sq
+from nbjax.physics.lattice import lattice_amplitude, lattice_sq
 from nbjax.physics.rotations import rotate_axis
 
 # sub-pixel x source x orientation samples per tile: bounds peak memory (about 100 bytes each)
@@ -103,7 +103,7 @@ def _pixel_samples(exp: Experiment, fpix, spix, dtype, first_loop=False):
     frac = (hkl - jnp.round(hkl)).astype(dtype)
     f_latt_sq = lattice_sq(frac, xtal.N.astype(dtype), xtal.shape, xtal.fudge.astype(dtype), xtal.recip.astype(dtype))
     cast = lambda x: x.astype(dtype)  # noqa: E731
-    return dict(hkl=hkl, f_latt_sq=f_latt_sq, omega=cast(omega), capture=cast(capture), polar=cast(polar), dmin_skip=dmin_skip)
+    return dict(hkl=hkl, f_latt_sq=f_latt_sq, omega=cast(omega), capture=cast(capture), polar=cast(polar), dmin_skip=dmin_skip, pos=pos, stol=stol)
 
 
 def _miller_indices(mats, diffracted, incident, inv_lambda):
@@ -156,10 +156,38 @@ def _tile_pixels(exp: Experiment, fpix, spix, interp_stop, dtype, first_loop=Fal
     if exp.physical:
         intensity = _physical_sum(exp, x, s)
     else:
-        intensity = quirks.c_pixel_sum(exp, x, s, _reaches_f_cell(exp, s))
+        accumulated, factor = quirks.c_pixel_sum(exp, x, s, _reaches_f_cell(exp, s))
+        intensity = accumulated / exp.steps * factor
     value = (R_E_SQR * exp.beam.fluence).astype(dtype) * intensity
     omega_sum = quirks.c_solid_angle_sum(exp, s["omega"])
     return value, omega_sum
+
+
+@jax.jit
+def pixel_trace(exp: Experiment, fpix, spix):
+    """What C's -printout prints for pixels (fpix, spix): the last sample's stol (1/m), sub-pixel
+    position (m), hkl, F_cell and signed F_latt, the accumulated I, the cached polarization,
+    solid angle and capture fraction, and the last rotated cell (m)."""
+    dtype = jnp.float64
+    s = _pixel_samples(exp, fpix, spix, dtype)
+    hkl = s["hkl"]
+    f_cell = _f_cell(exp, hkl, jnp.asarray(True))
+    x = jnp.where(s["dmin_skip"][..., None], 0.0, f_cell * f_cell * s["f_latt_sq"])
+    accumulated, _ = quirks.c_pixel_sum(exp, x, s, _reaches_f_cell(exp, s))
+    last = hkl.reshape(hkl.shape[0], -1, 3)[:, -1]
+    xtal = exp.crystal
+    return dict(
+        stol=s["stol"].reshape(hkl.shape[0], -1)[:, -1],
+        pos=s["pos"][:, -1, -1],
+        hkl=last,
+        f_cell=f_cell.reshape(hkl.shape[0], -1)[:, -1],
+        f_latt=lattice_amplitude(last, xtal.N, xtal.shape, xtal.fudge, xtal.recip),
+        I=accumulated,
+        polar=quirks.first_unskipped_polar(s["polar"], s["dmin_skip"]),
+        omega=s["omega"][:, 0, 0],
+        capture=s["capture"][:, -1, 0],
+        cell=orientation_matrices(xtal, dtype)[-1],
+    )
 
 
 def _physical_sum(exp: Experiment, x, s):

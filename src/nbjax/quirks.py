@@ -15,7 +15,8 @@ from nbjax.physics.rotations import rotate_axis
 
 
 def c_pixel_sum(exp, x, s, reaches):
-    """C's per-pixel accumulation, divided by steps, times the cached factors.
+    """C's per-pixel accumulation I and the cached factors it is multiplied by (pixel =
+    r_e^2 fluence I / steps * factor).
 
     C sums I = I_bg + sum F^2 over all samples, then multiplies by the solid angle and the
     polarization of the FIRST sample (first sub-pixel of layer 0, first source not skipped by
@@ -27,8 +28,7 @@ def c_pixel_sum(exp, x, s, reaches):
     """
     omega, capture, polar = s["omega"], s["capture"], s["polar"]  # (T,L,Q), (T,L,Q), (T,L,Q,S)
     T = x.shape[0]
-    steps = exp.steps
-    first_polar = _first_unskipped(polar, s["dmin_skip"])
+    first_polar = first_unskipped_polar(polar, s["dmin_skip"])
     cached = {
         "thick": capture[:, -1, 0],
         "polar": first_polar,
@@ -49,11 +49,11 @@ def c_pixel_sum(exp, x, s, reaches):
         xs = jnp.where(reaches, x, 0.0).reshape(T, -1)
         suffix = jnp.flip(jnp.cumprod(jnp.flip(m, axis=1), axis=1), axis=1)  # prod_{j >= n} m_j
         intensity = exp.background * suffix[:, 0] + jnp.sum(xs * suffix, axis=1)
-    value = intensity / steps
+    factor = 1.0
     for name, on in flags.items():
         if not on:
-            value = value * cached[name]
-    return value
+            factor = factor * cached[name]
+    return intensity, factor
 
 
 def first_unskipped_index(skip):
@@ -62,7 +62,7 @@ def first_unskipped_index(skip):
     return jnp.argmax(~skip.reshape(skip.shape[0], -1), axis=1)
 
 
-def _first_unskipped(polar, skip):
+def first_unskipped_polar(polar, skip):
     """Polarization of the first (layer, sub-pixel, source) in C loop order not skipped by dmin."""
     idx = first_unskipped_index(skip)
     return jnp.take_along_axis(polar.reshape(polar.shape[0], -1), idx[:, None], axis=1)[:, 0]

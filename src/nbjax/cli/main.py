@@ -54,6 +54,11 @@ def run(argv: list[str], out=sys.stdout, err=sys.stderr) -> int:
         print(f"nbjax: warning: {w}", file=err)
     out.flush()
     image, omega, stop = _render(exp, settings, err)
+    if settings.printout:
+        from nbjax.cli.trace import trace_lines
+
+        for line in trace_lines(exp, settings, image.astype(np.float32), derived.lambda0):
+            print(line, file=out)
     _interpolation_warning(stop, out, err)
     _finish(settings, exp, derived, image, omega, out)
     return 0

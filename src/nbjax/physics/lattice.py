@@ -39,28 +39,26 @@ def _sinc_pi_reduced(x):
     return acc
 
 
-def _sinc_pi(x):
-    """sin(pi x)/(pi x), equal to 1 at x = 0 with a finite gradient (double where)."""
-    small = jnp.abs(x) < 1e-4
-    xs = jnp.where(small, 1.0, x)
-    y = (jnp.pi * x) ** 2
-    return jnp.where(small, 1.0 - y / 6.0 + y * y / 120.0, jnp.sin(jnp.pi * xs) / (jnp.pi * xs))
+def _reduced_grating(h, N):
+    """sin(pi u)/sin(pi d) with d = h - round(h), u = N d - round(N d): (ratio, n, m).
 
-
-def grating_sq(h, N):
-    """(sin(pi N h)/sin(pi h))^2, computed on h reduced to the nearest integer.
-
-    With d = h - round(h) and u = N d - round(N d), |sin(pi N h)| = |sin(pi u)| and
-    |sin(pi h)| = |sin(pi d)|, so float32 stays accurate at large h.  Where round(N d) == 0 the
-    ratio is N sinc(u)/sinc(d), finite and smooth through d = 0 (value N^2 at a Bragg peak).
+    |sin(pi N h)| = |sin(pi u)| and |sin(pi h)| = |sin(pi d)|, so float32 stays accurate at
+    large h.  Where m = round(N d) == 0 the ratio is N sinc(u)/sinc(d), finite and smooth
+    through d = 0 (value N at a Bragg peak).
     """
-    d = h - jnp.round(h)
+    n = jnp.round(h)
+    d = h - n
     nd = N * d
     m = jnp.round(nd)
     u = nd - m
     near = m == 0
     scale = jnp.where(near, N, u / jnp.where(near, 1.0, d))
-    ratio = scale * _sinc_pi_reduced(u) / _sinc_pi_reduced(d)
+    return scale * _sinc_pi_reduced(u) / _sinc_pi_reduced(d), n, m
+
+
+def grating_sq(h, N):
+    """(sin(pi N h)/sin(pi h))^2, the square of C's sincg(pi h, N)."""
+    ratio = _reduced_grating(h, N)[0]
     return ratio * ratio
 
 
@@ -72,22 +70,33 @@ def sinc3_of_sq(x2):
     return jnp.where(small, 1.0 - x2 / 10.0 + x2 * x2 / 280.0, full)
 
 
+def grating(h, N):
+    """C's sincg(pi h, N) = sin(pi N h)/sin(pi h) = (-1)^((N-1) n + m) sin(pi u)/sin(pi d)."""
+    ratio, n, m = _reduced_grating(h, N)
+    return (1.0 - 2.0 * jnp.mod((N - 1) * n + m, 2.0)) * ratio
+
+
 def lattice_sq(hkl, N, shape: str, fudge, recip):
     """F_latt^2 for fractional indices ``hkl`` (..., 3); N (3,); recip rows a*, b*, c* (1/A)."""
     if shape == "square":
         return grating_sq(hkl[..., 0], N[0]) * grating_sq(hkl[..., 1], N[1]) * grating_sq(hkl[..., 2], N[2])
+    f = lattice_amplitude(hkl, N, shape, fudge, recip)
+    return f * f
+
+
+def lattice_amplitude(hkl, N, shape: str, fudge, recip):
+    """F_latt with its sign, as C computes it (for -printout)."""
+    if shape == "square":
+        return grating(hkl[..., 0], N[0]) * grating(hkl[..., 1], N[1]) * grating(hkl[..., 2], N[2])
     dh = hkl - jnp.round(hkl)
     n_cells = N[0] * N[1] * N[2]
     if shape == "round":
         hrad_sq = jnp.sum(dh * dh * N * N, axis=-1)
-        f = n_cells * ROUND_VOLUME_FACTOR * sinc3_of_sq(jnp.pi**2 * hrad_sq * fudge)
-        return f * f
+        return n_cells * ROUND_VOLUME_FACTOR * sinc3_of_sq(jnp.pi**2 * hrad_sq * fudge)
     dstar = dh @ recip
     rad_star_sq = jnp.sum(dstar * dstar, axis=-1) * n_cells * n_cells
     if shape == "gauss":
-        f = n_cells * jnp.exp(-(rad_star_sq / 0.63 * fudge))
-    elif shape == "tophat":
-        f = n_cells * (rad_star_sq * fudge < 0.3969)
-    else:
-        raise ValueError(f"unknown crystal shape {shape!r}")
-    return f * f
+        return n_cells * jnp.exp(-(rad_star_sq / 0.63 * fudge))
+    if shape == "tophat":
+        return n_cells * (rad_star_sq * fudge < 0.3969)
+    raise ValueError(f"unknown crystal shape {shape!r}")
