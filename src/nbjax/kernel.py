@@ -89,12 +89,9 @@ def _pixel_samples(exp: Experiment, fpix, spix, dtype, first_loop=False):
     incident = -directions  # (S, 3)
     inv_lambda = 1.0 / beam.wavelengths  # (S,)
     scattering = (diffracted[:, :, :, None, :] - incident) * inv_lambda[:, None]  # (T, L, Q, S, 3)
-    stol = 0.5 * jnp.sqrt(lax.stop_gradient(jnp.sum(scattering * scattering, axis=-1)))
-    dmin_skip = (exp.dmin > 0.0) & (stol > 0.0) & (2.0 * exp.dmin * stol > 1.0)
-    if beam.nopolar and not (exp.oversample_polar and not exp.physical):
-        polar = jnp.ones_like(stol)
-    else:
-        polar = polarization(incident, diffracted[:, :, :, None, :], beam.polar_vector, beam.kahn)
+    stol_sq = 0.25 * lax.stop_gradient(jnp.sum(scattering * scattering, axis=-1))  # (sin(theta)/lambda)^2
+    dmin_skip = (exp.dmin > 0.0) & (stol_sq > 0.0) & (4.0 * exp.dmin * exp.dmin * stol_sq > 1.0)  # d < dmin
+    polar = _polarization_samples(exp, incident, diffracted, dmin_skip)
     hkl = _miller_indices(orientation_matrices(xtal, geo), diffracted, incident, inv_lambda)
     if first_loop:
         hkl_first = _miller_indices(orientation_matrices(xtal, geo, True), diffracted, incident, inv_lambda)
@@ -103,7 +100,26 @@ def _pixel_samples(exp: Experiment, fpix, spix, dtype, first_loop=False):
     frac = (hkl - jnp.round(hkl)).astype(dtype)
     f_latt_sq = lattice_sq(frac, xtal.N.astype(dtype), xtal.shape, xtal.fudge.astype(dtype), xtal.recip.astype(dtype))
     cast = lambda x: x.astype(dtype)  # noqa: E731
-    return dict(hkl=hkl, f_latt_sq=f_latt_sq, omega=cast(omega), capture=cast(capture), polar=cast(polar), dmin_skip=dmin_skip, pos=pos, stol=stol)
+    return dict(hkl=hkl, f_latt_sq=f_latt_sq, omega=cast(omega), capture=cast(capture), polar=cast(polar), dmin_skip=dmin_skip, pos=pos, stol_sq=stol_sq)
+
+
+def _polarization_samples(exp, incident, diffracted, dmin_skip):
+    """Polarization per (T, L, Q, S) sample where it is used per sample (physical mode,
+    -oversample_polar), else only C's cached value, at the first sample not skipped by dmin,
+    as (T, 1, 1, 1)."""
+    beam = exp.beam
+    per_sample = exp.physical or exp.oversample_polar
+    if beam.nopolar and not (exp.oversample_polar and not exp.physical):
+        return jnp.ones((dmin_skip.shape[0], 1, 1, 1), diffracted.dtype)
+    if per_sample:
+        return polarization(incident, diffracted[:, :, :, None, :], beam.polar_vector, beam.kahn)
+    L, Q, S = dmin_skip.shape[1:]
+    first = quirks.first_unskipped_index(dmin_skip)
+    t = jnp.arange(first.shape[0])
+    d = diffracted[t, first // (Q * S), (first // S) % Q]
+    computed = jnp.any(~dmin_skip.reshape(first.shape[0], -1), axis=1)  # C leaves it 0 otherwise
+    polar = jnp.where(computed, polarization(incident[first % S], d, beam.polar_vector, beam.kahn), 0.0)
+    return polar[:, None, None, None]
 
 
 def _miller_indices(mats, diffracted, incident, inv_lambda):
@@ -177,13 +193,13 @@ def pixel_trace(exp: Experiment, fpix, spix):
     last = hkl.reshape(hkl.shape[0], -1, 3)[:, -1]
     xtal = exp.crystal
     return dict(
-        stol=s["stol"].reshape(hkl.shape[0], -1)[:, -1],
+        stol=jnp.sqrt(s["stol_sq"].reshape(hkl.shape[0], -1)[:, -1]),
         pos=s["pos"][:, -1, -1],
         hkl=last,
         f_cell=f_cell.reshape(hkl.shape[0], -1)[:, -1],
         f_latt=lattice_amplitude(last, xtal.N, xtal.shape, xtal.fudge, xtal.recip),
         I=accumulated,
-        polar=quirks.first_unskipped_polar(s["polar"], s["dmin_skip"]),
+        polar=quirks.first_unskipped_polar(s["polar"], s["dmin_skip"]),  # (T,1,1,1) already cached
         omega=s["omega"][:, 0, 0],
         capture=s["capture"][:, -1, 0],
         cell=orientation_matrices(xtal, dtype)[-1],

@@ -63,7 +63,10 @@ def first_unskipped_index(skip):
 
 
 def first_unskipped_polar(polar, skip):
-    """Polarization of the first (layer, sub-pixel, source) in C loop order not skipped by dmin."""
+    """Polarization of the first (layer, sub-pixel, source) in C loop order not skipped by dmin
+    (``polar`` is per sample, or already that single value as (T, 1, 1, 1))."""
+    if polar.shape[1:] == (1, 1, 1):
+        return polar[:, 0, 0, 0]
     idx = first_unskipped_index(skip)
     return jnp.take_along_axis(polar.reshape(polar.shape[0], -1), idx[:, None], axis=1)[:, 0]
 
