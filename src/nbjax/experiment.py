@@ -72,6 +72,7 @@ class Crystal(eqx.Module):
     mosaic_umats: Float[Array, "M 3 3"]
     shape: str = eqx.field(static=True)
     mosaic: bool = eqx.field(static=True)  # spread > 0: apply the domain matrices
+    first_loop_differs: bool = eqx.field(static=True, default=False)  # phi_first != phi
 
 
 class StructureFactors(eqx.Module):

@@ -248,10 +248,10 @@ class RoiWindow(NamedTuple):
         return self.x0 + k % self.nf, self.y0 + k // self.nf
 
     def mask_values(self, mask):
-        """The mask over the window, flat in C order (None: nothing masked)."""
+        """Rendered (non-zero) mask pixels over the window, flat in C order; None: no mask."""
         if mask is None:
             return None
-        return np.asarray(mask)[self.y0 : self.y0 + self.ns, self.x0 : self.x0 + self.nf].reshape(-1) != 0
+        return jnp.asarray(mask)[self.y0 : self.y0 + self.ns, self.x0 : self.x0 + self.nf].reshape(-1) != 0
 
 
 @functools.partial(jax.jit, static_argnames=("window", "tile", "dtype", "first_oor", "first_loop"))
@@ -268,27 +268,31 @@ def _map_tiles(exp, starts, interp_stop, window, tile, dtype, first_oor=False, f
     return lax.map(body, starts)
 
 
-def _interp_stop(exp, window, tile, dtype, calls):
+def _interp_stop(exp, window, tile, dtype, calls, keep):
     """C's global cut-off for interpolation: (imgidx, eval index) of the first out-of-range
-    evaluation in loop order, or past the end when there is none."""
+    evaluation in loop order (past the end when there is none), and, outside a trace, that
+    pixel and its Miller indices for C's warning."""
     none = jnp.array([np.iinfo(np.int32).max, 0], dtype=jnp.int32)
     sfac = exp.structure_factors
     if sfac.grid is None or not sfac.interpolate or exp.physical:
         return none, None
-    first = np.concatenate([np.asarray(_map_tiles(exp, st, none, window, tile, dtype, first_oor=True)).reshape(-1) for st in calls])[: window.n]
+    first = jnp.concatenate([_map_tiles(exp, st, none, window, tile, dtype, first_oor=True).reshape(-1) for st in calls])[: window.n]
     hit = first < exp.steps * exp.detector.layers
-    keep = window.mask_values(exp.mask)
     if keep is not None:
-        hit &= keep
-    if not hit.any():
-        return none, None
-    k = int(np.argmax(hit))
+        hit = hit & keep
+    k = jnp.argmax(hit)
     f, s = window.pixel(k)
-    hkl = np.asarray(_sample_hkl(exp, jnp.array([f], jnp.int32), jnp.array([s], jnp.int32), int(first[k])))
-    return jnp.array([s * exp.detector.fpixels + f, int(first[k])], dtype=jnp.int32), {"pixel": (int(f), int(s)), "hkl": tuple(float(x) for x in hkl)}
+    stop = jnp.where(jnp.any(hit), jnp.stack([s * exp.detector.fpixels + f, first[k]]).astype(jnp.int32), none)
+    try:
+        if not bool(jnp.any(hit)):
+            return stop, None
+    except jax.errors.ConcretizationTypeError:
+        return stop, None
+    hkl = np.asarray(_sample_hkl(exp, jnp.atleast_1d(f).astype(jnp.int32), jnp.atleast_1d(s).astype(jnp.int32), first[k]))
+    return stop, {"pixel": (int(f), int(s)), "hkl": tuple(float(x) for x in hkl)}
 
 
-@functools.partial(jax.jit, static_argnames=("eval_index",))
+@jax.jit
 def _sample_hkl(exp, fpix, spix, eval_index):
     """Fractional Miller indices of one evaluation of one pixel (for C's warning text)."""
     return _pixel_samples(exp, fpix, spix, jnp.float64)["hkl"].reshape(-1, 3)[eval_index]
@@ -298,7 +302,7 @@ def render_with_stats(exp: Experiment, *, dtype=jnp.float64, tile: int | None = 
     """Render the image; returns (image (spixels, fpixels), per-pixel solid-angle sums, info).
 
     ``tiles_per_call`` splits the work into several jitted calls (for a progress meter);
-    ``progress(done, total)`` is called after each.
+    ``progress(done, total)`` is called after each.  Traceable: works under jax.jit/grad.
     """
     d = exp.detector
     window = RoiWindow.of(exp)
@@ -309,7 +313,8 @@ def render_with_stats(exp: Experiment, *, dtype=jnp.float64, tile: int | None = 
     starts = np.arange(0, window.n, tile, dtype=np.int32)
     per_call = tiles_per_call or starts.size
     calls = [starts[i : i + per_call] for i in range(0, starts.size, per_call)]
-    stop, stop_pixel = _interp_stop(exp, window, tile, dtype, calls)
+    keep = window.mask_values(exp.mask)
+    stop, stop_info = _interp_stop(exp, window, tile, dtype, calls, keep)
     values, omegas = [], []
     for done, st in enumerate(calls, 1):
         v, o = _map_tiles(exp, st, stop, window, tile, dtype)
@@ -319,18 +324,17 @@ def render_with_stats(exp: Experiment, *, dtype=jnp.float64, tile: int | None = 
             progress(done, len(calls))
     values = jnp.concatenate(values)[: window.n]
     omegas = jnp.concatenate(omegas)[: window.n]
-    keep = window.mask_values(exp.mask)
-    first = 0 if keep is None else (int(np.argmax(keep)) if keep.any() else None)
-    if first is not None and not exp.physical and not np.array_equal(np.asarray(exp.crystal.phi), np.asarray(exp.crystal.phi_first)):
-        v1, _ = _map_tiles(exp, np.array([first], np.int32), stop, window, 1, dtype, first_loop=True)
-        values = values.at[first].set(v1.reshape(-1)[0])
+    if exp.crystal.first_loop_differs and not exp.physical:
+        first = jnp.zeros((1,), jnp.int32) if keep is None else jnp.argmax(keep)[None].astype(jnp.int32)
+        v1, _ = _map_tiles(exp, first, stop, window, 1, dtype, first_loop=True)
+        values = values.at[first[0]].set(v1.reshape(-1)[0])
     if keep is not None:
         values = jnp.where(keep, values, 0.0)
         omegas = jnp.where(keep, omegas, 0.0)
     rows = slice(window.y0, window.y0 + window.ns), slice(window.x0, window.x0 + window.nf)
     image = image.at[rows].set(values.reshape(window.ns, window.nf).astype(dtype))
     omega_img = jnp.zeros_like(image).at[rows].set(omegas.reshape(window.ns, window.nf).astype(dtype))
-    return image, omega_img, {"interp_stop": stop_pixel}
+    return image, omega_img, {"interp_stop": stop_info}
 
 
 def render(exp: Experiment, *, dtype=jnp.float64, tile: int | None = None):

@@ -20,8 +20,9 @@ def trace_lines(exp, settings, image32, lambda0: float) -> list[str]:
     k = np.arange(window.n)
     fpix, spix = window.pixel(k)
     chosen = (fpix == f_want) & (spix == s_want) if f_want >= 0 else np.ones(k.size, bool)
-    if exp.mask is not None:
-        chosen &= np.asarray(exp.mask)[spix, fpix] != 0
+    keep = window.mask_values(exp.mask)
+    if keep is not None:
+        chosen &= np.asarray(keep)
     fpix, spix = fpix[chosen].astype(np.int32), spix[chosen].astype(np.int32)
     lines = []
     for start in range(0, fpix.size, CHUNK):

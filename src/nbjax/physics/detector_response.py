@@ -18,8 +18,10 @@ def polarization(incident, diffracted, polar_axis, kahn):
     """Kahn polarization factor 0.5 (1 + cos^2 2t - K cos(2 psi) sin^2 2t).
 
     psi is the azimuth of the diffracted ray about the incident beam, measured from the
-    E-vector E = unit(i x unit(p x i)) with p the polarization axis; cos(2 psi) is computed
-    as (E_out^2 - B_out^2)/(E_out^2 + B_out^2) so the gradient is finite at 2theta = 0.
+    E-vector E = unit(i x unit(p x i)) with p the polarization axis.  For unit vectors
+    cos(2 psi) sin^2 2t = E_out^2 - B_out^2 (E_out, B_out: components of the diffracted ray
+    along E and B), which has no division, so the gradient is finite at and near 2theta = 0.
+    When p is parallel to the beam C's psi is 0, giving sin^2 2t.
     """
     cos2t = jnp.sum(incident * diffracted, axis=-1)
     cos2t_sq = cos2t * cos2t
@@ -27,10 +29,9 @@ def polarization(incident, diffracted, polar_axis, kahn):
     e_in = _unit(jnp.cross(incident, b_in))
     e_out = jnp.sum(diffracted * e_in, axis=-1)
     b_out = jnp.sum(diffracted * b_in, axis=-1)
-    rr = e_out * e_out + b_out * b_out
-    forward = rr == 0.0
-    cos_2psi = jnp.where(forward, 1.0, (e_out * e_out - b_out * b_out) / jnp.where(forward, 1.0, rr))
-    return 0.5 * (1.0 + cos2t_sq - kahn * cos_2psi * (1.0 - cos2t_sq))
+    degenerate = jnp.sum(b_in * b_in, axis=-1) == 0.0
+    azimuthal = jnp.where(degenerate, 1.0 - cos2t_sq, e_out * e_out - b_out * b_out)
+    return 0.5 * (1.0 + cos2t_sq - kahn * azimuthal)
 
 
 def _unit(v):

@@ -149,6 +149,7 @@ def build(s: RunSettings) -> tuple[Experiment, Derived, list[str]]:
         a=f64(lattice.a), b=f64(lattice.b), c=f64(lattice.c),
         recip=f64(np.stack([lattice.a_star, lattice.b_star, lattice.c_star])), N=f64(N), fudge=f64(s.fudge),
         spindle=f64(geo.spindle), phi=f64(phis), phi_first=f64(phis_first), mosaic_umats=f64(umats), shape=s.xtal_shape, mosaic=spread > 0.0,
+        first_loop_differs=not np.array_equal(phis, phis_first),
     )
     sfac = StructureFactors(
         default_F=f64(s.default_F),
