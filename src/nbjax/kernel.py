@@ -254,8 +254,7 @@ class RoiWindow(NamedTuple):
         return jnp.asarray(mask)[self.y0 : self.y0 + self.ns, self.x0 : self.x0 + self.nf].reshape(-1) != 0
 
 
-@functools.partial(jax.jit, static_argnames=("window", "tile", "dtype", "first_oor", "first_loop"))
-def _map_tiles(exp, starts, interp_stop, window, tile, dtype, first_oor=False, first_loop=False):
+def _map_tiles_impl(exp, starts, interp_stop, window, tile, dtype, first_oor=False, first_loop=False):
     """lax.map over tiles of ``tile`` consecutive ROI pixels starting at ``starts``."""
 
     def body(start):
@@ -266,6 +265,27 @@ def _map_tiles(exp, starts, interp_stop, window, tile, dtype, first_oor=False, f
         return jax.checkpoint(lambda e, f, s_: _tile_pixels(e, f, s_, interp_stop, dtype, first_loop))(exp, f, s_)
 
     return lax.map(body, starts)
+
+
+_STATIC = ("window", "tile", "dtype", "first_oor", "first_loop")
+# XLA:CPU (jaxlib 0.10) hands small reductions to its "YNN" library by default, which makes
+# this kernel about 1.8x slower (measured by scripts/bench); keep them in XLA's own loops.
+_CPU_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": ""}
+_map_tiles_jit = {
+    "cpu": jax.jit(_map_tiles_impl, static_argnames=_STATIC, compiler_options=_CPU_OPTIONS),
+    "other": jax.jit(_map_tiles_impl, static_argnames=_STATIC),
+}
+
+
+def _map_tiles(*args, **kwargs):
+    if jax.default_backend() == "cpu" and "cpu" in _map_tiles_jit:
+        try:
+            return _map_tiles_jit["cpu"](*args, **kwargs)
+        except Exception as exc:  # an XLA without this option: use its defaults from now on
+            if "ynn" not in str(exc).lower():
+                raise
+            del _map_tiles_jit["cpu"]
+    return _map_tiles_jit["other"](*args, **kwargs)
 
 
 def _interp_stop(exp, window, tile, dtype, calls, keep):
@@ -299,16 +319,15 @@ def _sample_hkl(exp, fpix, spix, eval_index):
 
 
 def render_with_stats(exp: Experiment, *, dtype=jnp.float64, tile: int | None = None, tiles_per_call: int | None = None, progress=None):
-    """Render the image; returns (image (spixels, fpixels), per-pixel solid-angle sums, info).
+    """Render the image; returns (image (spixels, fpixels), C's solid-angle sum, info).
 
     ``tiles_per_call`` splits the work into several jitted calls (for a progress meter);
     ``progress(done, total)`` is called after each.  Traceable: works under jax.jit/grad.
     """
     d = exp.detector
     window = RoiWindow.of(exp)
-    image = jnp.zeros((d.spixels, d.fpixels), dtype)
     if window.n == 0:
-        return image, image, {"interp_stop": None}
+        return jnp.zeros((d.spixels, d.fpixels), dtype), jnp.zeros((), dtype), {"interp_stop": None}
     tile = min(tile or default_tile(exp), window.n)
     starts = np.arange(0, window.n, tile, dtype=np.int32)
     per_call = tiles_per_call or starts.size
@@ -322,19 +341,33 @@ def render_with_stats(exp: Experiment, *, dtype=jnp.float64, tile: int | None = 
         omegas.append(o.reshape(-1))
         if progress is not None:
             progress(done, len(calls))
-    values = jnp.concatenate(values)[: window.n]
-    omegas = jnp.concatenate(omegas)[: window.n]
+    values = values[0] if len(values) == 1 else jnp.concatenate(values)
+    omega_total = _rendered_sum(omegas[0] if len(omegas) == 1 else jnp.concatenate(omegas), keep, window.n)
     if exp.crystal.first_loop_differs and not exp.physical:
         first = jnp.zeros((1,), jnp.int32) if keep is None else jnp.argmax(keep)[None].astype(jnp.int32)
         v1, _ = _map_tiles(exp, first, stop, window, 1, dtype, first_loop=True)
         values = values.at[first[0]].set(v1.reshape(-1)[0])
+    image = _assemble(values, keep, window, (d.spixels, d.fpixels), dtype)
+    return image, omega_total, {"interp_stop": stop_info}
+
+
+@functools.partial(jax.jit, static_argnames=("n",))
+def _rendered_sum(per_pixel, keep, n):
+    """Sum over the n rendered ROI pixels (tile padding dropped, masked pixels skipped)."""
+    per_pixel = per_pixel[:n]
+    return jnp.sum(per_pixel if keep is None else jnp.where(keep, per_pixel, 0.0))
+
+
+@functools.partial(jax.jit, static_argnames=("window", "shape", "dtype"))
+def _assemble(values, keep, window, shape, dtype):
+    """The detector image from the ROI values (C order); 0 outside the ROI and where masked."""
+    values = values[: window.n]
     if keep is not None:
         values = jnp.where(keep, values, 0.0)
-        omegas = jnp.where(keep, omegas, 0.0)
-    rows = slice(window.y0, window.y0 + window.ns), slice(window.x0, window.x0 + window.nf)
-    image = image.at[rows].set(values.reshape(window.ns, window.nf).astype(dtype))
-    omega_img = jnp.zeros_like(image).at[rows].set(omegas.reshape(window.ns, window.nf).astype(dtype))
-    return image, omega_img, {"interp_stop": stop_info}
+    block = values.reshape(window.ns, window.nf).astype(dtype)
+    if (window.ns, window.nf) == shape:
+        return block
+    return lax.dynamic_update_slice(jnp.zeros(shape, dtype), block, (window.y0, window.x0))
 
 
 def render(exp: Experiment, *, dtype=jnp.float64, tile: int | None = None):

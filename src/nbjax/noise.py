@@ -11,7 +11,7 @@ from nbjax.io.cformat import c_unsigned_cast
 from nbjax.rng import CRandom
 
 
-def _roi_bounds(shape: tuple[int, int], roi) -> tuple[int, int, int, int]:
+def roi_bounds(shape: tuple[int, int], roi) -> tuple[int, int, int, int]:
     """(xmin, xmax, ymin, ymax) inclusive pixel indices, clipped to the image; None = whole image."""
     spixels, fpixels = shape
     if roi is None:
@@ -22,7 +22,7 @@ def _roi_bounds(shape: tuple[int, int], roi) -> tuple[int, int, int, int]:
 
 def roi_mask(shape: tuple[int, int], roi) -> np.ndarray:
     """Boolean (spixels, fpixels) mask of the pixels C treats as inside roi=(xmin,xmax,ymin,ymax)."""
-    xmin, xmax, ymin, ymax = _roi_bounds(shape, roi)
+    xmin, xmax, ymin, ymax = roi_bounds(shape, roi)
     fast = np.arange(shape[1])
     slow = np.arange(shape[0])[:, None]
     return (fast >= xmin) & (fast <= xmax) & (slow >= ymin) & (slow <= ymax)
@@ -55,7 +55,7 @@ def poisson_noise_image(float_image, seed: int, adc: float = 40.0, roi=None,
     Pass the ``rng`` that ran the misset and mosaic streams to keep C's shared generator state.
     """
     image = _as_image(float_image)
-    xmin, xmax, ymin, ymax = _roi_bounds(image.shape, roi)
+    xmin, xmax, ymin, ymax = roi_bounds(image.shape, roi)
     rng = rng or CRandom()
     state = -int(seed)
     photons = np.zeros(image.shape)

@@ -77,7 +77,7 @@ def _render(exp, settings, err):
             print(f"nbjax: {100 * done // total}% done", file=err, flush=True)
 
     image, omega, info = render_with_stats(exp, dtype=dtype, tile=settings.tile_pixels or None, tiles_per_call=None if progress is None else 8, progress=progress)
-    return np.asarray(image), float(np.sum(np.asarray(omega, dtype=np.float64))), info["interp_stop"]
+    return np.asarray(image), float(omega), info["interp_stop"]
 
 
 def _interpolation_warning(stop, out, err):
@@ -101,7 +101,7 @@ def _finish(s, exp, derived, image, omega_total, out):
     from nbjax.io.floatimage import write_float_image
 
     geo = derived.geometry
-    image32 = image.astype(np.float32)
+    image32 = image if image.dtype == np.float32 else image.astype(np.float32)
     print(solid_angle_line(omega_total, derived.steps), file=out)
     stats = image_stats(image32, geo.roi, s.mask, geo.pixel_size, derived.oversample)
     print(f"writing {s.floatfile} as {image32.size} 4-byte floats", file=out)

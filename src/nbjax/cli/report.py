@@ -25,6 +25,13 @@ def roi_slices(roi, shape):
     return slice(max(ymin, 0), min(ymax, shape[0] - 1) + 1), slice(max(xmin, 0), min(xmax, shape[1] - 1) + 1)
 
 
+def _row_chunks(rows: slice, width: int):
+    """Row slices of at most ~1M pixels, so temporaries stay small on big detectors."""
+    step = max(1, (1 << 20) // max(width, 1))
+    for y0 in range(rows.start, rows.stop, step):
+        yield slice(y0, min(y0 + step, rows.stop))
+
+
 def image_stats(image32: np.ndarray, roi, mask, pixel_size: float, oversample: int) -> ImageStats:
     """C's statistics of the float32 image.
 
@@ -34,23 +41,31 @@ def image_stats(image32: np.ndarray, roi, mask, pixel_size: float, oversample: i
     last sub-pixel, (pixel + (os - 0.5)/os) * pixel_size.
     """
     rows, cols = roi_slices(roi, image32.shape)
-    block = image32[rows, cols].astype(np.float64)
-    keep = np.ones(block.shape, bool) if mask is None else np.asarray(mask)[rows, cols] != 0
-    values = block[keep]
-    n = max(values.size, 1)
-    total = float(np.sum(values))
-    mean = total / n
-    rms = math.sqrt(float(np.sum(values * values)) / (max(values.size, 2) - 1))
-    dev = block - mean
-    rmsd = math.sqrt(float(np.sum(dev * dev)) / (max(block.size, 2) - 1))
-    max_I, mx, my = 0.0, 0.0, 0.0
-    masked = np.where(keep, block, -np.inf)
-    if values.size and masked.max() > 0.0:
-        idx = int(np.argmax(masked))
-        s, f = divmod(idx, block.shape[1])
+    total = total_sq = 0.0
+    count = 0
+    max_I, max_at = 0.0, None
+    for r in _row_chunks(rows, image32.shape[1]):
+        block = image32[r, cols].astype(np.float64)
+        values = block.reshape(-1) if mask is None else block[np.asarray(mask)[r, cols] != 0]
+        total += float(np.sum(values))
+        total_sq += float(np.dot(values, values))
+        count += values.size
+        if values.size and values.max() > max_I:
+            masked = block if mask is None else np.where(np.asarray(mask)[r, cols] != 0, block, -np.inf)
+            s, f = divmod(int(np.argmax(masked)), block.shape[1])
+            max_I, max_at = float(masked.max()), (f + cols.start, s + r.start)
+    mean = total / max(count, 1)
+    rms = math.sqrt(total_sq / (max(count, 2) - 1))
+    dev_sq, n_roi = 0.0, 0
+    for r in _row_chunks(rows, image32.shape[1]):
+        dev = image32[r, cols].astype(np.float64).reshape(-1) - mean
+        dev_sq += float(np.dot(dev, dev))
+        n_roi += dev.size
+    rmsd = math.sqrt(dev_sq / (max(n_roi, 2) - 1))
+    mx = my = 0.0
+    if max_at is not None:
         sub = pixel_size / oversample
-        last = lambda p: sub * (p * oversample + oversample - 1) + sub / 2.0  # noqa: E731
-        max_I, mx, my = float(masked.max()), last(f + cols.start), last(s + rows.start)
+        mx, my = (sub * (p * oversample + oversample - 1) + sub / 2.0 for p in max_at)
     return ImageStats(max_I, mx, my, mean, rms, rmsd)
 
 
