@@ -72,7 +72,23 @@ def test_bad_inputs_give_one_line_errors(tmp_path):
 def test_missing_crystal_exits_9_like_c(tmp_path):
     proc = _cli(["-default_F", "100", "-detpixels", "16"], tmp_path)
     assert proc.returncode == 9
+    assert "usage: nbjax" in proc.stdout and "-cell" in proc.stdout
     assert "Traceback" not in proc.stderr
+
+
+def test_quirks_that_change_the_result_are_announced(tmp_path):
+    def quirk_lines(extra):
+        proc = _cli(BASE + extra + ["-nonoise", "-nopgm"], tmp_path)
+        assert proc.returncode == 0, proc.stderr
+        return "\n".join(line for line in proc.stderr.splitlines() if line.startswith("nbjax: warning: quirk:"))
+
+    text = quirk_lines(["-oversample", "2", "-twotheta", "3", "-twotheta_axis", "0", "0", "-1"])
+    for words in ("first sub-pixel", "-twotheta_axis also fires -twotheta: two-theta is now 0 deg"):
+        assert words in text, text
+    assert "distance is corrected" not in text  # two-theta ended at 0, so the ratio quirk is moot
+    text = quirk_lines(["-oversample", "1", "-twotheta", "3", "-pivot", "sample"])
+    assert "MOSFLM convention, as in nanoBragg: -pivot" in text and "distance is corrected" in text, text
+    assert "first sub-pixel" not in text
 
 
 def test_help_and_unknown_flags(tmp_path):

@@ -11,3 +11,10 @@ class NBError(Exception):
     def __init__(self, message: str, exit_code: int = 2):
         super().__init__(message)
         self.exit_code = exit_code
+
+
+class UsageError(NBError):
+    """Required inputs are missing: the CLI prints the usage, as C does, and exits 9."""
+
+    def __init__(self, message: str):
+        super().__init__(message, exit_code=9)

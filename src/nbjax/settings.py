@@ -135,6 +135,7 @@ class RunSettings:
     demo: bool = False
     fast_noise: bool = False  # jax.random noise: same statistics, not C's exact stream
     warnings: list = dataclasses.field(default_factory=list)
+    argv: list = dataclasses.field(default_factory=list)  # as parsed, for the collision warnings
 
     def effective_misset_seed(self) -> int:
         """The misset RNG seed: -misset_seed when given, else the start-up time seed (C D23)."""

@@ -317,6 +317,7 @@ def parse_argv(argv: list[str], settings: RunSettings | None = None) -> RunSetti
     Unknown flags add a warning to ``settings.warnings`` and are otherwise ignored, as in C.
     """
     s = settings if settings is not None else RunSettings()
+    s.argv = list(argv)
     argc = len(argv) + 1  # C's argc counts the program name
     for i0, token in enumerate(argv):
         if not token.startswith("-"):

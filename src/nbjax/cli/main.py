@@ -12,7 +12,7 @@ import sys
 
 import numpy as np
 
-from nbjax.errors import NBError
+from nbjax.errors import NBError, UsageError
 from nbjax.io.cformat import cformat_g as g
 
 DEMO_ARGV = ["-cell", "100", "100", "100", "90", "90", "90", "-default_F", "100", "-N", "5", "-lambda", "1.0", "-distance", "100", "-detpixels", "256"]
@@ -137,6 +137,12 @@ def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     try:
         code = run(argv)
+    except UsageError as exc:
+        from nbjax.cli.flags import usage_text
+
+        print(usage_text())
+        print(f"nbjax: error: {exc}", file=sys.stderr)
+        code = exc.exit_code
     except NBError as exc:
         print(f"nbjax: error: {exc}", file=sys.stderr)
         code = exc.exit_code

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from nbjax import quirks, rng
-from nbjax.errors import NBError
+from nbjax.errors import NBError, UsageError
 from nbjax.experiment import R_E_SQR, Beam, Crystal, Detector, Experiment, StructureFactors
 from nbjax.io import fdump, hkl, matfile, sourcefile
 from nbjax.io.cformat import RTD, cformat_g as g
@@ -47,7 +47,7 @@ class _Log(list):
 
 
 def _usage_exit(message):
-    raise NBError(message, exit_code=9)
+    raise UsageError(message)
 
 
 def build(s: RunSettings) -> tuple[Experiment, Derived, list[str]]:
@@ -122,12 +122,8 @@ def build(s: RunSettings) -> tuple[Experiment, Derived, list[str]]:
         phis = phis_first = np.array([s.phi0 + phistep * k for k in range(phisteps)])
     else:
         phis, phis_first = quirks.phi_angles_c(s.phi0, phistep, phisteps)
-        if not np.array_equal(phis, [s.phi0 + phistep * k for k in range(phisteps)]):
-            warnings.append("quirk: phi is exactly 0 at a step; like nanoBragg, that step reuses the previous step's orientation (use -physical or -phi 1e-12)")
-        if np.ptp(sources.weights) > 0:
-            warnings.append("quirk: source weights differ; like nanoBragg, nbjax ignores them (use -physical to honour them)")
-        if s.oversample_polar and s.nopolar:
-            warnings.append("quirk: -nopolar with -oversample_polar; like nanoBragg, polarization is applied anyway")
+        phi_reused = not np.array_equal(phis, [s.phi0 + phistep * k for k in range(phisteps)])
+        warnings += quirks.c_quirk_warnings(s, geo, sources, phi_reused, oversample, layers, domains * phisteps)
     if s.physical and thick > 0:
         layer_step = thick / layers
 
