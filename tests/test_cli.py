@@ -12,7 +12,7 @@ CASES = {c["id"]: c for c in golden.load_cases()}
 BASE = ["-cell", "100", "100", "100", "90", "90", "90", "-default_F", "100", "-N", "5", "-detpixels", "24", "-noprogress"]
 
 
-@pytest.mark.parametrize("case_id", ["io-int-pgm-noise", "io-scale-adc", "io-xds-header", "quirk-distance-ratio-twotheta"])
+@pytest.mark.parametrize("case_id", [cid for cid, c in CASES.items() if c.get("keep")])
 def test_smv_pgm_noise_files_identical_to_c(case_id, tmp_path):
     case = CASES[case_id]
     golden.run_nbjax(case, tmp_path)
@@ -22,8 +22,10 @@ def test_smv_pgm_noise_files_identical_to_c(case_id, tmp_path):
         ours, theirs = (tmp_path / name).read_bytes(), (case["dir"] / name).read_bytes()
         assert len(ours) == len(theirs), name
         if name.endswith(".img"):
-            assert ours[:512] == theirs[:512], f"{name} header differs"
-            a, b = np.frombuffer(ours[512:], "<u2").astype(int), np.frombuffer(theirs[512:], "<u2").astype(int)
+            header = theirs.index(b"}\f") + 2  # 512 bytes, unless C's text overflowed it
+            header = max(header, 512)
+            assert ours[:header] == theirs[:header], f"{name} header differs"
+            a, b = np.frombuffer(ours[header:], "<u2").astype(int), np.frombuffer(theirs[header:], "<u2").astype(int)
             assert np.max(np.abs(a - b)) <= 1, name
             if "noise" in name:
                 assert np.array_equal(a, b), name

@@ -60,7 +60,7 @@ def run(argv: list[str], out=sys.stdout, err=sys.stderr) -> int:
         for line in trace_lines(exp, settings, image.astype(np.float32), derived.lambda0):
             print(line, file=out)
     _interpolation_warning(stop, out, err)
-    _finish(settings, exp, derived, image, omega, out)
+    _finish(settings, exp, derived, image, omega, out, err)
     return 0
 
 
@@ -94,7 +94,7 @@ def _interpolation_warning(stop, out, err):
     print(f"nbjax: warning: quirk: pixel ({f}, {s}) needs structure factors outside the HKL table; like nanoBragg, interpolation is off from there on", file=err)
 
 
-def _finish(s, exp, derived, image, omega_total, out):
+def _finish(s, exp, derived, image, omega_total, out, err):
     from nbjax import noise
     from nbjax.cli.report import image_stats, solid_angle_line, stats_lines
     from nbjax.io import pgm, smv
@@ -117,6 +117,9 @@ def _finish(s, exp, derived, image, omega_total, out):
         ORGY=geo.ORGY, close_distance_m=geo.close_distance, phi0_rad=derived.phi0, osc_rad=derived.osc,
         twotheta_rad=geo.twotheta,
     )
+    overflow = smv.header_overflow(header)
+    if overflow:
+        print(f"nbjax: warning: quirk: the SMV header text is {512 + overflow} bytes but declares HEADER_BYTES=512; written as nanoBragg writes it, so readers will misplace the pixels", file=err)
     smv.write_smv(s.intfile, header, smv.int_image(image32, scale, s.adc_offset, geo.roi))
     print(f"writing {s.intfile} as 2-byte integers", file=out)
     if s.write_pgm:

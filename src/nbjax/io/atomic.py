@@ -7,6 +7,12 @@ from pathlib import Path
 from nbjax.errors import NBError
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` to ``path`` so that a reader never sees a half-written file.
 
@@ -19,6 +25,7 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
     except OSError as exc:
         raise NBError(f"cannot write {path}: {exc.strerror}") from None
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # what fopen() would create; mkstemp makes 0600
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
         os.replace(tmp, target)

@@ -47,7 +47,8 @@ def format_smv_header(v: SMVHeaderValues, noise_image: bool = False) -> bytes:
 
     DENZO_X/Y_BEAM is (Sbeam-0.0*px, Fbeam-0.0*px) in the int image and (Sbeam+0.0*px, ...) in the
     noise image (``noise_image=True``); both give the same number except for a -0.0 beam.
-    Raises NBError when the text would not fit in 512 bytes (C would write a corrupt file).
+    Padded with spaces to 512 bytes; a longer text (extreme %g values) is written whole, as C
+    does, although HEADER_BYTES still says 512 (see ``header_overflow``).
     """
     g = cformat_g
     px = v.pixel_size_m
@@ -72,9 +73,12 @@ def format_smv_header(v: SMVHeaderValues, noise_image: bool = False) -> bytes:
         f"TWOTHETA={g(v.twotheta_rad * RTD)};\n"
         "DETECTOR_SN=000;\nBEAMLINE=fake;\n}\f"
     ).encode("ascii")
-    if len(text) > HEADER_BYTES:
-        raise NBError(f"SMV header is {len(text)} bytes, more than {HEADER_BYTES}")
     return text.ljust(HEADER_BYTES, b" ")
+
+
+def header_overflow(values: SMVHeaderValues) -> int:
+    """Bytes by which C's header text for these values exceeds HEADER_BYTES (0 when it fits)."""
+    return max(0, len(format_smv_header(values)) - HEADER_BYTES)
 
 
 def write_smv(path: str | os.PathLike, values: SMVHeaderValues, image, noise_image: bool = False) -> None:

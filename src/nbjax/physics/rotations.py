@@ -48,3 +48,9 @@ def unitize(v, xp=np):
     mag = xp.sqrt(xp.sum(v * v, axis=-1, keepdims=True))
     safe = xp.where(mag == 0.0, 1.0, mag)
     return xp.where(mag == 0.0, 0.0, v / safe), mag[..., 0]
+
+
+def cdot(x, y) -> float:
+    """C's dot_product of two 3-vectors, summed left to right (np.dot may round differently,
+    which shows in printed near-zero values)."""
+    return float(x[0] * y[0] + x[1] * y[1] + x[2] * y[2])

@@ -19,6 +19,7 @@ from nbjax.experiment import R_E_SQR, Beam, Crystal, Detector, Experiment, Struc
 from nbjax.io import fdump, hkl, matfile, sourcefile
 from nbjax.io.cformat import RTD, cformat_g as g
 from nbjax.settings import RunSettings
+from nbjax.physics.rotations import cdot
 from nbjax.setup import sampling
 from nbjax.setup.crystal import cell_parameters, fill_cell_defaults, lattice_from_reciprocal, reciprocal_from_cell
 from nbjax.setup.detector import DetectorGeometry, detector_geometry
@@ -81,7 +82,7 @@ def build(s: RunSettings) -> tuple[Experiment, Derived, list[str]]:
 
     log(f"{geo.convention} convention selected.")
     log("pivoting detector around sample" if geo.pivot == "sample" else "pivoting detector around direct beam spot")
-    beam_in_det = [float(np.dot(geo.beam, v)) for v in (geo.fdet, geo.sdet, geo.odet)]
+    beam_in_det = [cdot(geo.beam, v) for v in (geo.fdet, geo.sdet, geo.odet)]
     log("XDS incident beam: " + " ".join(g(x) for x in beam_in_det))
     interpolate = s.interpolate
     if interpolate > 1:

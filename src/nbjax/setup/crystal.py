@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from nbjax.physics.rotations import rotate_xyz
+from nbjax.physics.rotations import cdot, rotate_xyz
 
 DBL_MIN = 2.2250738585072014e-308
 
@@ -126,7 +126,7 @@ def cell_parameters(lat: Lattice):
         for i, (p, q) in enumerate(((v, w), (u, w), (u, v))):
             lp, lq = lens[(i + 1) % 3 if i != 1 else 0], lens[2 if i != 2 else 1]
             sin = min(max(dual[i] * volume / lp / lq, -1.0), 1.0)
-            cos = float(np.dot(p, q)) / lp / lq
+            cos = cdot(p, q) / lp / lq
             out.append(math.degrees(math.atan2(sin, 1.0 if cos * cos > 1.0 else cos)))
         return lens + out
 

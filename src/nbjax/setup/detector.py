@@ -14,7 +14,7 @@ import math
 import numpy as np
 
 from nbjax.errors import NBError
-from nbjax.physics.rotations import rotate_axis, rotate_xyz, unitize
+from nbjax.physics.rotations import cdot, rotate_axis, rotate_xyz, unitize
 from nbjax.settings import RunSettings
 
 DBL_MIN = 2.2250738585072014e-308
@@ -134,7 +134,7 @@ def detector_geometry(s: RunSettings) -> DetectorGeometry:
     vert = unitize(np.cross(beam, polar))[0]
 
     rot = (s.detector_rotx, s.detector_roty, s.detector_rotz)
-    ratio = float(np.dot(beam, rotate_xyz(odet, *rot)))
+    ratio = cdot(beam, rotate_xyz(odet, *rot))
     if ratio == 0.0:
         ratio = DBL_MIN
     distance = s.distance
@@ -156,11 +156,11 @@ def detector_geometry(s: RunSettings) -> DetectorGeometry:
         pivot_axis, pivot_distance = beam, distance
     pix0 = pix0_offset + pivot_distance * pivot_axis
 
-    Fclose = -float(np.dot(pix0, fdet))
-    Sclose = -float(np.dot(pix0, sdet))
-    close_distance = float(np.dot(pix0, odet))
+    Fclose = -cdot(pix0, fdet)
+    Sclose = -cdot(pix0, sdet)
+    close_distance = cdot(pix0, odet)
     beam_hit = close_distance / ratio * beam - pix0
-    Fbeam, Sbeam = float(np.dot(fdet, beam_hit)), float(np.dot(sdet, beam_hit))
+    Fbeam, Sbeam = cdot(fdet, beam_hit), cdot(sdet, beam_hit)
     distance = close_distance / ratio
     dials_origin = 1000.0 * np.array([pix0[2], pix0[1], -pix0[0]])
     return DetectorGeometry(
