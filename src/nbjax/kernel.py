@@ -49,10 +49,13 @@ def orientation_matrices(crystal, dtype, first_loop=False):
 def _subpixel_positions(det, fpix, spix, dtype):
     """Sub-pixel centres in the lab frame, (T, L, Q, 3), C order: layer, slow sub, fast sub."""
     os = det.oversample
-    sub = det.pixel_size / os
+    # C: subpixel_size*(pixel*os + sub) + subpixel_size/2.0.  The barrier keeps XLA from
+    # factoring that into subpixel_size*(... + 0.5), which rounds differently and can move a
+    # sub-pixel exactly onto the direct beam where C's is 1 ulp off it.
+    sub, half = lax.optimization_barrier((det.pixel_size / os, det.pixel_size / os / 2.0))
     ss, ff = np.meshgrid(np.arange(os), np.arange(os), indexing="ij")
-    Fdet = sub * (fpix[:, None] * os + ff.reshape(-1)[None, :]) + sub / 2.0  # (T, Q)
-    Sdet = sub * (spix[:, None] * os + ss.reshape(-1)[None, :]) + sub / 2.0
+    Fdet = sub * (fpix[:, None] * os + ff.reshape(-1)[None, :]) + half  # (T, Q)
+    Sdet = sub * (spix[:, None] * os + ss.reshape(-1)[None, :]) + half
     Odet = jnp.arange(det.layers, dtype=dtype) * det.layer_step  # (L,)
     pos = (
         Fdet[:, None, :, None] * det.fdet

@@ -45,23 +45,23 @@ class Flag:
         return any(p in token for p in self.patterns)
 
 
-def _set(attr, convert=to_float, scale=1.0, also=None):
-    """Handler setting ``attr`` from one value (times ``scale``), plus fixed ``also`` fields."""
+def _set(attr, convert=to_float, unit=None, also=None):
+    """Handler setting ``attr`` from one value, converted by ``unit`` (C's own arithmetic)."""
 
     def apply(s, v, flag):
         value = convert(v[0], flag)
-        setattr(s, attr, value * scale if convert is to_float else value)
+        setattr(s, attr, unit(value) if unit else value)
         for k, val in (also or {}).items():
             setattr(s, k, val)
 
     return apply
 
 
-def _set_many(attrs, scale=1.0, convert=to_float):
+def _set_many(attrs, unit=None, convert=to_float):
     def apply(s, v, flag):
         value = convert(v[0], flag)
         for attr in attrs:
-            setattr(s, attr, value * scale if convert is to_float else value)
+            setattr(s, attr, unit(value) if unit else value)
 
     return apply
 
@@ -159,8 +159,34 @@ def _tile(s, v, flag):
     s.tile_pixels = n
 
 
-MM = 1.0e-3
-UM = 1.0e-6
+# Unit conversions exactly as the C program writes them: x/1000.0 and x*1e-3 can differ in the
+# last bit, which moves a pixel centre onto or off the direct beam.
+def MM(x):  # mm -> m: atof()/1000.0
+    return x / 1000.0
+
+
+def DEG(x):  # deg -> rad: atof()/RTD
+    return x / RTD
+
+
+def ANGSTROM(x):  # A -> m: atof()/1.0e10
+    return x / 1.0e10
+
+
+def PERCENT(x):  # atof()/100.0
+    return x / 100.0
+
+
+def UM_THICK(x):  # -detector_thick: atof()*1e-6
+    return x * 1e-6
+
+
+def UM_WATER(x):  # -water: atof()/1e6
+    return x / 1e6
+
+
+def DMIN(x):  # -dmin: atof()*1e-10
+    return x * 1e-10
 
 # The handlers, in the order of the C program's main parsing loop.
 FLAGS: tuple[Flag, ...] = (
@@ -172,20 +198,20 @@ FLAGS: tuple[Flag, ...] = (
     Flag(("-misset",), 1, _misset_random, "-misset random: random orientation (seed -misset_seed)"),
     Flag(("-misset",), 3, _misset_angles, "crystal rotations about x, y, z (deg), applied to the reciprocal cell"),
     Flag(("-samplesize", "-sample_size"), 1, _set_many(("sample_x", "sample_y", "sample_z"), MM), "crystal size, all axes (mm)"),
-    Flag(("-sample_thick", "-sample_x"), 1, _set("sample_x", scale=MM), "crystal size along x (mm)"),
-    Flag(("-sample_width", "-sample_y", "-width"), 1, _set("sample_y", scale=MM), "crystal size along y (mm)"),
-    Flag(("-sample_heigh", "-sample_z", "-heigh"), 1, _set("sample_z", scale=MM), "crystal size along z (mm)"),
+    Flag(("-sample_thick", "-sample_x"), 1, _set("sample_x", unit=MM), "crystal size along x (mm)"),
+    Flag(("-sample_width", "-sample_y", "-width"), 1, _set("sample_y", unit=MM), "crystal size along y (mm)"),
+    Flag(("-sample_heigh", "-sample_z", "-heigh"), 1, _set("sample_z", unit=MM), "crystal size along z (mm)"),
     Flag(("-xtalsize", "-xtal_size"), 1, _set_many(("sample_x", "sample_y", "sample_z"), MM), "crystal size, all axes (mm); N = ceil(size/cell)"),
-    Flag(("-xtal_thick", "-xtal_x"), 1, _set("sample_x", scale=MM), "crystal size along x (mm)"),
-    Flag(("-xtal_width", "-xtal_y", "-width"), 1, _set("sample_y", scale=MM), "crystal size along y (mm)"),
-    Flag(("-xtal_heigh", "-xtal_z", "-heigh"), 1, _set("sample_z", scale=MM), "crystal size along z (mm)"),
+    Flag(("-xtal_thick", "-xtal_x"), 1, _set("sample_x", unit=MM), "crystal size along x (mm)"),
+    Flag(("-xtal_width", "-xtal_y", "-width"), 1, _set("sample_y", unit=MM), "crystal size along y (mm)"),
+    Flag(("-xtal_heigh", "-xtal_z", "-heigh"), 1, _set("sample_z", unit=MM), "crystal size along z (mm)"),
     Flag(("-density", "-sample_den"), 1, _const(), "sample density (parsed, no effect, as in C)"),
     Flag(("-MW",), 1, _const(), "molecular weight (parsed, no effect, as in C)", exact=True),
     Flag(("-molec",), 1, _const(), "molecular weight (parsed, no effect, as in C)"),
-    Flag(("-Xbeam",), 1, _set("Xbeam", scale=MM, also={"pivot": "beam"}), "direct-beam X in the convention's frame (mm)"),
-    Flag(("-Ybeam",), 1, _set("Ybeam", scale=MM, also={"pivot": "beam"}), "direct-beam Y in the convention's frame (mm)"),
-    Flag(("-Xclose",), 1, _set("Xclose", scale=MM, also={"pivot": "sample"}), "near-point X (mm; CUSTOM only)"),
-    Flag(("-Yclose",), 1, _set("Yclose", scale=MM, also={"pivot": "sample"}), "near-point Y (mm; CUSTOM only)"),
+    Flag(("-Xbeam",), 1, _set("Xbeam", unit=MM, also={"pivot": "beam"}), "direct-beam X in the convention's frame (mm)"),
+    Flag(("-Ybeam",), 1, _set("Ybeam", unit=MM, also={"pivot": "beam"}), "direct-beam Y in the convention's frame (mm)"),
+    Flag(("-Xclose",), 1, _set("Xclose", unit=MM, also={"pivot": "sample"}), "near-point X (mm; CUSTOM only)"),
+    Flag(("-Yclose",), 1, _set("Yclose", unit=MM, also={"pivot": "sample"}), "near-point Y (mm; CUSTOM only)"),
     Flag(("-ORGX",), 1, _set("ORGX", also={"pivot": "sample"}), "XDS origin, fast (pixels)"),
     Flag(("-ORGY",), 1, _set("ORGY", also={"pivot": "sample"}), "XDS origin, slow (pixels)"),
     Flag(("-pivot",), 1, _pivot, "beam|sample: detector pivot (CUSTOM only; conventions re-assert theirs)"),
@@ -202,24 +228,24 @@ FLAGS: tuple[Flag, ...] = (
     Flag(("-spindle_axis",), 3, _vector("spindle_vector"), "phi rotation axis (sets CUSTOM)"),
     Flag(("-twotheta_axis",), 3, _vector("twotheta_axis"), "2theta axis (sets CUSTOM; also fires -twotheta)"),
     Flag(("-pix0_vector",), 3, _const(convention="custom"), "sets CUSTOM; the value is ignored, as in C"),
-    Flag(("-distance",), 1, _set("distance", scale=MM, also={"pivot": "beam"}), "sample to beam spot distance (mm, default 100)"),
-    Flag(("-close_distance",), 1, _set("close_distance", scale=MM, also={"pivot": "sample"}), "sample to near point distance (mm)"),
+    Flag(("-distance",), 1, _set("distance", unit=MM, also={"pivot": "beam"}), "sample to beam spot distance (mm, default 100)"),
+    Flag(("-close_distance",), 1, _set("close_distance", unit=MM, also={"pivot": "sample"}), "sample to near point distance (mm)"),
     Flag(("-detector_abs",), 1, _detector_abs, "sensor attenuation depth (um; inf or 0 = off)"),
-    Flag(("-detector_thick",), 1, _set("detector_thick", scale=UM), "sensor thickness (um, default 0)", length=15),
+    Flag(("-detector_thick",), 1, _set("detector_thick", unit=UM_THICK), "sensor thickness (um, default 0)", length=15),
     Flag(("-detector_thicksteps",), 1, _set("detector_thicksteps", to_int), "sensor layers"),
     Flag(("-thicksteps",), 1, _set("detector_thicksteps", to_int), "sensor layers"),
-    Flag(("-twotheta",), 1, _set("detector_twotheta", scale=1 / RTD, also={"pivot": "sample"}), "detector 2theta swing (deg)"),
-    Flag(("-detector_rotx",), 1, _set("detector_rotx", scale=1 / RTD), "detector rotation about lab x (deg)"),
-    Flag(("-detector_roty",), 1, _set("detector_roty", scale=1 / RTD), "detector rotation about lab y (deg)"),
-    Flag(("-detector_rotz",), 1, _set("detector_rotz", scale=1 / RTD), "detector rotation about lab z (deg)"),
+    Flag(("-twotheta",), 1, _set("detector_twotheta", unit=DEG, also={"pivot": "sample"}), "detector 2theta swing (deg)"),
+    Flag(("-detector_rotx",), 1, _set("detector_rotx", unit=DEG), "detector rotation about lab x (deg)"),
+    Flag(("-detector_roty",), 1, _set("detector_roty", unit=DEG), "detector rotation about lab y (deg)"),
+    Flag(("-detector_rotz",), 1, _set("detector_rotz", unit=DEG), "detector rotation about lab z (deg)"),
     Flag(("-detsize",), 1, _set_many(("detsize_f", "detsize_s"), MM), "detector size (mm, default 102.4)", length=8),
-    Flag(("-detsize_f",), 1, _set("detsize_f", scale=MM), "detector fast size (mm)"),
-    Flag(("-detsize_s",), 1, _set("detsize_s", scale=MM), "detector slow size (mm)"),
+    Flag(("-detsize_f",), 1, _set("detsize_f", unit=MM), "detector fast size (mm)"),
+    Flag(("-detsize_s",), 1, _set("detsize_s", unit=MM), "detector slow size (mm)"),
     Flag(("-detpixels",), 1, _set_many(("fpixels", "spixels"), convert=to_int), "detector size in pixels", length=10),
     Flag(("-detpixels_f", "-detpixels_x"), 1, _set("fpixels", to_int), "fast pixels"),
     Flag(("-detpixels_s", "-detpixels_y"), 1, _set("spixels", to_int), "slow pixels"),
     Flag(("-curved_det",), 0, _const(curved_detector=True), "all pixels at the same distance from the sample", needs_next=True),
-    Flag(("-pixel",), 1, _set("pixel_size", scale=MM), "pixel size (mm, default 0.1)"),
+    Flag(("-pixel",), 1, _set("pixel_size", unit=MM), "pixel size (mm, default 0.1)"),
     Flag(("-point_pixel",), 0, _const(point_pixel=True), "solid angle 1/R^2 (no obliquity)"),
     Flag(("-polar",), 1, _set("polarization", also={"nopolar": False}), "Kahn polarization factor (default 0)", length=6),
     Flag(("-nopolar",), 0, _const(nopolar=True), "polarization factor 1"),
@@ -228,33 +254,33 @@ FLAGS: tuple[Flag, ...] = (
     Flag(("-oversample_omega",), 0, _const(oversample_omega=True), "re-evaluate solid angle per sub-pixel", stop=True),
     Flag(("-oversample",), 1, _set("oversample", to_int), "sub-pixels per pixel edge (default auto)"),
     Flag(("-roi",), 4, _roi, "render only xmin xmax ymin ymax (pixels, inclusive)"),
-    Flag(("-lambda", "-wave"), 1, _set("lambda0", scale=1e-10), "wavelength (A, default 1)"),
+    Flag(("-lambda", "-wave"), 1, _set("lambda0", unit=ANGSTROM), "wavelength (A, default 1)"),
     Flag(("-energy",), 1, _energy, "photon energy (eV)"),
     Flag(("-fluence",), 1, _set("fluence"), "photons/m^2 (default 1.25932e29)"),
     Flag(("-flux",), 1, _set("flux"), "photons/s (with -exposure, -beamsize)"),
     Flag(("-exposure",), 1, _set("exposure"), "exposure time (s, default 1)"),
-    Flag(("-beamsize",), 1, _set("beamsize", scale=MM), "beam size (mm, default 0.1)"),
-    Flag(("-mosaic_spr", "-mosaici"), 1, _set("mosaic_spread", scale=1 / RTD), "mosaic spread (deg)"),
-    Flag(("-mosaic",), 1, _set("mosaic_spread", scale=1 / RTD), "mosaic spread (deg)", length=7),
+    Flag(("-beamsize",), 1, _set("beamsize", unit=MM), "beam size (mm, default 0.1)"),
+    Flag(("-mosaic_spr", "-mosaici"), 1, _set("mosaic_spread", unit=DEG), "mosaic spread (deg)"),
+    Flag(("-mosaic",), 1, _set("mosaic_spread", unit=DEG), "mosaic spread (deg)", length=7),
     Flag(("-mosaic_dom",), 1, _set("mosaic_domains", to_int), "mosaic domains (default 10 when spread > 0)"),
-    Flag(("-dispersion",), 1, _set("dispersion", scale=0.01), "spectral dispersion (percent)"),
+    Flag(("-dispersion",), 1, _set("dispersion", unit=PERCENT), "spectral dispersion (percent)"),
     Flag(("-dispsteps",), 1, _set("dispsteps", to_int), "wavelength steps"),
-    Flag(("-divergence",), 1, _set_many(("hdivrange", "vdivrange"), 1e-3), "beam divergence (mrad)"),
-    Flag(("-hdivrange",), 1, _set("hdivrange", scale=1e-3), "horizontal divergence (mrad)"),
-    Flag(("-vdivrange",), 1, _set("vdivrange", scale=1e-3), "vertical divergence (mrad)"),
-    Flag(("-hdivstep",), 1, _set("hdivstep", scale=1e-3), "horizontal divergence step (mrad)", length=9),
+    Flag(("-divergence",), 1, _set_many(("hdivrange", "vdivrange"), MM), "beam divergence (mrad)"),
+    Flag(("-hdivrange",), 1, _set("hdivrange", unit=MM), "horizontal divergence (mrad)"),
+    Flag(("-vdivrange",), 1, _set("vdivrange", unit=MM), "vertical divergence (mrad)"),
+    Flag(("-hdivstep",), 1, _set("hdivstep", unit=MM), "horizontal divergence step (mrad)", length=9),
     Flag(("-hdivsteps",), 1, _set("hdivsteps", to_int), "horizontal divergence steps"),
-    Flag(("-vdivstep",), 1, _set("vdivstep", scale=1e-3), "vertical divergence step (mrad)", length=9),
+    Flag(("-vdivstep",), 1, _set("vdivstep", unit=MM), "vertical divergence step (mrad)", length=9),
     Flag(("-vdivsteps",), 1, _set("vdivsteps", to_int), "vertical divergence steps"),
     Flag(("-divsteps",), 1, _set_many(("hdivsteps", "vdivsteps"), convert=to_int), "divergence steps, both axes"),
     Flag(("-round_div",), 0, _const(round_div=True), "trim the divergence grid to an ellipse (default)"),
     Flag(("-square_div",), 0, _const(round_div=False), "full divergence grid"),
     Flag(("-adc",), 1, _set("adc_offset"), "SMV pixel offset (default 40)"),
-    Flag(("-phi",), 1, _set("phi0", scale=1 / RTD), "start phi (deg)", length=4),
-    Flag(("-osc",), 1, _set("osc", scale=1 / RTD), "oscillation range (deg)"),
-    Flag(("-phistep",), 1, _set("phistep", scale=1 / RTD), "phi step (deg)", length=8),
+    Flag(("-phi",), 1, _set("phi0", unit=DEG), "start phi (deg)", length=4),
+    Flag(("-osc",), 1, _set("osc", unit=DEG), "oscillation range (deg)"),
+    Flag(("-phistep",), 1, _set("phistep", unit=DEG), "phi step (deg)", length=8),
     Flag(("-phisteps",), 1, _set("phisteps", to_int), "phi steps"),
-    Flag(("-dmin",), 1, _set("dmin", scale=1e-10), "skip resolution beyond d (A)"),
+    Flag(("-dmin",), 1, _set("dmin", unit=DMIN), "skip resolution beyond d (A)"),
     Flag(("-mat",), 1, _file("matfile"), "MOSFLM-style A matrix file"),
     Flag(("-hkl",), 1, _file("hklfile"), "h k l F text file"),
     Flag(("-default_F",), 1, _set("default_F"), "F for unlisted hkl (default 0)"),
@@ -288,7 +314,7 @@ FLAGS: tuple[Flag, ...] = (
     Flag(("-seed",), 1, _neg_seed("seed"), "noise seed (default time)"),
     Flag(("-mosaic_seed",), 1, _neg_seed("mosaic_seed"), "mosaic seed (default 12345678)"),
     Flag(("-misset_seed",), 1, _neg_seed("misset_seed"), "random misset seed (default time; also fires -misset)"),
-    Flag(("-water",), 1, _set("water_size", scale=UM), "water background thickness (um)"),
+    Flag(("-water",), 1, _set("water_size", unit=UM_WATER), "water background thickness (um)"),
 )
 
 # nbjax's own flags: exact names that no C pattern matches.

@@ -46,9 +46,10 @@ def apply_headers(s: RunSettings, argv: list[str], log=None) -> None:
             s.pixel_size = value("PIXEL_SIZE") / 1000.0
         s.detsize_f = s.pixel_size * s.fpixels
         s.detsize_s = s.pixel_size * s.spixels
-        for key, attr, scale in (("DISTANCE", "distance", 1e-3), ("CLOSE_DISTANCE", "close_distance", 1e-3), ("WAVELENGTH", "lambda0", 1e-10), ("BEAM_CENTER_X", "Xbeam", 1e-3), ("ORGX", "ORGX", 1.0), ("ORGY", "ORGY", 1.0), ("PHI", "phi0", 1 / RTD), ("OSC_RANGE", "osc", 1 / RTD)):
+        # C divides: value/1000.0, /1e10, /RTD (a multiplication can round differently)
+        for key, attr, divisor in (("DISTANCE", "distance", 1000.0), ("CLOSE_DISTANCE", "close_distance", 1000.0), ("WAVELENGTH", "lambda0", 1e10), ("BEAM_CENTER_X", "Xbeam", 1000.0), ("ORGX", "ORGX", 1.0), ("ORGY", "ORGY", 1.0), ("PHI", "phi0", RTD), ("OSC_RANGE", "osc", RTD)):
             if not math.isnan(value(key)):
-                setattr(s, attr, value(key) * scale)
+                setattr(s, attr, value(key) / divisor)
         y = value("BEAM_CENTER_Y")
         if not math.isnan(y):
             s.Ybeam = s.detsize_s - y / 1000.0 if is_mask else y / 1000.0
