@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import equinox as eqx
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Float
 
 R_E_SQR = 7.94079248018965e-30  # Thomson cross section r_e^2, m^2
@@ -30,6 +31,8 @@ class Detector(eqx.Module):
     distance: Float[Array, ""]
     ratio: Float[Array, ""]  # beam . normal (rotations without two-theta), C's distance ratio
     pixel_size: Float[Array, ""]
+    fast_positions: Float[Array, " Fos"]  # sub-pixel centres along fdet, m (see subpixel_centres)
+    slow_positions: Float[Array, " Sos"]
     layer_step: Float[Array, ""]  # sensor layer spacing, m
     mu: Float[Array, ""]  # sensor attenuation, 1/m
     fpixels: int = eqx.field(static=True)
@@ -43,6 +46,14 @@ class Detector(eqx.Module):
     @property
     def pix0(self):
         return self.pix0_offset + self.distance * self.pivot_axis
+
+
+def subpixel_centres(pixel_size: float, pixels: int, oversample: int) -> np.ndarray:
+    """Sub-pixel centres along one detector axis (m), as C computes them in double precision:
+    subpixel_size*(pixel*oversample + sub) + subpixel_size/2.0.  Made on the host, where no
+    fused multiply-add can round them differently (that moves a sub-pixel onto the beam)."""
+    sub = pixel_size / oversample
+    return sub * np.arange(pixels * oversample, dtype=np.float64) + sub / 2.0
 
 
 class Beam(eqx.Module):

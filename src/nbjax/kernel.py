@@ -49,13 +49,9 @@ def orientation_matrices(crystal, dtype, first_loop=False):
 def _subpixel_positions(det, fpix, spix, dtype):
     """Sub-pixel centres in the lab frame, (T, L, Q, 3), C order: layer, slow sub, fast sub."""
     os = det.oversample
-    # C: subpixel_size*(pixel*os + sub) + subpixel_size/2.0.  The barrier keeps XLA from
-    # factoring that into subpixel_size*(... + 0.5), which rounds differently and can move a
-    # sub-pixel exactly onto the direct beam where C's is 1 ulp off it.
-    sub, half = lax.optimization_barrier((det.pixel_size / os, det.pixel_size / os / 2.0))
     ss, ff = np.meshgrid(np.arange(os), np.arange(os), indexing="ij")
-    Fdet = sub * (fpix[:, None] * os + ff.reshape(-1)[None, :]) + half  # (T, Q)
-    Sdet = sub * (spix[:, None] * os + ss.reshape(-1)[None, :]) + half
+    Fdet = det.fast_positions[fpix[:, None] * os + ff.reshape(-1)[None, :]]  # (T, Q)
+    Sdet = det.slow_positions[spix[:, None] * os + ss.reshape(-1)[None, :]]
     Odet = jnp.arange(det.layers, dtype=dtype) * det.layer_step  # (L,)
     pos = (
         Fdet[:, None, :, None] * det.fdet
@@ -78,7 +74,7 @@ def _pixel_samples(exp: Experiment, fpix, spix, dtype, first_loop=False):
     """
     det, beam, xtal = exp.detector, exp.beam, exp.crystal
     geo = jnp.float64
-    pos = _subpixel_positions(det, fpix.astype(geo), spix.astype(geo), geo)
+    pos = _subpixel_positions(det, fpix, spix, geo)
     airpath = jnp.linalg.norm(pos, axis=-1)  # (T, L, Q)
     diffracted = pos / airpath[..., None]
     close_distance = jnp.dot(det.pix0, det.odet)
@@ -101,7 +97,7 @@ def _pixel_samples(exp: Experiment, fpix, spix, dtype, first_loop=False):
         group = jnp.arange(np.prod(dmin_skip.shape[1:])).reshape(dmin_skip.shape[1:]) == quirks.first_unskipped_index(dmin_skip)[:, None, None, None]
         hkl = jnp.where(group[..., None, None], hkl_first, hkl)
     frac = (hkl - jnp.round(hkl)).astype(dtype)
-    f_latt_sq = lattice_sq(frac, xtal.N.astype(dtype), xtal.shape, xtal.fudge.astype(dtype), xtal.recip.astype(dtype))
+    f_latt_sq = lattice_sq(frac, xtal.N.astype(dtype), xtal.shape, xtal.fudge.astype(dtype), xtal.recip.astype(dtype), c_sinc3=not exp.physical)
     cast = lambda x: x.astype(dtype)  # noqa: E731
     return dict(hkl=hkl, f_latt_sq=f_latt_sq, omega=cast(omega), capture=cast(capture), polar=cast(polar), dmin_skip=dmin_skip, pos=pos, stol_sq=stol_sq)
 
@@ -200,7 +196,7 @@ def pixel_trace(exp: Experiment, fpix, spix):
         pos=s["pos"][:, -1, -1],
         hkl=last,
         f_cell=f_cell.reshape(hkl.shape[0], -1)[:, -1],
-        f_latt=lattice_amplitude(last, xtal.N, xtal.shape, xtal.fudge, xtal.recip),
+        f_latt=lattice_amplitude(last, xtal.N, xtal.shape, xtal.fudge, xtal.recip, c_sinc3=not exp.physical),
         I=accumulated,
         polar=quirks.first_unskipped_polar(s["polar"], s["dmin_skip"]),  # (T,1,1,1) already cached
         omega=s["omega"][:, 0, 0],

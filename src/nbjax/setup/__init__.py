@@ -15,7 +15,7 @@ import numpy as np
 
 from nbjax import quirks, rng
 from nbjax.errors import NBError, UsageError
-from nbjax.experiment import R_E_SQR, Beam, Crystal, Detector, Experiment, StructureFactors
+from nbjax.experiment import R_E_SQR, Beam, Crystal, Detector, Experiment, StructureFactors, subpixel_centres
 from nbjax.io import fdump, hkl, matfile, sourcefile
 from nbjax.io.cformat import RTD, cformat_g as g
 from nbjax.settings import RunSettings
@@ -134,7 +134,9 @@ def build(s: RunSettings) -> tuple[Experiment, Derived, list[str]]:
     detector = Detector(
         fdet=f64(geo.fdet), sdet=f64(geo.sdet), odet=f64(geo.odet), beam=f64(geo.beam),
         pix0_offset=f64(geo.pix0_offset), pivot_axis=f64(geo.pivot_axis), distance=f64(geo.pivot_distance),
-        ratio=f64(geo.ratio), pixel_size=f64(geo.pixel_size), layer_step=f64(layer_step), mu=f64(mu),
+        ratio=f64(geo.ratio), pixel_size=f64(geo.pixel_size),
+        fast_positions=f64(subpixel_centres(geo.pixel_size, geo.fpixels, oversample)),
+        slow_positions=f64(subpixel_centres(geo.pixel_size, geo.spixels, oversample)), layer_step=f64(layer_step), mu=f64(mu),
         fpixels=geo.fpixels, spixels=geo.spixels, oversample=oversample, layers=layers,
         thick=thick != 0.0, curved=s.curved_detector, point_pixel=s.point_pixel,
     )
