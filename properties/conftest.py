@@ -7,10 +7,16 @@ variable (default ``ci``):
   (~6 minutes on 2 cores).
 
 Both skip Hypothesis' explain phase, which re-runs a failing example hundreds of times.
+
+test_parity_live.py (nbjax against the C program; skipped unless NB_C_BIN names it) runs 10
+examples under ``ci``, the profile's max_examples otherwise, or $NBJAX_PARITY_EXAMPLES.
+scripts/property-campaign runs the suite with ``thorough`` and reports on it.
 """
 
+import json
 import os
 
+import pytest
 from hypothesis import HealthCheck, Phase, settings
 
 # The explain phase re-runs a failing example hundreds of times (minutes with jit-compiled renders).
@@ -35,3 +41,35 @@ settings.register_profile(
     phases=PHASES,
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+# ----------------------------------------------------------------------------------------------
+# Per-test records for scripts/property-campaign: when NBJAX_PROPERTY_STATS names a file, one
+# JSON line per test is appended to it (node id, outcome, seconds, failure text and Hypothesis'
+# statistics text, which holds the examples tried per phase and the events).
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    path = os.environ.get("NBJAX_PROPERTY_STATS")
+    if not path:
+        return
+    report = outcome.get_result()
+    record = item.__dict__.setdefault("_nbjax_record", {"nodeid": item.nodeid, "outcome": "passed", "seconds": 0.0, "longrepr": None})
+    record["seconds"] += report.duration
+    if report.outcome != "passed" and record["outcome"] == "passed":
+        record["outcome"] = report.outcome if report.when == "call" or report.outcome == "skipped" else "error"
+        record["longrepr"] = str(report.longrepr)[-4000:] if report.longrepr is not None else None
+    if report.when == "teardown":
+        record["statistics"] = getattr(item, "hypothesis_statistics", None)
+        with open(path, "a") as handle:
+            handle.write(json.dumps(record) + "\n")
+
+
+def pytest_collectreport(report):
+    """A module skipped at import (test_parity_live.py without NB_C_BIN) is recorded too."""
+    path = os.environ.get("NBJAX_PROPERTY_STATS")
+    if path and report.outcome in ("skipped", "failed"):
+        reason = report.longrepr[-1] if isinstance(report.longrepr, tuple) else str(report.longrepr)[-4000:]
+        with open(path, "a") as handle:
+            handle.write(json.dumps({"nodeid": report.nodeid, "outcome": "skipped" if report.outcome == "skipped" else "error", "seconds": 0.0, "longrepr": reason, "statistics": None}) + "\n")

@@ -8,7 +8,9 @@ spelling), so the values nbjax parses are exactly the values drawn.
 
 Compilation cost: ``nbjax.render`` is jitted, and a new detector size, source count, tile,
 dtype or mode compiles again (~0.5 s each).  Tests therefore use a fixed detector size
-(``DETPIXELS``) and ``-oversample 1``; only the number of sources varies.
+(``DETPIXELS``) and ``-oversample 1``; only the number of sources varies.  ``command_lines``
+(the live C parity property) is the exception: it draws whole command lines, so nearly every
+example compiles anew (~0.3-1 s).
 """
 
 from __future__ import annotations
@@ -227,3 +229,285 @@ def geometries(n=None):
     """Geometry: ``cells()``, ``missets()``, N from ``crystal_sizes()`` (or ``n``), lambda
     0.8..2 A, distance 50..200 mm, any convention, Kahn factor 0..1."""
     return st.builds(Geometry, cells(), missets(), n or crystal_sizes(), wavelengths_A(), distances_mm(), conventions(), kahn_factors())
+
+
+# ----------------------------------------------------------------------------------------------
+# whole command lines, for the live parity property (test_parity_live.py)
+#
+# Every drawn command line is valid for the C program (it renders a finite image) and small:
+# at most 32 x 32 pixels and at most PARITY_MAX_SAMPLES samples per pixel (sources x mosaic
+# domains x phi steps x oversample^2, C's ``steps``), so one C run takes well under a second.
+# The flag groups are shuffled, so flags whose order matters in C (-polar/-nopolar, -N/-Na,
+# -detpixels/-detpixels_f) are exercised in both orders.
+
+PARITY_MAX_SAMPLES = 200
+PARITY_OUTPUT_FLAGS = ("-nonoise", "-nopgm", "-noprogress")
+SOURCE_FILE_NAME = "sources.txt"
+
+
+def _steps_for(steps, rng):
+    """C's divergence auto-selection for one axis (range/step/count; -1 = not given), after its
+    sanity check: (count, range, step).  nanoBragg.c 'if(hdivsteps <= 0)' and 'sanity checks'."""
+    step = -1.0
+    if steps <= 0:
+        if rng < 0.0:
+            steps, rng, step = 1, 0.0, 0.0
+        else:
+            step, steps = rng, 2
+    else:
+        if rng < 0.0:
+            rng = 1.0
+            step = rng / steps
+        else:
+            if steps <= 1:
+                steps = 2
+            step = rng / (steps - 1)
+    if rng <= 0.0 or step <= 0.0 or steps <= 0:
+        steps, rng, step = 1, 0.0, 0.0
+    return steps, rng, step
+
+
+def c_divergence_count(divergence_mrad=None, divsteps=None, round_div=True):
+    """How many divergence directions C generates for -divergence / -divsteps (same loop and
+    elliptical trimming as nanoBragg.c, in the same double arithmetic)."""
+    n, rng, step = _steps_for(-1 if divsteps is None else divsteps, -1.0 if divergence_mrad is None else divergence_mrad / 1000.0)
+    count = 0
+    for h in range(n):
+        for v in range(n):
+            hdiv = step * h - rng / 2.0
+            vdiv = step * v - rng / 2.0
+            if rng > 0:
+                test = (hdiv * hdiv - step * step / 4.0 * (1 - n % 2)) / rng / rng
+                test += (vdiv * vdiv - step * step / 4.0 * (1 - n % 2)) / rng / rng
+            else:
+                test = 0.0
+            if round_div and test * 4.0 > 1.1:
+                continue
+            count += 1
+    return count
+
+
+def c_dispersion_count(dispersion_pct=None, dispsteps=None):
+    """How many wavelengths C generates for -dispersion / -dispsteps (the dispersion defaults to
+    0, not -1, so -dispsteps alone gives one wavelength)."""
+    disp = 0.0 if dispersion_pct is None else dispersion_pct / 100.0
+    if disp <= 0.0:
+        return 1
+    if dispsteps is None or dispsteps <= 1:
+        return 2
+    return dispsteps
+
+
+@dataclasses.dataclass(frozen=True)
+class CommandLine:
+    """A nanoBragg command line (without -floatfile) and the fixture files it reads."""
+
+    argv: tuple
+    files: tuple  # ((name, text), ...)
+    fpixels: int
+    spixels: int
+    samples: int  # C's steps: sources x mosaic domains x phi steps x oversample^2
+    tags: tuple  # ("key: value", ...) for hypothesis.event
+
+    @property
+    def file_dict(self):
+        return dict(self.files)
+
+
+def source_file_text(rows):
+    """A source file C reads without surprises: 5 columns, space separated, exact (repr)
+    values, no comments, a trailing newline."""
+    return "".join(" ".join(repr(float(x)) for x in row[:5]) + "\n" for row in rows)
+
+
+@st.composite
+def command_lines(draw, max_samples=PARITY_MAX_SAMPLES, max_pixels=32):
+    """A random valid nanoBragg command line: any convention, cubic..triclinic cell, optional
+    misset, -N or -Na/-Nb/-Nc (1..6), -lambda 0.8..2 A, -distance 50..300 mm, -pixel
+    0.05..0.3 mm, an 8..max_pixels detector (square, or -detpixels_f/_s), detector rotations
+    (-20..20 deg) and -twotheta (-45..45 deg), a beam centre (-Xbeam/-Ybeam or -ORGX/-ORGY),
+    crystal shape, -default_F 1..1000, -polar K and/or -nopolar, -oversample 1..3, sources
+    (nominal beam; a file of 1..6 sources near the beam with per-source wavelengths in metres
+    and arbitrary weights; or a -divergence/-dispersion grid), -mosaic 0..3 deg with
+    -mosaic_dom 1..4 (or C's automatic 10) and -mosaic_seed, and -phi/-osc/-phisteps including
+    starts at phi exactly 0 and sweeps whose steps land on 0.  Samples per pixel stay
+    <= max_samples."""
+    groups, files, tags = [], [], []
+    conv = draw(conventions())
+    tags.append(f"convention: {conv}")
+    groups.append(["-" + conv])
+
+    # crystal
+    cell = draw(cells())
+    groups.append(["-cell", *(repr(x) for x in cell)])
+    misset = draw(missets())
+    if misset is not None:
+        groups.append(["-misset", *(repr(x) for x in misset)])
+    n_mode = draw(st.sampled_from(("N", "Nabc", "N+Nabc", "default")))
+    tags.append(f"crystal size: {n_mode}")
+    if n_mode in ("N", "N+Nabc"):
+        groups.append(["-N", str(draw(crystal_sizes()))])
+    if n_mode in ("Nabc", "N+Nabc"):
+        for flag in ("-Na", "-Nb", "-Nc"):
+            n = draw(st.none() | crystal_sizes())
+            if n is not None:
+                groups.append([flag, str(n)])
+    shape = draw(st.sampled_from((None, "-square_xtal", "-round_xtal", "-gauss_xtal", "-tophat_spots")))
+    tags.append(f"shape: {shape or 'default'}")
+    if shape:
+        groups.append([shape])
+    groups.append(["-default_F", repr(draw(_floats(1.0, 1000.0)))])
+
+    # beam
+    lam = draw(st.none() | wavelengths_A())
+    if lam is not None:
+        groups.append(["-lambda", repr(lam)])
+    kahn = draw(st.none() | kahn_factors())
+    nopolar = draw(st.booleans())
+    if kahn is not None:
+        groups.append(["-polar", repr(kahn)])
+    if nopolar:
+        groups.append(["-nopolar"])
+    tags.append(f"polarization: {'-polar' if kahn is not None else ''}{'+' if kahn is not None and nopolar else ''}{'-nopolar' if nopolar else ''}" if (kahn is not None or nopolar) else "polarization: default")
+
+    # detector
+    square = draw(st.booleans())
+    if square:
+        fpix = spix = draw(st.integers(8, max_pixels))
+        groups.append(["-detpixels", str(fpix)])
+    else:
+        fpix, spix = draw(st.integers(8, max_pixels)), draw(st.integers(8, max_pixels))
+        groups.append([draw(st.sampled_from(("-detpixels_f", "-detpixels_x"))), str(fpix)])
+        groups.append([draw(st.sampled_from(("-detpixels_s", "-detpixels_y"))), str(spix)])
+    tags.append(f"detector: {'square' if square else 'non-square'}")
+    pixel = draw(st.none() | _floats(0.05, 0.3))
+    if pixel is not None:
+        groups.append(["-pixel", repr(pixel)])
+    dist = draw(st.none() | _floats(50.0, 300.0))
+    if dist is not None:
+        groups.append(["-distance", repr(dist)])
+    for flag in ("-detector_rotx", "-detector_roty", "-detector_rotz"):
+        angle = draw(st.none() | _floats(-20.0, 20.0))
+        if angle is not None:
+            groups.append([flag, repr(angle)])
+    twotheta = draw(st.none() | _floats(-45.0, 45.0))
+    if twotheta is not None:
+        groups.append(["-twotheta", repr(twotheta)])
+        tags.append("twotheta: yes")
+    centre = draw(st.sampled_from((None, "Xbeam", "ORGX")))
+    tags.append(f"beam centre: {centre or 'default'}")
+    if centre == "Xbeam":
+        px = 0.1 if pixel is None else pixel
+        groups.append(["-Xbeam", repr(draw(_floats(-0.25, 1.25)) * spix * px)])
+        groups.append(["-Ybeam", repr(draw(_floats(-0.25, 1.25)) * fpix * px)])
+    elif centre == "ORGX":
+        groups.append(["-ORGX", repr(draw(_floats(-0.25, 1.25)) * fpix)])
+        groups.append(["-ORGY", repr(draw(_floats(-0.25, 1.25)) * spix)])
+
+    # sampling budget: sources x domains x phi steps x oversample^2 <= max_samples
+    oversample = draw(st.integers(1, 3))
+    groups.append(["-oversample", str(oversample)])
+    budget = max_samples // oversample**2
+
+    source_mode = draw(st.sampled_from(("nominal", "file", "grid")))
+    n_sources = 1
+    if source_mode == "file":
+        beam = BEAM_VECTORS[conv]
+        srcs = draw(source_sets(1, min(6, budget)), label="sources")
+        text = source_file_text(source_rows(srcs, beam))
+        files.append((SOURCE_FILE_NAME, text))
+        groups.append(["-sourcefile", SOURCE_FILE_NAME])
+        n_sources = len(srcs)
+        if draw(st.integers(0, 9)) == 0:  # C ignores a divergence grid when a file gives the sources
+            groups.append(["-divergence", repr(draw(_floats(0.01, 2.0)))])
+            groups.append(["-divsteps", str(draw(st.integers(1, 4)))])
+            tags.append("sources: file (+ ignored divergence)")
+        else:
+            tags.append("sources: file")
+    elif source_mode == "grid":
+        div = draw(st.none() | _floats(0.01, 2.0))
+        # -divsteps alone selects a 1 rad range (C's count-only rule); rarely drawn.  Not
+        # -divsteps 1 alone: C trims its only direction away, renders 0 sources and writes an
+        # all-NaN image (nbjax cannot reproduce a NaN image; see the parity report).
+        if div is not None:
+            divsteps = draw(st.none() | st.integers(1, 4))
+        else:
+            divsteps = draw(st.integers(2, 4)) if draw(st.integers(0, 4)) == 0 else None
+        round_div = not draw(st.booleans())
+        n_div = c_divergence_count(div, divsteps, round_div)
+        assert n_div >= 1, (div, divsteps, round_div)
+        if div is not None:
+            groups.append(["-divergence", repr(div)])
+        if divsteps is not None:
+            groups.append(["-divsteps", str(divsteps)])
+        if not round_div:
+            groups.append(["-square_div"])
+        disp_cap = min(4, budget // n_div)
+        disp = draw(st.none() | _floats(0.01, 2.0)) if disp_cap >= 2 else None
+        dispsteps = draw(st.none() | st.integers(1, disp_cap)) if disp_cap >= 1 else None
+        if disp is not None:
+            groups.append(["-dispersion", repr(disp)])
+        if dispsteps is not None:
+            groups.append(["-dispsteps", str(dispsteps)])
+        n_sources = n_div * c_dispersion_count(disp, dispsteps)
+        tags.append(f"sources: grid ({'divergence' if n_div > 1 else ''}{'+' if n_div > 1 and n_sources > n_div else ''}{'dispersion' if n_sources > n_div else ''}{'degenerate' if n_sources == 1 else ''})")
+    else:
+        tags.append("sources: nominal beam")
+    assert n_sources <= budget, (n_sources, budget)
+
+    # mosaic domains
+    dom_cap = min(4, budget // n_sources)
+    mosaic_mode = draw(st.sampled_from(("none", "spread+domains", "spread", "domains")))
+    spread = domains = None
+    if mosaic_mode == "spread" and budget // n_sources < 10:
+        mosaic_mode = "spread+domains"  # C would pick 10 domains: too many samples
+    if mosaic_mode in ("spread+domains", "spread"):
+        spread = draw(st.sampled_from((0.0,)) | _floats(0.0, 3.0))
+    if mosaic_mode in ("spread+domains", "domains"):
+        domains = draw(st.integers(1, dom_cap))
+    n_domains = 1
+    if spread is not None and spread > 0.0:
+        n_domains = 10 if domains is None else domains
+    if spread is not None:
+        groups.append(["-mosaic", repr(spread)])
+    if domains is not None:
+        groups.append(["-mosaic_dom", str(domains)])
+    if mosaic_mode != "none" and draw(st.booleans()):
+        groups.append(["-mosaic_seed", str(draw(st.integers(0, 2**31 - 1)))])
+    tags.append(f"mosaic: {mosaic_mode}")
+
+    # phi
+    phi_cap = min(4, budget // (n_sources * n_domains))
+    phi_mode = draw(st.sampled_from(("none", "zero start", "lands on zero", "any")))
+    phisteps = draw(st.none() | st.integers(1, phi_cap))
+    if phi_mode == "lands on zero" and phi_cap < 2:
+        phi_mode = "zero start"
+    osc = None
+    if phi_mode == "lands on zero":
+        phisteps = draw(st.integers(2, phi_cap))
+        osc = float(draw(st.integers(1, 6)))
+        phi0 = -draw(st.integers(1, phisteps - 1)) * osc / phisteps
+    else:
+        if phisteps is not None or phi_cap >= 2:
+            osc = draw(st.none() | st.sampled_from((0.0,)) | _floats(0.0, 5.0))
+        phi0 = {"none": None, "zero start": 0.0}.get(phi_mode)
+        if phi_mode == "any":
+            phi0 = draw(_floats(-180.0, 180.0))
+    if phi0 is not None:
+        groups.append(["-phi", draw(st.sampled_from(("0", "0.0"))) if phi0 == 0.0 else repr(phi0)])
+    if osc is not None:
+        groups.append(["-osc", repr(osc)])
+    if phisteps is not None:
+        groups.append(["-phisteps", str(phisteps)])
+        if osc is not None and draw(st.integers(0, 5)) == 0:  # everything specified
+            groups.append(["-phistep", repr(draw(_floats(0.0, 2.0)))])
+    n_phi = phisteps if phisteps is not None else (2 if osc is not None else 1)
+    tags.append(f"phi: {phi_mode}")
+
+    groups.append(list(PARITY_OUTPUT_FLAGS))
+    groups = draw(st.permutations(groups))
+    samples = n_sources * n_domains * n_phi * oversample**2
+    assert samples <= max_samples, samples
+    tags.append(f"oversample: {oversample}")
+    argv = tuple(t for g in groups for t in g)
+    return CommandLine(argv, tuple(files), fpix, spix, samples, tuple(tags))

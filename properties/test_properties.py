@@ -117,7 +117,7 @@ def test_duplicating_sources_physical_mode(geo, srcs):
 @given(geo=geometries(), srcs=source_sets(), columns=st.sampled_from((3, 4)))
 def test_wavelength_column_equal_to_lambda(geo, srcs, columns):
     """X Y Z [w] lambda with lambda = -lambda (in m) renders exactly like X Y Z [w] (lambda0 default)."""
-    lambda_m = geo.lambda_A * 1e-10  # as the -lambda flag scales it
+    lambda_m = geo.lambda_A / 1.0e10  # as the -lambda flag converts it (C: atof()/1.0e10)
     rows = source_rows(srcs, geo.beam, wavelengths=[lambda_m] * len(srcs))
     img5, exp5 = render_with_sources(geo, rows, columns=5)
     img3, exp3 = render_with_sources(geo, rows, columns=columns)

@@ -63,6 +63,7 @@ def test_bad_inputs_give_one_line_errors(tmp_path):
         (BASE + ["-beam_vector", "0", "0", "0"], ["-beam_vector"]),
         (BASE + ["-fdet_vector", "0", "1", "0", "-sdet_vector", "0", "1", "0"], ["parallel"]),
         (BASE + ["-detpixels", "100000000"], ["detector size"]),
+        (BASE + ["-divsteps", "1"], ["divergence grid"]),
         (BASE + ["-floatfile", str(tmp_path / "no" / "such" / "dir.bin")], ["dir.bin"]),
     ]
     for args, words in cases:
