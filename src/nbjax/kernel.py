@@ -96,8 +96,11 @@ def _pixel_samples(exp: Experiment, fpix, spix, dtype, first_loop=False):
         hkl_first = _miller_indices(orientation_matrices(xtal, geo, True), diffracted, incident, inv_lambda)
         group = jnp.arange(np.prod(dmin_skip.shape[1:])).reshape(dmin_skip.shape[1:]) == quirks.first_unskipped_index(dmin_skip)[:, None, None, None]
         hkl = jnp.where(group[..., None, None], hkl_first, hkl)
-    frac = (hkl - jnp.round(hkl)).astype(dtype)
-    f_latt_sq = lattice_sq(frac, xtal.N.astype(dtype), xtal.shape, xtal.fudge.astype(dtype), xtal.recip.astype(dtype), c_sinc3=not exp.physical)
+    if xtal.shape == "square":
+        frac = (hkl - jnp.round(hkl)).astype(dtype)
+        f_latt_sq = lattice_sq(frac, xtal.N.astype(dtype), xtal.shape, xtal.fudge.astype(dtype), xtal.recip.astype(dtype))
+    else:  # cheap, and the tophat threshold must fall where C's double precision puts it
+        f_latt_sq = lattice_sq(hkl, xtal.N, xtal.shape, xtal.fudge, xtal.recip, c_sinc3=not exp.physical).astype(dtype)
     cast = lambda x: x.astype(dtype)  # noqa: E731
     return dict(hkl=hkl, f_latt_sq=f_latt_sq, omega=cast(omega), capture=cast(capture), polar=cast(polar), dmin_skip=dmin_skip, pos=pos, stol_sq=stol_sq)
 
