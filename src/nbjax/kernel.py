@@ -256,20 +256,22 @@ class RoiWindow(NamedTuple):
         return jnp.asarray(mask)[self.y0 : self.y0 + self.ns, self.x0 : self.x0 + self.nf].reshape(-1) != 0
 
 
-def _map_tiles_impl(exp, starts, interp_stop, window, tile, dtype, first_oor=False, first_loop=False):
-    """lax.map over tiles of ``tile`` consecutive ROI pixels starting at ``starts``."""
+def _map_tiles_impl(exp, starts, interp_stop, window, tile, dtype, first_oor=False, first_loop=False, remat=True):
+    """lax.map over tiles of ``tile`` consecutive ROI pixels starting at ``starts``; ``remat``
+    recomputes each tile in the backward pass (bounded memory under jax.grad)."""
 
     def body(start):
         k = jnp.minimum(start + jnp.arange(tile, dtype=jnp.int32), window.n - 1)
         f, s_ = window.pixel(k)
         if first_oor:
             return _tile_first_out_of_range(exp, f, s_, dtype)
-        return jax.checkpoint(lambda e, f, s_: _tile_pixels(e, f, s_, interp_stop, dtype, first_loop))(exp, f, s_)
+        tile_fn = lambda e, f, s_: _tile_pixels(e, f, s_, interp_stop, dtype, first_loop)  # noqa: E731
+        return (jax.checkpoint(tile_fn) if remat else tile_fn)(exp, f, s_)
 
     return lax.map(body, starts)
 
 
-_STATIC = ("window", "tile", "dtype", "first_oor", "first_loop")
+_STATIC = ("window", "tile", "dtype", "first_oor", "first_loop", "remat")
 # XLA:CPU (jaxlib 0.10) hands small reductions to its "YNN" library by default, which makes
 # this kernel about 1.8x slower (measured by scripts/bench); keep them in XLA's own loops.
 _CPU_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": ""}
@@ -320,11 +322,12 @@ def _sample_hkl(exp, fpix, spix, eval_index):
     return _pixel_samples(exp, fpix, spix, jnp.float64)["hkl"].reshape(-1, 3)[eval_index]
 
 
-def render_with_stats(exp: Experiment, *, dtype=jnp.float64, tile: int | None = None, tiles_per_call: int | None = None, progress=None):
+def render_with_stats(exp: Experiment, *, dtype=jnp.float64, tile: int | None = None, tiles_per_call: int | None = None, progress=None, differentiable=True):
     """Render the image; returns (image (spixels, fpixels), C's solid-angle sum, info).
 
     ``tiles_per_call`` splits the work into several jitted calls (for a progress meter);
-    ``progress(done, total)`` is called after each.  Traceable: works under jax.jit/grad.
+    ``progress(done, total)`` is called after each.  Traceable: works under jax.jit/grad;
+    ``differentiable=False`` (the CLI) skips the per-tile rematerialisation set-up.
     """
     d = exp.detector
     window = RoiWindow.of(exp)
@@ -338,7 +341,7 @@ def render_with_stats(exp: Experiment, *, dtype=jnp.float64, tile: int | None = 
     stop, stop_info = _interp_stop(exp, window, tile, dtype, calls, keep)
     values, omegas = [], []
     for done, st in enumerate(calls, 1):
-        v, o = _map_tiles(exp, st, stop, window, tile, dtype)
+        v, o = _map_tiles(exp, st, stop, window, tile, dtype, remat=differentiable)
         values.append(v.reshape(-1))
         omegas.append(o.reshape(-1))
         if progress is not None:

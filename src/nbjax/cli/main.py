@@ -76,7 +76,7 @@ def _render(exp, settings, err):
         def progress(done, total):
             print(f"nbjax: {100 * done // total}% done", file=err, flush=True)
 
-    image, omega, info = render_with_stats(exp, dtype=dtype, tile=settings.tile_pixels or None, tiles_per_call=None if progress is None else 8, progress=progress)
+    image, omega, info = render_with_stats(exp, dtype=dtype, tile=settings.tile_pixels or None, tiles_per_call=None if progress is None else 8, progress=progress, differentiable=False)
     return np.asarray(image), float(omega), info["interp_stop"]
 
 
