@@ -8,7 +8,6 @@ modes are static fields.  Units: metres, radians, photons/m^2.
 from __future__ import annotations
 
 import equinox as eqx
-import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 

@@ -156,5 +156,3 @@ def c_quirk_warnings(s, geo, sources, phi_reused, oversample, layers, orientatio
         warn("the distance is corrected by the detector normal without two-theta (nanoBragg's distance ratio)")
     return out
 
-
-RTD = 180.0 / math.pi
