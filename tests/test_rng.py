@@ -92,8 +92,8 @@ def test_mosaic_umats_orthonormal_and_domain0_identity():
 def test_domain0_draws_are_consumed():
     one = mosaic_umats(0.1, 2, 42)
     rng = CRandom()
-    skipped, seed = rng.mosaic_rotation_umat(0.1, -42)
-    second, _ = rng.mosaic_rotation_umat(0.1, seed)
+    skipped, seed = rng.mosaic_rotation(0.1, -42)
+    second, _ = rng.mosaic_rotation(0.1, seed)
     assert not np.array_equal(skipped, np.eye(3))
     assert np.array_equal(one[1], second)
 

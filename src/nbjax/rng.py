@@ -165,7 +165,7 @@ class CRandom:
             if not u > t:
                 return em, seed
 
-    def mosaic_rotation_umat(self, mosaicity: float, seed: int) -> tuple[np.ndarray, int]:
+    def mosaic_rotation(self, mosaicity: float, seed: int) -> tuple[np.ndarray, int]:
         """Random rotation matrix (3x3 float64) on a spherical cap of angular radius ``mosaicity``
         (radians, passed as a C float): three uniforms r1,r2,r3 on [-1,1], axis
         (sqrt(1-r2^2) sin(pi r1), sqrt(1-r2^2) cos(pi r1), r2), angle mosaicity*powf(1-r3^2, 1/3)
@@ -237,21 +237,21 @@ def mosaic_umats(mosaic_spread_rad: float, domains: int, seed: int = 12345678,
     """The C program's mosaic domain orientations, shape (domains, 3, 3) float64.
 
     ``seed`` is the ``-mosaic_seed`` value as typed (C stores -seed; default 12345678).  Each domain
-    draws mosaic_rotation_umat((float)spread); domain 0 is then forced to the identity, after its
+    draws mosaic_rotation((float)spread); domain 0 is then forced to the identity, after its
     three draws.  Pass the ``rng`` that ran the misset stream to keep C's shared state.
     """
     rng = rng or CRandom()
     state = -int(seed)
     umats = np.empty((max(int(domains), 0), 3, 3))
     for i in range(umats.shape[0]):
-        umats[i], state = rng.mosaic_rotation_umat(mosaic_spread_rad, state)
+        umats[i], state = rng.mosaic_rotation(mosaic_spread_rad, state)
     if umats.shape[0]:
         umats[0] = np.eye(3)
     return umats
 
 
 def random_misset(seed: int, rng: CRandom | None = None) -> tuple[float, float, float]:
-    """``-misset random``: (rotx, roty, rotz) in radians from mosaic_rotation_umat(90.0) (the 90 is
+    """``-misset random``: (rotx, roty, rotz) in radians from mosaic_rotation(90.0) (the 90 is
     taken as radians) and umat2misset.  ``seed`` is ``-misset_seed`` as typed (C stores -seed)."""
-    umat, _ = (rng or CRandom()).mosaic_rotation_umat(90.0, -int(seed))
+    umat, _ = (rng or CRandom()).mosaic_rotation(90.0, -int(seed))
     return umat2misset(umat)
