@@ -81,7 +81,6 @@ class Crystal(eqx.Module):
     phi_first: Float[Array, " P"]  # angles of the run's first phi loop (C quirk D19); = phi normally
     mosaic_umats: Float[Array, "M 3 3"]
     shape: str = eqx.field(static=True)
-    mosaic: bool = eqx.field(static=True)  # spread > 0: apply the domain matrices
     first_loop_differs: bool = eqx.field(static=True, default=False)  # phi_first != phi
 
 

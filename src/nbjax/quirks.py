@@ -91,15 +91,16 @@ def curved_detector_positions(pos, det):
     return rotate_axis(turned, det.fdet, pos[..., 2:3] / distance, jnp)
 
 
-def phi_angles_c(phi0: float, phistep: float, phisteps: int) -> tuple[np.ndarray, np.ndarray]:
+def phi_angles_c(phis) -> tuple[np.ndarray, np.ndarray]:
     """Phi angles C actually renders (D19; cases quirk-phi-zero-reuse, mosaic-seed-phi).
 
     When phi is exactly 0 C skips the rotation and reuses the orientation of the previous phi
     step it rendered: for slot 0 that is the last non-zero step of the previous source or
     sub-pixel.  Only the very first phi loop of the run (first pixel) starts from the true
-    phi = 0 orientation.  Returns (steady-state angles, first-loop angles).
+    phi = 0 orientation.  ``phis``: phi0 + phistep k (rad).  Returns (steady-state angles,
+    first-loop angles).
     """
-    phis = [phi0 + phistep * k for k in range(phisteps)]
+    phis = [float(p) for p in phis]
     nonzero = [k for k, p in enumerate(phis) if p != 0.0]
     steady, first = [], []
     for k, p in enumerate(phis):

@@ -57,7 +57,7 @@ def run(argv: list[str], out=sys.stdout, err=sys.stderr) -> int:
     if settings.printout:
         from nbjax.cli.trace import trace_lines
 
-        for line in trace_lines(exp, settings, image.astype(np.float32), derived.lambda0):
+        for line in trace_lines(exp, settings, image.astype(np.float32), settings.lambda0):
             print(line, file=out)
     _interpolation_warning(stop, out, err)
     _finish(settings, exp, derived, image, omega, out, err)
@@ -102,7 +102,7 @@ def _finish(s, exp, derived, image, omega_total, out, err):
 
     geo = derived.geometry
     image32 = image if image.dtype == np.float32 else image.astype(np.float32)
-    print(solid_angle_line(omega_total, derived.steps), file=out)
+    print(solid_angle_line(omega_total, exp.steps), file=out)
     stats = image_stats(image32, geo.roi, s.mask, geo.pixel_size, derived.oversample)
     print(f"writing {s.floatfile} as {image32.size} 4-byte floats", file=out)
     write_float_image(s.floatfile, image32)
@@ -112,9 +112,9 @@ def _finish(s, exp, derived, image, omega_total, out, err):
     print(f"intfile_scale = {g(scale)}", file=out)
     header = smv.SMVHeaderValues(
         fpixels=geo.fpixels, spixels=geo.spixels, pixel_size_m=geo.pixel_size, distance_m=geo.distance,
-        lambda0_m=derived.lambda0, Xbeam_m=geo.Xbeam, Ybeam_m=geo.Ybeam, Fbeam_m=geo.Fbeam, Sbeam_m=geo.Sbeam,
+        lambda0_m=s.lambda0, Xbeam_m=geo.Xbeam, Ybeam_m=geo.Ybeam, Fbeam_m=geo.Fbeam, Sbeam_m=geo.Sbeam,
         detsize_s_m=geo.detsize_s, dials_origin_mm=tuple(float(x) for x in geo.dials_origin), ORGX=geo.ORGX,
-        ORGY=geo.ORGY, close_distance_m=geo.close_distance, phi0_rad=derived.phi0, osc_rad=derived.osc,
+        ORGY=geo.ORGY, close_distance_m=geo.close_distance, phi0_rad=s.phi0, osc_rad=derived.osc,
         twotheta_rad=geo.twotheta,
     )
     overflow = smv.header_overflow(header)

@@ -37,11 +37,8 @@ class Derived:
     """Set-up results the CLI prints or writes (beyond what the Experiment holds)."""
 
     geometry: DetectorGeometry
-    lambda0: float
-    phi0: float
     osc: float
     oversample: int
-    steps: int
     warnings: list  # one-line quirk warnings for stderr
 
 
@@ -116,22 +113,22 @@ def build(s: RunSettings) -> tuple[Experiment, Derived, list[str]]:
         interpolate = 0
     for t in range(layers):
         log(f"thick{t} = {g(layer_step * t * 1e6)} um")
-    for k in range(phisteps):
-        log(f"phi{k} = {g((s.phi0 + phistep * k) * RTD)}")
+    nominal_phis = np.array([s.phi0 + phistep * k for k in range(phisteps)])
+    for k, phi in enumerate(nominal_phis):
+        log(f"phi{k} = {g(phi * RTD)}")
 
     sources = _sources(s, geo, hdiv, vdiv, disp, log)
     umats = rng.mosaic_umats(spread, domains, seed=-s.mosaic_seed, rng=random_state)
     log(f"  created a total of {domains} mosaic domains")
     if s.physical:
-        phis = phis_first = np.array([s.phi0 + phistep * k for k in range(phisteps)])
+        phis = phis_first = nominal_phis
     else:
-        phis, phis_first = quirks.phi_angles_c(s.phi0, phistep, phisteps)
-        phi_reused = not np.array_equal(phis, [s.phi0 + phistep * k for k in range(phisteps)])
+        phis, phis_first = quirks.phi_angles_c(nominal_phis)
+        phi_reused = not np.array_equal(phis, nominal_phis)
         warnings += quirks.c_quirk_warnings(s, geo, sources, phi_reused, oversample, layers, domains * phisteps)
     if s.physical and thick > 0:
         layer_step = thick / layers
 
-    steps = sources.wavelengths.size * domains * phisteps * oversample**2
     water_bg = WATER_F**2 * R_E_SQR * fluence * s.water_size**3 * 1e6 * AVOGADRO / WATER_MW
     f64 = lambda x: jnp.asarray(np.asarray(x, dtype=np.float64))  # noqa: E731
     detector = Detector(
@@ -150,7 +147,7 @@ def build(s: RunSettings) -> tuple[Experiment, Derived, list[str]]:
     crystal = Crystal(
         a=f64(lattice.a), b=f64(lattice.b), c=f64(lattice.c),
         recip=f64(np.stack([lattice.a_star, lattice.b_star, lattice.c_star])), N=f64(N), fudge=f64(s.fudge),
-        spindle=f64(geo.spindle), phi=f64(phis), phi_first=f64(phis_first), mosaic_umats=f64(umats), shape=s.xtal_shape, mosaic=spread > 0.0,
+        spindle=f64(geo.spindle), phi=f64(phis), phi_first=f64(phis_first), mosaic_umats=f64(umats), shape=s.xtal_shape,
         first_loop_differs=not np.array_equal(phis, phis_first),
     )
     sfac = StructureFactors(
@@ -167,7 +164,7 @@ def build(s: RunSettings) -> tuple[Experiment, Derived, list[str]]:
         oversample_omega=s.oversample_omega, physical=s.physical,
     )
     _summary(s, geo, exp, grid, fluence, thick, mu, hdiv, vdiv, disp, sources, domains, spread, phisteps, osc, oversample, log)
-    derived = Derived(geometry=geo, lambda0=s.lambda0, phi0=s.phi0, osc=osc, oversample=oversample, steps=steps, warnings=warnings)
+    derived = Derived(geometry=geo, osc=osc, oversample=oversample, warnings=warnings)
     return exp, derived, list(log)
 
 
