@@ -28,7 +28,7 @@ from nbjax.physics.lattice import lattice_amplitude, lattice_sq
 from nbjax.physics.rotations import rotate_axis
 
 # sub-pixel x source x orientation samples per tile: bounds peak memory (about 100 bytes each)
-DEFAULT_TILE_EVALS = {"cpu": 1 << 20}
+CPU_TILE_EVALS = 1 << 20
 ACCELERATOR_TILE_EVALS = 1 << 24
 
 
@@ -141,6 +141,12 @@ def _f_cell(exp, hkl, use_interp):
     return jnp.where(use_interp, sf.tricubic(hkl, sfac.grid, sfac.lo), near)
 
 
+def _squared_amplitudes(exp, s, use_interp, dtype):
+    """x = F_cell^2 F_latt^2 per sample, 0 where dmin skips it."""
+    f_cell = _f_cell(exp, s["hkl"], use_interp).astype(dtype)
+    return jnp.where(s["dmin_skip"][..., None], 0.0, f_cell * f_cell * s["f_latt_sq"]), f_cell
+
+
 def _reaches_f_cell(exp, s):
     """Evaluations on which C gets as far as the structure factor (not skipped by dmin, or by
     F_latt == 0 without water background)."""
@@ -169,8 +175,7 @@ def _tile_pixels(exp: Experiment, fpix, spix, interp_stop, dtype, first_loop=Fal
     use_interp = (imgidx[:, None, None, None, None] < interp_stop[0]) | (
         (imgidx[:, None, None, None, None] == interp_stop[0]) & (eval_idx < interp_stop[1])
     )
-    f_cell = _f_cell(exp, hkl, use_interp).astype(dtype)
-    x = jnp.where(s["dmin_skip"][..., None], 0.0, f_cell * f_cell * s["f_latt_sq"])
+    x, _ = _squared_amplitudes(exp, s, use_interp, dtype)
     if exp.physical:
         intensity = _physical_sum(exp, x, s)
     else:
@@ -189,8 +194,7 @@ def pixel_trace(exp: Experiment, fpix, spix):
     dtype = jnp.float64
     s = _pixel_samples(exp, fpix, spix, dtype)
     hkl = s["hkl"]
-    f_cell = _f_cell(exp, hkl, jnp.asarray(True))
-    x = jnp.where(s["dmin_skip"][..., None], 0.0, f_cell * f_cell * s["f_latt_sq"])
+    x, f_cell = _squared_amplitudes(exp, s, jnp.asarray(True), dtype)
     accumulated, _ = quirks.c_pixel_sum(exp, x, s, _reaches_f_cell(exp, s))
     last = hkl.reshape(hkl.shape[0], -1, 3)[:, -1]
     xtal = exp.crystal
@@ -221,7 +225,7 @@ def _physical_sum(exp: Experiment, x, s):
 def default_tile(exp: Experiment) -> int:
     """Pixels per tile so one tile holds about 1M samples on CPU, 16M on an accelerator."""
     per_pixel = exp.detector.layers * exp.detector.oversample**2 * exp.beam.wavelengths.shape[0] * exp.crystal.phi.shape[0] * exp.crystal.mosaic_umats.shape[0]
-    budget = DEFAULT_TILE_EVALS.get(jax.default_backend(), ACCELERATOR_TILE_EVALS)
+    budget = CPU_TILE_EVALS if jax.default_backend() == "cpu" else ACCELERATOR_TILE_EVALS
     tile = max(16, budget // max(per_pixel, 1))
     return int(min(tile, budget // 16))
 
@@ -306,9 +310,10 @@ def _interp_stop(exp, window, tile, dtype, calls, keep):
         hit = hit & keep
     k = jnp.argmax(hit)
     f, s = window.pixel(k)
-    stop = jnp.where(jnp.any(hit), jnp.stack([s * exp.detector.fpixels + f, first[k]]).astype(jnp.int32), none)
+    any_hit = jnp.any(hit)
+    stop = jnp.where(any_hit, jnp.stack([s * exp.detector.fpixels + f, first[k]]).astype(jnp.int32), none)
     try:
-        if not bool(jnp.any(hit)):
+        if not bool(any_hit):
             return stop, None
     except jax.errors.ConcretizationTypeError:
         return stop, None
