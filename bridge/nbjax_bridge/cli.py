@@ -86,6 +86,14 @@ def _runner_opts(p: argparse.ArgumentParser, c_side: bool = True) -> None:
                         f"(default {DEFAULT_TIMEOUT:g})")
 
 
+def _case_opts(p: argparse.ArgumentParser, kind: str, c_side: bool = True) -> None:
+    """Options of the commands that run a list of cases (matrix, replay)."""
+    p.add_argument("--only", nargs="+", action="extend", metavar="ID", help="run only these ids")
+    p.add_argument("--json", metavar="OUT",
+                   help=f"JSON report path (default reports/{kind}/<stamp>.json)")
+    _runner_opts(p, c_side=c_side)
+
+
 def build_parser() -> argparse.ArgumentParser:
     fmt = argparse.RawDescriptionHelpFormatter
     parser = _Parser(prog=PROG, description=DESCRIPTION, epilog=EPILOG, formatter_class=fmt)
@@ -124,10 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "tests/data/c_golden/cases.toml) through compare.",
                        epilog=EPILOG, formatter_class=fmt)
     p.add_argument("cases", metavar="CASES.toml")
-    p.add_argument("--only", nargs="+", action="extend", metavar="ID", help="run only these ids")
-    p.add_argument("--json", metavar="OUT",
-                   help="JSON report path (default reports/matrix/<stamp>.json)")
-    _runner_opts(p)
+    _case_opts(p, "matrix")
 
     p = sub.add_parser("replay", help="compare nbjax against stored C outputs (no C binary)",
                        description="Compare nbjax against the stored C images of a folder laid "
@@ -135,10 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "DIR/<id>/c_float.bin, fixtures in DIR/<id>/).",
                        epilog=EPILOG, formatter_class=fmt)
     p.add_argument("dir", metavar="DIR")
-    p.add_argument("--only", nargs="+", action="extend", metavar="ID", help="run only these ids")
-    p.add_argument("--json", metavar="OUT",
-                   help="JSON report path (default reports/replay/<stamp>.json)")
-    _runner_opts(p, c_side=False)
+    _case_opts(p, "replay", c_side=False)
 
     p = sub.add_parser("lint", help="report inputs the C program mishandles",
                        description="Report ARGS and input files that the C program mishandles "
