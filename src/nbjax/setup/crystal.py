@@ -120,13 +120,14 @@ def cell_parameters(lat: Lattice):
     """
 
     def params(u, v, w, u_dual, volume):
-        lens = [float(np.linalg.norm(x)) for x in (u, v, w)]
+        vecs = (u, v, w)
+        lens = [float(np.linalg.norm(x)) for x in vecs]
         dual = [float(np.linalg.norm(x)) for x in u_dual]
         out = []
-        for i, (p, q) in enumerate(((v, w), (u, w), (u, v))):
-            lp, lq = lens[(i + 1) % 3 if i != 1 else 0], lens[2 if i != 2 else 1]
+        for i, (j, k) in enumerate(((1, 2), (0, 2), (0, 1))):  # alpha: b,c; beta: a,c; gamma: a,b
+            lp, lq = lens[j], lens[k]
             sin = min(max(dual[i] * volume / lp / lq, -1.0), 1.0)
-            cos = cdot(p, q) / lp / lq
+            cos = cdot(vecs[j], vecs[k]) / lp / lq
             out.append(math.degrees(math.atan2(sin, 1.0 if cos * cos > 1.0 else cos)))
         return lens + out
 
