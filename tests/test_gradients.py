@@ -31,7 +31,7 @@ import pytest
 
 import nbjax
 from nbjax.io.cformat import RTD
-from nbjax.kernel import _pixel_samples
+from nbjax.samples import pixel_samples
 from nbjax.physics.lattice import grating_sq, lattice_sq, sinc3_of_sq
 
 RTOL = 1e-6
@@ -71,8 +71,7 @@ def build(exp, p):
     """exp with the parameters in p (any subset of the keys of STEPS) substituted."""
     if "cell" in p:
         lat = nbjax.lattice_from_cell(p["cell"], p["misset"], xp=jnp)
-        exp = eqx.tree_at(lambda e: (e.crystal.a, e.crystal.b, e.crystal.c, e.crystal.recip), exp,
-                          (lat.a, lat.b, lat.c, jnp.stack([lat.a_star, lat.b_star, lat.c_star])))
+        exp = eqx.tree_at(lambda e: (e.crystal.a, e.crystal.b, e.crystal.c), exp, (lat.a, lat.b, lat.c))
     leaves = {"directions": lambda e: e.beam.directions, "wavelengths": lambda e: e.beam.wavelengths,
               "distance": lambda e: e.detector.distance, "kahn": lambda e: e.beam.kahn,
               "weights": lambda e: e.beam.weights}
@@ -141,7 +140,10 @@ def test_lattice_from_cell_reproduces_cli_lattice(generic):
     for got, want in ((lat.a, exp.crystal.a), (lat.b, exp.crystal.b), (lat.c, exp.crystal.c)):
         np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=0, atol=1e-12 * float(jnp.linalg.norm(want)))
     recip = jnp.stack([lat.a_star, lat.b_star, lat.c_star])
-    np.testing.assert_allclose(np.asarray(recip), np.asarray(exp.crystal.recip), rtol=0, atol=1e-14)
+    np.testing.assert_allclose(np.asarray(recip), np.asarray(exp.model.recip), rtol=0, atol=1e-14)
+    # the physical reciprocal cell is the exact dual of the real one: a*.a = 1, a*.b = 0, ...
+    real = np.stack([np.asarray(v) for v in (exp.crystal.a, exp.crystal.b, exp.crystal.c)]) * 1e10
+    np.testing.assert_allclose(np.asarray(exp.crystal.recip) @ real.T, np.eye(3), rtol=0, atol=1e-13)
 
 
 def test_generic_image_has_signal(generic):
@@ -231,8 +233,8 @@ def test_singular_pixel_is_exact(singular):
     """Precondition: at the chosen pixel h = k = l = 0 exactly and the image peaks there."""
     shape, exp, *_ = singular
     s, f = SING_PIXEL
-    samples = _pixel_samples(exp, np.array([f]), np.array([s]), jnp.float64)
-    hkl = np.asarray(samples["hkl"]).reshape(-1, 3)
+    samples = pixel_samples(exp, np.array([f]), np.array([s]), jnp.float64)
+    hkl = np.asarray(samples.hkl).reshape(-1, 3)
     assert np.all(hkl == 0.0), hkl
     img = np.asarray(nbjax.render(exp))
     assert np.unravel_index(np.argmax(img), img.shape) == SING_PIXEL

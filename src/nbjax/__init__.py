@@ -18,7 +18,9 @@ import jax
 jax.config.update("jax_enable_x64", True)
 
 from nbjax.experiment import Beam, Crystal, Detector, Experiment, StructureFactors  # noqa: E402
-from nbjax.kernel import render  # noqa: E402
+from nbjax.accumulation import AbstractAccumulation, Physical  # noqa: E402
+from nbjax.ccompat import CCompatible  # noqa: E402
+from nbjax.kernel import RenderResult, render, render_with_stats  # noqa: E402
 from nbjax.setup.crystal import lattice_from_cell  # noqa: E402
 
 
@@ -35,4 +37,4 @@ def experiment_from_args(args, physical: bool = False) -> Experiment:
     return setup.build(settings)[0]
 
 
-__all__ = ["Beam", "Crystal", "Detector", "Experiment", "StructureFactors", "experiment_from_args", "lattice_from_cell", "render"]
+__all__ = ["AbstractAccumulation", "Beam", "CCompatible", "Crystal", "Detector", "Experiment", "Physical", "RenderResult", "StructureFactors", "experiment_from_args", "lattice_from_cell", "render", "render_with_stats"]

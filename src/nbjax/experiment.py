@@ -7,9 +7,15 @@ modes are static fields.  Units: metres, radians, photons/m^2.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import equinox as eqx
+import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
+
+if TYPE_CHECKING:
+    from nbjax.accumulation import AbstractAccumulation
 
 R_E_SQR = 7.94079248018965e-30  # Thomson cross section r_e^2, m^2
 
@@ -73,15 +79,20 @@ class Crystal(eqx.Module):
     a: Float[Array, "3"]
     b: Float[Array, "3"]
     c: Float[Array, "3"]
-    recip: Float[Array, "3 3"]  # rows a*, b*, c* in 1/A, for the round/gauss/tophat shapes
     N: Float[Array, "3"]
     fudge: Float[Array, ""]
     spindle: Float[Array, "3"]
     phi: Float[Array, " P"]
-    phi_first: Float[Array, " P"]  # angles of the run's first phi loop (C quirk D19); = phi normally
     mosaic_umats: Float[Array, "M 3 3"]
     shape: str = eqx.field(static=True)
-    first_loop_differs: bool = eqx.field(static=True, default=False)  # phi_first != phi
+
+    @property
+    def recip(self) -> Float[Array, "3 3"]:
+        """Rows a*, b*, c* (1/A) of the unrotated cell, a* = (b x c)/V, for the round, gauss and
+        tophat spot shapes.  Derived from a, b, c, so it never goes stale."""
+        cell = jnp.stack([self.a, self.b, self.c]) * 1e10
+        cross = jnp.stack([jnp.cross(cell[1], cell[2]), jnp.cross(cell[2], cell[0]), jnp.cross(cell[0], cell[1])])
+        return cross / jnp.dot(cell[0], cross[0])
 
 
 class StructureFactors(eqx.Module):
@@ -95,7 +106,9 @@ class StructureFactors(eqx.Module):
 
 
 class Experiment(eqx.Module):
-    """One diffraction image's worth of inputs."""
+    """One diffraction image's worth of inputs, and the model that sums them (``model``: the
+    intended physics, ``nbjax.Physical()``, or the C program's behaviour,
+    ``nbjax.ccompat.CCompatible``)."""
 
     detector: Detector
     beam: Beam
@@ -104,14 +117,16 @@ class Experiment(eqx.Module):
     background: Float[Array, ""]  # water I_bg per pixel, in F^2 units
     dmin: Float[Array, ""]  # m; 0 = off
     mask: Array | None  # (spixels, fpixels), 0 = skip
+    model: "AbstractAccumulation"
     roi: tuple = eqx.field(static=True)  # xmin, xmax, ymin, ymax inclusive
-    oversample_thick: bool = eqx.field(static=True)
-    oversample_polar: bool = eqx.field(static=True)
-    oversample_omega: bool = eqx.field(static=True)
-    physical: bool = eqx.field(static=True)
 
     @property
-    def steps(self):
+    def steps(self) -> int:
         """C's normalisation: sources x mosaic domains x phi steps x oversample^2."""
         d, c = self.detector, self.crystal
         return self.beam.wavelengths.shape[0] * c.mosaic_umats.shape[0] * c.phi.shape[0] * d.oversample**2
+
+    @property
+    def physical(self) -> bool:
+        """True when the intended physics sums this image (not the C program's behaviour)."""
+        return not getattr(self.model, "c_compatible", False)

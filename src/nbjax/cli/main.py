@@ -76,8 +76,8 @@ def _render(exp, settings, err):
         def progress(done, total):
             print(f"nbjax: {100 * done // total}% done", file=err, flush=True)
 
-    image, omega, info = render_with_stats(exp, dtype=dtype, tile=settings.tile_pixels or None, tiles_per_call=None if progress is None else 8, progress=progress, differentiable=False)
-    return np.asarray(image), float(omega), info["interp_stop"]
+    result = render_with_stats(exp, dtype=dtype, tile=settings.tile_pixels or None, tiles_per_call=None if progress is None else 8, progress=progress, differentiable=False)
+    return np.asarray(result.image), float(result.solid_angle_sum), result.interpolation_stop
 
 
 def _interpolation_warning(stop, out, err):

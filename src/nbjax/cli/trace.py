@@ -7,6 +7,7 @@ import math
 import jax.numpy as jnp
 import numpy as np
 
+from nbjax.errors import NBError
 from nbjax.io.cformat import cformat_g as g
 from nbjax.kernel import RoiWindow, pixel_trace
 
@@ -15,6 +16,8 @@ CHUNK = 4096
 
 def trace_lines(exp, settings, image32, lambda0: float) -> list[str]:
     """Lines C prints for the traced pixels (one pixel, or every rendered pixel)."""
+    if exp.physical:
+        raise NBError("-printout/-printout_pixel dump the C program's accumulation; they cannot be combined with -physical")
     window = RoiWindow.of(exp)
     f_want, s_want = settings.printout_pixel
     k = np.arange(window.n)

@@ -106,3 +106,21 @@ def read_source_file(path: str | os.PathLike) -> np.ndarray:
     if not rows:
         raise NBError(f"{path}: no sources found", exit_code=9)
     return np.array(rows, dtype=np.float64)
+
+
+def format_source_file(positions, weights, wavelengths) -> str:
+    """Source-file text: one ``X Y Z I lambda`` line per source (positions in m, lambda in m),
+    with 17 significant digits so that ``read_source_file`` gives back the same numbers."""
+    rows = np.column_stack([np.asarray(positions, np.float64).reshape(-1, 3), np.asarray(weights, np.float64), np.asarray(wavelengths, np.float64)])
+    if not np.all(np.isfinite(rows)):
+        raise NBError("source file: positions, weights and wavelengths must be finite")
+    return "".join(" ".join(repr(float(v)) for v in row) + "\n" for row in rows)
+
+
+def write_source_file(path: str | os.PathLike, directions, weights, wavelengths, distance: float = 10.0) -> None:
+    """Write sources (unit vectors towards each source, weights, wavelengths in m) as a
+    nanoBragg source file, placing each source ``distance`` metres from the sample."""
+    from nbjax.io.atomic import write_bytes_atomic
+
+    text = format_source_file(np.asarray(directions, np.float64) * distance, weights, wavelengths)
+    write_bytes_atomic(path, text.encode("ascii"))

@@ -13,7 +13,9 @@ import os
 import jax.numpy as jnp
 import numpy as np
 
-from nbjax import quirks, rng
+from nbjax import rng
+from nbjax.accumulation import Physical
+from nbjax.ccompat import CCompatible, quirks
 from nbjax.errors import NBError, UsageError
 from nbjax.experiment import R_E_SQR, Beam, Crystal, Detector, Experiment, StructureFactors, subpixel_centres
 from nbjax.io import fdump, hkl, matfile, sourcefile
@@ -145,11 +147,16 @@ def build(s: RunSettings) -> tuple[Experiment, Derived, list[str]]:
         polar_vector=f64(geo.polar), kahn=f64(s.polarization), fluence=f64(fluence), nopolar=s.nopolar,
     )
     crystal = Crystal(
-        a=f64(lattice.a), b=f64(lattice.b), c=f64(lattice.c),
-        recip=f64(np.stack([lattice.a_star, lattice.b_star, lattice.c_star])), N=f64(N), fudge=f64(s.fudge),
-        spindle=f64(geo.spindle), phi=f64(phis), phi_first=f64(phis_first), mosaic_umats=f64(umats), shape=s.xtal_shape,
-        first_loop_differs=not np.array_equal(phis, phis_first),
+        a=f64(lattice.a), b=f64(lattice.b), c=f64(lattice.c), N=f64(N), fudge=f64(s.fudge),
+        spindle=f64(geo.spindle), phi=f64(phis), mosaic_umats=f64(umats), shape=s.xtal_shape,
     )
+    if s.physical:
+        model = Physical()
+    else:
+        model = CCompatible(
+            phi_first=f64(phis_first), recip=f64(np.stack([lattice.a_star, lattice.b_star, lattice.c_star])), first_loop_differs=not np.array_equal(phis, phis_first),
+            oversample_thick=s.oversample_thick, oversample_polar=s.oversample_polar, oversample_omega=s.oversample_omega,
+        )
     sfac = StructureFactors(
         default_F=f64(s.default_F),
         grid=None if grid is None else f64(grid.F),
@@ -159,9 +166,7 @@ def build(s: RunSettings) -> tuple[Experiment, Derived, list[str]]:
     )
     exp = Experiment(
         detector=detector, beam=beam, crystal=crystal, structure_factors=sfac, background=f64(water_bg),
-        dmin=f64(s.dmin), mask=None if s.mask is None else jnp.asarray(s.mask), roi=geo.roi,
-        oversample_thick=s.oversample_thick, oversample_polar=s.oversample_polar,
-        oversample_omega=s.oversample_omega, physical=s.physical,
+        dmin=f64(s.dmin), mask=None if s.mask is None else jnp.asarray(s.mask), model=model, roi=geo.roi,
     )
     _summary(s, geo, exp, grid, fluence, thick, mu, hdiv, vdiv, disp, sources, domains, spread, phisteps, osc, oversample, log)
     derived = Derived(geometry=geo, osc=osc, oversample=oversample, warnings=warnings)

@@ -1,94 +1,15 @@
-"""Every C-program behaviour that a reader would not expect, in one place.
+"""The C program's set-up-time behaviours a reader would not expect, and the one-line warning
+for each behaviour that changes a run's result (render-time ones: ``ccompat.accumulation``).
 
 Each function reproduces what nanoBragg.c does, says so, and names the golden case in
-``tests/data/c_golden`` that proves it.  Physical mode (``-physical``) bypasses them.
+``tests/data`` that proves it.  Physical mode (``-physical``) bypasses them.
 """
 
 from __future__ import annotations
 
 import math
 
-import jax.numpy as jnp
 import numpy as np
-
-from nbjax.physics.rotations import rotate_axis
-
-
-def c_pixel_sum(exp, x, s, reaches):
-    """C's per-pixel accumulation I and the cached factors it is multiplied by (pixel =
-    r_e^2 fluence I / steps * factor).
-
-    C sums I = I_bg + sum F^2 over all samples, then multiplies by the solid angle and the
-    polarization of the FIRST sample (first sub-pixel of layer 0, first source not skipped by
-    dmin) and the capture fraction of the LAST layer's first sub-pixel (quirk D16; cases
-    oversample-2, polar-kahn, absorption-thickness).  With -oversample_thick/_polar/_omega the
-    C program multiplies the RUNNING SUM by that factor after every addition,
-    I = (I + F^2) * m, so earlier samples are scaled again and again (case
-    oversample-3-omega-polar, absorption-oversample-thick).
-    """
-    omega, capture, polar = s["omega"], s["capture"], s["polar"]  # (T,L,Q), (T,L,Q), (T,L,Q,S)
-    T = x.shape[0]
-    first_polar = first_unskipped_polar(polar, s["dmin_skip"])
-    cached = {
-        "thick": capture[:, -1, 0],
-        "polar": first_polar,
-        "omega": omega[:, 0, 0],
-    }
-    flags = {"thick": exp.oversample_thick, "polar": exp.oversample_polar, "omega": exp.oversample_omega}
-    if not any(flags.values()):
-        intensity = exp.background + jnp.sum(x.reshape(T, -1), axis=1)
-    else:
-        m = jnp.ones_like(x)
-        if flags["thick"]:
-            m = m * capture[:, :, :, None, None]
-        if flags["polar"]:
-            m = m * polar[..., None]
-        if flags["omega"]:
-            m = m * omega[:, :, :, None, None]
-        m = jnp.where(reaches, m, 1.0).reshape(T, -1)
-        xs = jnp.where(reaches, x, 0.0).reshape(T, -1)
-        suffix = jnp.flip(jnp.cumprod(jnp.flip(m, axis=1), axis=1), axis=1)  # prod_{j >= n} m_j
-        intensity = exp.background * suffix[:, 0] + jnp.sum(xs * suffix, axis=1)
-    factor = 1.0
-    for name, on in flags.items():
-        if not on:
-            factor = factor * cached[name]
-    return intensity, factor
-
-
-def first_unskipped_index(skip):
-    """Per pixel, the flat (layer, sub-pixel, source) index of the first sample in C loop order
-    not skipped by dmin: where C computes the polarization and runs its first phi loop."""
-    return jnp.argmax(~skip.reshape(skip.shape[0], -1), axis=1)
-
-
-def first_unskipped_polar(polar, skip):
-    """Polarization of the first (layer, sub-pixel, source) in C loop order not skipped by dmin
-    (``polar`` is per sample, or already that single value as (T, 1, 1, 1))."""
-    if polar.shape[1:] == (1, 1, 1):
-        return polar[:, 0, 0, 0]
-    idx = first_unskipped_index(skip)
-    return jnp.take_along_axis(polar.reshape(polar.shape[0], -1), idx[:, None], axis=1)[:, 0]
-
-
-def c_solid_angle_sum(exp, omega):
-    """C adds the cached solid angle once per sub-pixel and layer (D16): per pixel
-    layers * oversample^2 * omega(first sub-pixel), or the sum of fresh values with
-    -oversample_omega.  Printed as 'solid angle subtended by detector'."""
-    T = omega.shape[0]
-    if exp.oversample_omega and not exp.physical:
-        return jnp.sum(omega.reshape(T, -1), axis=1)
-    return omega[:, 0, 0] * (omega.shape[1] * omega.shape[2])
-
-
-def curved_detector_positions(pos, det):
-    """C's curved detector (D20): the pixel is placed at `distance` along the beam, rotated
-    about sdet by pos_y/distance and then about fdet by pos_z/distance, using the planar
-    position's lab Y and Z components (sensible only for a beam along x; case curved-detector)."""
-    distance = jnp.dot(det.pix0, det.odet) / det.ratio
-    start = jnp.broadcast_to(distance * det.beam, pos.shape)
-    turned = rotate_axis(start, det.sdet, pos[..., 1:2] / distance, jnp)
-    return rotate_axis(turned, det.fdet, pos[..., 2:3] / distance, jnp)
 
 
 def phi_angles_c(phis) -> tuple[np.ndarray, np.ndarray]:

@@ -1,0 +1,124 @@
+"""How the samples of a pixel add up to its value: the model strategy of an Experiment.
+
+Every pixel is a sum over sensor layers, sub-pixels, sources, phi steps and mosaic domains of
+
+    x = F_cell(h)^2 F_latt(h)^2          (0 where d < dmin)
+
+times r_e^2 fluence and the detector factors.  ``AbstractAccumulation`` is the strategy
+(in the style of diffrax's ``AbstractSolver``); the kernel only calls its methods, so it has no
+mode branches:
+
+* ``Physical`` (this module): the intended physics.  Every sample carries its own solid angle
+  omega, polarization P and capture fraction c; sources are weighted, layers add:
+
+      pixel = r_e^2 fluence sum_s w_s/sum(w) I_s,
+      I_s   = mean_q sum_l omega c P [I_bg + mean_k x]
+
+  where q runs over sub-pixels and k over orientations.  ``per_source`` returns the I_s
+  separately (the fitting code differentiates them source by source).
+* ``nbjax.ccompat.CCompatible``: the C program's behaviour, quirks included.
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import ClassVar
+
+import equinox as eqx
+import jax.numpy as jnp
+from jaxtyping import Array, Float
+
+from nbjax.experiment import R_E_SQR
+from nbjax.physics import structure_factors as sf
+from nbjax.physics.detector_response import polarization
+from nbjax.physics.lattice import lattice_sq
+from nbjax.samples import PixelSamples, miller_indices, orientation_matrices, pixel_samples
+
+PIXELS = "pixels"  # the tile stage every model implements: (values, solid-angle sums)
+
+
+class AbstractAccumulation(eqx.Module):
+    """Strategy: per-sample choices and the per-pixel sum (see the module docstring)."""
+
+    c_compatible: ClassVar[bool] = False
+
+    @abc.abstractmethod
+    def polarization(self, exp, incident, diffracted, dmin_skip) -> Float[Array, "T #L #Q #S"]:
+        """Polarization factors for the samples (per sample, or one per pixel)."""
+
+    @abc.abstractmethod
+    def lattice_sq(self, hkl, crystal, dtype) -> Float[Array, "T L Q S K"]:
+        """|F_latt|^2 of the crystal shape at fractional indices ``hkl``."""
+
+    @abc.abstractmethod
+    def tile(self, exp, fpix, spix, context, dtype, stage: str):
+        """What one tile of pixels contributes at ``stage`` (``PIXELS``: (values, solid-angle
+        sums), each (T,)); ``context`` is what ``prepare`` returned."""
+
+    def miller_indices(self, exp, diffracted, incident, inv_lambda, dmin_skip, first_pixel: bool):
+        """Fractional Miller indices of every sample."""
+        return miller_indices(orientation_matrices(exp.crystal, jnp.float64), diffracted, incident, inv_lambda)
+
+    def prepare(self, exp, run_stage, keep):
+        """A whole-image pre-pass; returns (context array for ``tile``, host info or None).
+        ``run_stage(stage)`` maps ``tile`` over the image's tiles at that stage."""
+        return jnp.zeros((2,), jnp.int32), None
+
+    def finish(self, exp, values, context, run_pixel):
+        """Last changes to the flat ROI values (``run_pixel(stage, k)``: one pixel re-rendered)."""
+        return values
+
+
+def f_cell(exp, hkl, interpolated):
+    """F_cell at fractional indices: nearest table entry (default_F off the table), or C's
+    tricubic interpolation where ``interpolated`` is True."""
+    sfac = exp.structure_factors
+    if sfac.grid is None:
+        return jnp.broadcast_to(sfac.default_F, hkl.shape[:-1])
+    near = sf.nearest(hkl, sfac.grid, sfac.lo, sfac.hi, sfac.default_F)
+    if not sfac.interpolate:
+        return near
+    return jnp.where(interpolated, sf.tricubic(hkl, sfac.grid, sfac.lo), near)
+
+
+def squared_amplitudes(exp, s: PixelSamples, interpolated, dtype):
+    """(x = F_cell^2 F_latt^2 per sample, 0 where dmin skips it; F_cell)."""
+    fc = f_cell(exp, s.hkl, interpolated).astype(dtype)
+    return jnp.where(s.dmin_skip[..., None], 0.0, fc * fc * s.f_latt_sq), fc
+
+
+class Physical(AbstractAccumulation):
+    """The intended physics (module docstring): per-sample factors, weighted sources, layers
+    that tile the sensor, interpolation wherever the 4x4x4 stencil is inside the table."""
+
+    def polarization(self, exp, incident, diffracted, dmin_skip):
+        beam = exp.beam
+        if beam.nopolar:
+            return jnp.ones(dmin_skip.shape[:1] + (1, 1, 1), diffracted.dtype)
+        return polarization(incident, diffracted[:, :, :, None, :], beam.polar_vector, beam.kahn)
+
+    def lattice_sq(self, hkl, crystal, dtype):
+        if crystal.shape == "square":  # reduce h to its fraction first: float32 keeps the peaks
+            frac = (hkl - jnp.round(hkl)).astype(dtype)
+            return lattice_sq(frac, crystal.N.astype(dtype), "square", crystal.fudge.astype(dtype), crystal.recip.astype(dtype))
+        return lattice_sq(hkl, crystal.N, crystal.shape, crystal.fudge, crystal.recip).astype(dtype)
+
+    def per_source(self, exp, fpix, spix, dtype) -> Float[Array, "T S"]:
+        """I_s of each pixel for each source, including r_e^2 fluence (photons per pixel for a
+        source of unit normalised weight)."""
+        return self._per_source(exp, pixel_samples(exp, fpix, spix, dtype), dtype)
+
+    def _per_source(self, exp, s: PixelSamples, dtype):
+        sfac = exp.structure_factors
+        inside = True if sfac.grid is None else ~sf.out_of_interpolation_range(s.hkl, sfac.lo, sfac.hi)
+        x, _ = squared_amplitudes(exp, s, inside, dtype)
+        per_sample = exp.background + jnp.mean(x, axis=-1)  # (T, L, Q, S)
+        factors = s.omega[..., None] * s.capture[..., None] * s.polar
+        per_source = jnp.mean(jnp.sum(per_sample * factors, axis=1), axis=1)  # (T, S)
+        return (R_E_SQR * exp.beam.fluence).astype(dtype) * per_source
+
+    def tile(self, exp, fpix, spix, context, dtype, stage):
+        s = pixel_samples(exp, fpix, spix, dtype)
+        w = exp.beam.weights / jnp.sum(exp.beam.weights)
+        values = self._per_source(exp, s, dtype) @ w.astype(dtype)
+        return values, jnp.sum(s.omega.reshape(s.omega.shape[0], -1), axis=1)

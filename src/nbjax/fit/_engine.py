@@ -1,0 +1,209 @@
+"""The compiled passes of a fit: model images, the loss, its gradient and the Fisher matrix.
+
+theta (flat, unconstrained) -> per-parameter user values -> (Experiment, weights w, scale,
+background) per image -> model pixels
+
+    m_p = scale sum_s w_s I_s(p) + background
+
+over the usable pixels only (masked pixels cost nothing: the pixel list holds only the pixels
+to fit, in tiles of ``tile``).  The Jacobian J = dm/dtheta of a tile comes from forward-mode
+derivatives of the per-source images I_s: one tangent per global experiment value and ONE per
+component of a per-source parameter (wavelengths, source angles), because source s's image
+depends only on source s's entries; the weight, scale and background columns come from the
+I_s themselves.  Each tile adds
+
+    loss += sum_p l(m_p, d_p),   g += J^T dl/dm,   F += J^T diag(Fisher weight) J
+
+so the gradient and the Gauss-Newton / Fisher matrix cost one pass, with memory bounded by the
+tile.  Restraints (Gaussian priors in user units) add their terms afterwards.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from nbjax.kernel import CPU_TILE_EVALS, ACCELERATOR_TILE_EVALS, _CPU_OPTIONS
+
+_NO_SOURCE = -1
+
+
+@dataclasses.dataclass(frozen=True)
+class Layout:
+    """Where each parameter's theta lives in the flat vector, for one image."""
+
+    params: tuple  # AbstractParameter, shared ones first
+    slices: tuple  # slice of the flat theta for each parameter (for this image)
+    shapes: tuple  # theta shape of each parameter
+
+
+@dataclasses.dataclass(frozen=True)
+class Tangents:
+    """Forward-mode tangents of the experiment parameters of one image: ``vectors`` (n_t, n)
+    in flat theta space, and for each flat index k of an experiment parameter the tangent
+    ``tangent[k]`` and source ``source[k]`` (-1: all sources) whose derivative is column k."""
+
+    vectors: np.ndarray
+    index: np.ndarray  # flat theta indices of experiment parameters
+    tangent: np.ndarray
+    source: np.ndarray
+
+
+def tangents_for(layout: Layout, n_theta: int, n_sources: int) -> Tangents:
+    vectors, index, tangent, source = [], [], [], []
+    for p, sl, shape in zip(layout.params, layout.slices, layout.shapes):
+        if p.role != "experiment":
+            continue
+        flat = np.arange(sl.start, sl.stop)
+        if p.per_source:
+            per = flat.reshape(n_sources, -1)
+            for c in range(per.shape[1]):
+                v = np.zeros(n_theta)
+                v[per[:, c]] = 1.0
+                for s in range(n_sources):
+                    index.append(per[s, c])
+                    tangent.append(len(vectors))
+                    source.append(s)
+                vectors.append(v)
+        else:
+            for k in flat:
+                v = np.zeros(n_theta)
+                v[k] = 1.0
+                index.append(k)
+                tangent.append(len(vectors))
+                source.append(_NO_SOURCE)
+                vectors.append(v)
+    vec = np.array(vectors).reshape(-1, n_theta)
+    return Tangents(vec, np.array(index, dtype=np.int64), np.array(tangent, dtype=np.int64), np.array(source, dtype=np.int64))
+
+
+def split(theta, layout: Layout):
+    return [theta[sl].reshape(shape) for sl, shape in zip(layout.slices, layout.shapes)]
+
+
+def linear_parts(reference, layout: Layout, theta):
+    """(weights (S,), scale, background) for flat theta."""
+    w = reference.beam.weights / jnp.sum(reference.beam.weights)
+    scale, background = jnp.ones((), theta.dtype), jnp.zeros((), theta.dtype)
+    for p, t in zip(layout.params, split(theta, layout)):
+        u = p.from_theta(t)
+        if p.role == "weights":
+            w = p.weights(reference, u) if hasattr(p, "weights") else u
+        elif p.role == "scale":
+            scale = u
+        elif p.role == "background":
+            background = u
+    return w, scale, background
+
+
+def experiment(reference, layout: Layout, theta):
+    exp = reference
+    for p, t in zip(layout.params, split(theta, layout)):
+        if p.role == "experiment":
+            exp = p.apply(exp, p.from_theta(t), reference)
+    return exp
+
+
+def default_tile(reference, n_tangents: int) -> int:
+    d, c = reference.detector, reference.crystal
+    per_pixel = d.layers * d.oversample**2 * reference.beam.wavelengths.shape[0] * c.phi.shape[0] * c.mosaic_umats.shape[0]
+    budget = CPU_TILE_EVALS if jax.default_backend() == "cpu" else ACCELERATOR_TILE_EVALS
+    return int(max(8, min(4096, budget // max(per_pixel * (1 + n_tangents), 1))))
+
+
+def pixel_tiles(mask, tile: int):
+    """Usable pixels as tiles: (fpix, spix, valid) each (n_tiles, tile), padded with the last
+    usable pixel (valid False)."""
+    spix, fpix = np.nonzero(np.asarray(mask))
+    n = fpix.size
+    n_tiles = -(-n // tile)
+    pad = n_tiles * tile - n
+    valid = np.concatenate([np.ones(n, bool), np.zeros(pad, bool)])
+    fpix = np.concatenate([fpix, np.full(pad, fpix[-1])]).astype(np.int32)
+    spix = np.concatenate([spix, np.full(pad, spix[-1])]).astype(np.int32)
+    return fpix.reshape(n_tiles, tile), spix.reshape(n_tiles, tile), valid.reshape(n_tiles, tile)
+
+
+def _tile_model_and_jacobian(reference, layout, tangents, theta, fpix, spix, dtype):
+    """(m (T,), J (T, n)) for one tile."""
+    S = reference.beam.wavelengths.shape[0]
+
+    def per_source(th):
+        exp = experiment(reference, layout, th)
+        return exp.model.per_source(exp, fpix, spix, dtype)
+
+    vecs = jnp.asarray(tangents.vectors, dtype=theta.dtype)
+    if vecs.shape[0]:
+        images, d_images = jax.vmap(lambda v: jax.jvp(per_source, (theta,), (v,)), out_axes=(None, 0))(vecs)
+    else:
+        images, d_images = per_source(theta), jnp.zeros((0, fpix.shape[0], S), dtype)
+    lin = lambda th: _combine(reference, layout, th, images)  # noqa: E731
+    m = lin(theta)
+    J = jax.jacfwd(lin)(theta)  # (T, n): weight, scale and background columns (experiment ones 0)
+    if tangents.index.size:
+        w, scale, _ = linear_parts(reference, layout, theta)
+        weighted = d_images * (scale * w).astype(dtype)  # (n_t, T, S)
+        picked = weighted[tangents.tangent]  # (n_exp, T, S)
+        src = jnp.asarray(tangents.source)
+        one = jnp.take_along_axis(picked, jnp.maximum(src, 0)[:, None, None], axis=2)[..., 0]
+        cols = jnp.where((src == _NO_SOURCE)[:, None], jnp.sum(picked, axis=2), one)  # (n_exp, T)
+        J = J.at[:, tangents.index].add(cols.T)
+    return m, J
+
+
+def _combine(reference, layout, theta, images):
+    w, scale, background = linear_parts(reference, layout, theta)
+    return scale * (images @ w.astype(images.dtype)) + background
+
+
+def _tile_model(reference, layout, theta, fpix, spix, dtype):
+    exp = experiment(reference, layout, theta)
+    return _combine(reference, layout, theta, exp.model.per_source(exp, fpix, spix, dtype))
+
+
+def make_passes(layouts, tangent_sets, loss, dtype):
+    """Jitted functions of (theta, references, data) for a list of images:
+
+    ``value`` -> loss; ``normal`` -> (loss, g, F); ``images`` -> model pixel values per image
+    (flat over the tiles).  ``references``: the starting Experiment of each image; ``data``: a
+    tuple per image of (fpix, spix, valid, d, sigma), each (n_tiles, tile).
+    """
+
+    def scan_image(i, theta, refs, tiles, with_jacobian):
+        ref, layout, tangents = refs[i], layouts[i], tangent_sets[i]
+        n = theta.shape[0]
+
+        def body(carry, tile):
+            fpix, spix, valid, d, sigma = tile
+            if with_jacobian:
+                m, J = _tile_model_and_jacobian(ref, layout, tangents, theta, fpix, spix, dtype)
+            else:
+                m = _tile_model(ref, layout, theta, fpix, spix, dtype)
+            l, dl, fw = loss.terms(m, d, sigma)
+            l = jnp.where(valid, l, 0.0)
+            total = carry[0] + jnp.sum(l)
+            if not with_jacobian:
+                return (total,), m
+            dl = jnp.where(valid, dl, 0.0)
+            fw = jnp.where(valid, fw, 0.0)
+            return (total, carry[1] + J.T @ dl, carry[2] + (J * fw[:, None]).T @ J), m
+
+        init = (jnp.zeros((), dtype),) + ((jnp.zeros((n,), dtype), jnp.zeros((n, n), dtype)) if with_jacobian else ())
+        return jax.lax.scan(body, init, tiles)
+
+    def value(theta, refs, data):
+        return sum(scan_image(i, theta, refs, data[i], False)[0][0] for i in range(len(layouts)))
+
+    def normal(theta, refs, data):
+        out = [scan_image(i, theta, refs, data[i], True)[0] for i in range(len(layouts))]
+        return sum(o[0] for o in out), sum(o[1] for o in out), sum(o[2] for o in out)
+
+    def images(theta, refs, data):
+        return [scan_image(i, theta, refs, data[i], False)[1].reshape(-1) for i in range(len(layouts))]
+
+    options = _CPU_OPTIONS if jax.default_backend() == "cpu" else None
+    jit = lambda f: jax.jit(f, compiler_options=options)  # noqa: E731
+    return jit(value), jit(normal), jit(images)

@@ -1,0 +1,269 @@
+"""``nbjax.fit.fit``: fit free parameters of physical-mode Experiments to observed images.
+
+    result = fit(experiment, observation, [Weights(), Wavelengths(), Scale()])
+
+The model of each image is m = scale sum_s w_s I_s + background (``_parameters``); the loss
+is a likelihood (``_losses``: Poisson by default) plus Gaussian restraints; the optimiser is
+Levenberg-Marquardt on the Fisher matrix by default (``_solvers``).  Error bars: the covariance
+of the user values is G F^-1 G^T, with F the Fisher information of the chosen likelihood (plus
+the restraints' curvature) at the optimum and G = du/dtheta.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Sequence
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from nbjax.errors import NBError
+from nbjax.experiment import Experiment
+from nbjax.fit import _engine
+from nbjax.fit._data import Observation
+from nbjax.fit._losses import AbstractLoss, Poisson
+from nbjax.fit._parameters import AbstractParameter
+from nbjax.fit._solvers import AbstractMethod, LevenbergMarquardt
+
+
+class FitResult(eqx.Module):
+    """Fitted values in user units with standard errors, covariance and correlation (from the
+    Fisher information at the optimum), the loss history, and per image the fitted Experiment,
+    model image and residual (data - model; 0 where masked)."""
+
+    names: tuple = eqx.field(static=True)
+    units: tuple = eqx.field(static=True)
+    values: np.ndarray
+    start: np.ndarray
+    stderr: np.ndarray
+    covariance: np.ndarray
+    correlation: np.ndarray
+    loss_history: tuple = eqx.field(static=True)
+    converged: bool = eqx.field(static=True)
+    message: str = eqx.field(static=True)
+    experiments: list
+    model_images: list
+    residuals: list
+    theta: np.ndarray
+
+    def value(self, label: str) -> float:
+        return float(self.values[self.names.index(label)])
+
+    def error(self, label: str) -> float:
+        return float(self.stderr[self.names.index(label)])
+
+    def as_dict(self) -> dict:
+        return {
+            "parameters": [{"name": n, "units": u, "start": float(s), "value": float(v), "stderr": float(e)} for n, u, s, v, e in zip(self.names, self.units, self.start, self.values, self.stderr)],
+            "covariance": np.asarray(self.covariance).tolist(),
+            "correlation": np.asarray(self.correlation).tolist(),
+            "loss_history": list(self.loss_history),
+            "converged": self.converged,
+            "message": self.message,
+        }
+
+    def __str__(self) -> str:
+        width = max(len(n) for n in self.names) if self.names else 4
+        lines = [f"{'parameter':<{width}}  {'start':>14}  {'fitted':>14}  {'+-':>11}  units"]
+        for n, u, s, v, e in zip(self.names, self.units, self.start, self.values, self.stderr):
+            lines.append(f"{n:<{width}}  {s:14.8g}  {v:14.8g}  {e:11.4g}  {u}")
+        lines.append(f"loss {self.loss_history[0]:.10g} -> {self.loss_history[-1]:.10g} in {len(self.loss_history) - 1} steps; {'converged' if self.converged else 'NOT converged'}: {self.message}")
+        return "\n".join(lines)
+
+
+@dataclasses.dataclass
+class Objective:
+    """The loss of theta with restraints: ``value`` (loss only), ``normal`` (loss, gradient,
+    Fisher matrix), ``differentiable_value`` (value whose jax.grad is the one-pass gradient)."""
+
+    value_pass: object
+    normal_pass: object
+    refs: tuple
+    data: tuple
+    restraint: object  # theta -> (loss, g, F) of the Gaussian restraints
+
+    def value(self, theta):
+        return self.value_pass(theta, self.refs, self.data) + self.restraint(theta)[0]
+
+    def normal(self, theta):
+        L, g, F = self.normal_pass(theta, self.refs, self.data)
+        rL, rg, rF = self.restraint(theta)
+        return L + rL, g + rg, F + rF
+
+    @property
+    def differentiable_value(self):
+        obj = self
+
+        @jax.custom_vjp
+        def f(theta):
+            return obj.value(theta)
+
+        def fwd(theta):
+            L, g, _ = obj.normal(theta)
+            return L, g
+
+        def bwd(g, ct):
+            return (ct * g,)
+
+        f.defvjp(fwd, bwd)
+        return f
+
+
+def _as_list(x):
+    return list(x) if isinstance(x, (list, tuple)) else [x]
+
+
+def _check(exps, free, per_image):
+    for e in exps:
+        if not isinstance(e, Experiment):
+            raise NBError("fit: expected nbjax Experiments (nbjax.experiment_from_args(..., physical=True))")
+        if e.model.c_compatible:
+            weights = any(p.role == "weights" for p in list(free) + list(per_image))
+            what = "freeing source weights in C-compatible mode (the C program ignores them)" if weights else "fitting the C-compatible model"
+            raise NBError(f"fit: {what} is refused; build the Experiment with physical=True (CLI: -physical)")
+        w = np.asarray(e.beam.weights)
+        if np.any(w < 0) or not np.any(w > 0):
+            raise NBError("fit: source weights must be >= 0 and not all zero")
+    roles = [p.role for p in free] + [p.role for p in per_image]
+    for role in ("weights", "scale", "background"):
+        if roles.count(role) > 1:
+            raise NBError(f"fit: more than one free parameter sets the {role}")
+    names = [p.name for p in free] + [p.name for p in per_image]
+    if len(set(names)) != len(names):
+        raise NBError(f"fit: a parameter is free twice: {names}")
+
+
+def fit(
+    experiment: Experiment | Sequence[Experiment],
+    data: Observation | Sequence[Observation],
+    free: Sequence[AbstractParameter],
+    *,
+    per_image: Sequence[AbstractParameter] = (),
+    loss: AbstractLoss = Poisson(),
+    method: AbstractMethod = LevenbergMarquardt(),
+    dtype=jnp.float64,
+    tile: int | None = None,
+    progress=None,
+) -> FitResult:
+    """Fit ``free`` (shared by all images) and ``per_image`` parameters (one copy per image) of
+    physical-mode Experiments (one per image, same source count) to the observations.
+    ``progress(step, loss, damping)`` is called after every step."""
+    exps, obs = _as_list(experiment), _as_list(data)
+    if len(exps) == 1 and len(obs) > 1:
+        exps = exps * len(obs)
+    if len(exps) != len(obs):
+        raise NBError(f"fit: {len(obs)} observations but {len(exps)} experiments")
+    free, per_image = tuple(free), tuple(per_image)
+    _check(exps, free, per_image)
+    if not jax.config.jax_enable_x64 and dtype == jnp.float64:
+        raise NBError("fit: float64 needs jax.config.update('jax_enable_x64', True) before building the Experiment")
+
+    # ---- flat theta: shared parameters, then each image's own block
+    theta0, labels, units, layouts, start_users = [], [], [], [], []
+    offset = 0
+    shared_slices = []
+    for p in free:
+        t = np.asarray(p.to_theta(p.initial(exps[0])))
+        shared_slices.append((slice(offset, offset + t.size), t.shape))
+        theta0.append(t.reshape(-1))
+        labels += p.labels(exps[0])
+        units += [p.units] * len(p.labels(exps[0]))
+        offset += t.size
+    for i, e in enumerate(exps):
+        slices, shapes = [s for s, _ in shared_slices], [sh for _, sh in shared_slices]
+        for p in per_image:
+            t = np.asarray(p.to_theta(p.initial(e)))
+            slices.append(slice(offset, offset + t.size))
+            shapes.append(t.shape)
+            theta0.append(t.reshape(-1))
+            suffix = f"@{obs[i].name}" if len(exps) > 1 else ""
+            labels += [lab + suffix for lab in p.labels(e)]
+            units += [p.units] * len(p.labels(e))
+            offset += t.size
+        layouts.append(_engine.Layout(free + per_image, tuple(slices), tuple(shapes)))
+    theta0 = np.concatenate(theta0) if theta0 else np.zeros(0)
+    n = theta0.size
+    if n == 0:
+        raise NBError("fit: no free parameters")
+
+    S = exps[0].beam.wavelengths.shape[0]
+    tangent_sets = [_engine.tangents_for(layout, n, S) for layout in layouts]
+    tile = tile or min(_engine.default_tile(e, t.vectors.shape[0]) for e, t in zip(exps, tangent_sets))
+    packed = []
+    for e, o in zip(exps, obs):
+        shape = (e.detector.spixels, e.detector.fpixels)
+        if tuple(np.shape(o.image)) != shape:
+            raise NBError(f"fit: {o.name} is {np.shape(o.image)[1]}x{np.shape(o.image)[0]} pixels, the model detector {shape[1]}x{shape[0]}")
+        fpix, spix, valid = _engine.pixel_tiles(o.mask, min(tile, int(np.count_nonzero(o.mask))))
+        image = np.asarray(o.image, np.float64)
+        sigma = np.ones_like(image) if o.sigma is None else np.asarray(o.sigma, np.float64)
+        packed.append(tuple(jnp.asarray(a) for a in (fpix, spix, valid, image[spix, fpix].astype(dtype), sigma[spix, fpix].astype(dtype))))
+    value_pass, normal_pass, images_pass = _engine.make_passes(layouts, tangent_sets, loss, dtype)
+
+    def user_values(theta):
+        out = []
+        for k, layout in enumerate(layouts):
+            parts = _engine.split(theta, layout)
+            for j, (p, t) in enumerate(zip(layout.params, parts)):
+                if j < len(free) and k > 0:
+                    continue
+                out.append(jnp.ravel(p.from_theta(t)))
+        return jnp.concatenate(out)
+
+    restraint = _restraints(layouts, free)
+    objective = Objective(value_pass, normal_pass, tuple(exps), tuple(packed), restraint)
+    theta, history, converged, message = method.run(objective, jnp.asarray(theta0, dtype), progress)
+
+    _, _, F = objective.normal(theta)
+    cov_theta = np.linalg.pinv(np.asarray(F), hermitian=True)
+    G = np.asarray(jax.jacfwd(user_values)(theta))
+    values = np.asarray(user_values(theta))
+    start = np.asarray(user_values(jnp.asarray(theta0, dtype)))
+    cov = G @ cov_theta @ G.T
+    stderr = np.sqrt(np.maximum(np.diag(cov), 0.0))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        corr = np.where(np.outer(stderr, stderr) > 0, cov / np.outer(stderr, stderr), 0.0)
+
+    fitted_exps, model_images, residuals = [], [], []
+    flat = images_pass(theta, tuple(exps), tuple(packed))
+    for e, o, layout, m, (fpix, spix, valid, _, _) in zip(exps, obs, layouts, flat, packed):
+        fitted_exps.append(_engine.experiment(e, layout, theta))
+        img = np.zeros((e.detector.spixels, e.detector.fpixels))
+        v = np.asarray(valid).reshape(-1)
+        img[np.asarray(spix).reshape(-1)[v], np.asarray(fpix).reshape(-1)[v]] = np.asarray(m)[v]
+        model_images.append(img)
+        residuals.append(np.where(np.asarray(o.mask), np.asarray(o.image) - img, 0.0))
+    return FitResult(
+        names=tuple(labels), units=tuple(units), values=values, start=start, stderr=stderr, covariance=cov,
+        correlation=corr, loss_history=tuple(history), converged=converged, message=message,
+        experiments=fitted_exps, model_images=model_images, residuals=residuals, theta=np.asarray(theta),
+    )
+
+
+def _restraints(layouts, free):
+    """theta -> (loss, g, F) of the Gaussian priors (user units): 1/2 ((u - mean)/sigma)^2."""
+    terms = []
+    for k, layout in enumerate(layouts):
+        for j, (p, sl, shape) in enumerate(zip(layout.params, layout.slices, layout.shapes)):
+            if p.prior is None or (j < len(free) and k > 0):
+                continue
+            terms.append((p, sl, shape))
+
+    def restraint(theta):
+        n = theta.shape[0]
+        L = jnp.zeros((), theta.dtype)
+        g = jnp.zeros((n,), theta.dtype)
+        F = jnp.zeros((n, n), theta.dtype)
+        for p, sl, shape in terms:
+            mean, sigma = p.prior
+            u_of = lambda th: jnp.ravel(p.from_theta(th[sl].reshape(shape)))  # noqa: E731
+            r = (u_of(theta) - mean) / sigma
+            Gp = jax.jacfwd(u_of)(theta) / sigma
+            L = L + 0.5 * jnp.sum(r * r)
+            g = g + Gp.T @ r
+            F = F + Gp.T @ Gp
+        return L, g, F
+
+    return restraint

@@ -1,0 +1,45 @@
+"""Likelihoods of observed pixels d given model pixels m, per pixel.
+
+Each loss gives the per-pixel value l(m, d), its derivative dl/dm and the Fisher weight
+E[d^2 l/dm^2] that the Gauss-Newton / Levenberg-Marquardt step and the error bars use.
+
+* ``Poisson`` (default): l = m - d + d log(d/m) (half the Poisson deviance; the negative
+  log-likelihood up to a constant, 0 for a perfect model, finite at d = 0), dl/dm = 1 - d/m,
+  Fisher weight 1/m.  The model is floored at ``floor`` photons so that log m stays finite.
+* ``Gaussian``: l = (m - d)^2 / (2 sigma^2) with a per-pixel sigma (or 1), dl/dm = (m - d)/sigma^2,
+  Fisher weight 1/sigma^2.
+"""
+
+from __future__ import annotations
+
+import abc
+
+import equinox as eqx
+import jax.numpy as jnp
+
+
+class AbstractLoss(eqx.Module):
+    @abc.abstractmethod
+    def terms(self, m, d, sigma):
+        """(l, dl/dm, Fisher weight) per pixel."""
+
+
+class Poisson(AbstractLoss):
+    floor: float = 1e-12
+
+    def terms(self, m, d, sigma):
+        m = jnp.maximum(m, self.floor)
+        positive = d > 0
+        safe_d = jnp.where(positive, d, 1.0)
+        log_term = jnp.where(positive, d * (jnp.log(safe_d) - jnp.log(m)), 0.0)
+        return m - d + log_term, 1.0 - d / m, 1.0 / m
+
+
+class Gaussian(AbstractLoss):
+    def terms(self, m, d, sigma):
+        inv_var = 1.0 / (sigma * sigma)
+        r = m - d
+        return 0.5 * r * r * inv_var, r * inv_var, inv_var
+
+
+LOSSES = {"poisson": Poisson, "gaussian": Gaussian}

@@ -1,0 +1,474 @@
+"""Free parameters of a fit: named, in user units, with their transforms.
+
+Each parameter maps an unconstrained vector theta to user-unit values u (wavelengths in
+Angstrom, angles in mrad or degrees, distances in mm) and applies u to the Experiment, or to the
+linear part of the model
+
+    model(pixel) = scale * sum_s w_s I_s(pixel; theta) + background,   sum_s w_s = 1,
+
+where I_s is the physical image of source s alone (``nbjax.Physical.per_source``).  Roles:
+``"experiment"`` parameters change I_s, ``"weights"`` the w_s, ``"scale"`` and ``"background"``
+the rest.  A ``per_source`` experiment parameter changes source s's image only through its own
+entries (entry s of each component), which lets the fitter take all sources' derivatives in
+one forward-mode pass.
+
+Transforms: identity (optionally with ``bounds=(lo, hi)``: u = lo + (hi - lo) sigmoid(theta)),
+log for positive quantities, and for the weights the simplex with the first logit fixed at 0
+(the gauge: the overall intensity belongs to ``Scale``).  ``prior=(mean, sigma)`` in user units
+adds the Gaussian restraint 1/2 ((u - mean)/sigma)^2 to the loss.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import ClassVar
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Float
+
+from nbjax.experiment import Experiment
+from nbjax.physics.rotations import axis_angle_matrix, rotate_axis, rotate_xyz
+from nbjax.setup.crystal import lattice_from_cell
+
+ANGSTROM = 1e-10
+MRAD = 1e-3
+
+
+class AbstractParameter(eqx.Module):
+    """One named group of free values (see the module docstring)."""
+
+    start: tuple | float | None = eqx.field(static=True, default=None, kw_only=True)  # user units; None: from the Experiment
+    bounds: tuple | None = eqx.field(static=True, default=None, kw_only=True)
+    prior: tuple | None = eqx.field(static=True, default=None, kw_only=True)  # (mean, sigma), user units
+
+    name: ClassVar[str]
+    units: ClassVar[str]
+    role: ClassVar[str] = "experiment"
+    per_source: ClassVar[bool] = False
+    positive: ClassVar[bool] = False
+
+    def labels(self, exp: Experiment) -> list[str]:
+        """One label per user value (``name`` or ``name[i]``)."""
+        n = int(np.size(self.initial(exp)))
+        return [self.name] if n == 1 and np.ndim(self.initial(exp)) == 0 else [f"{self.name}[{i}]" for i in range(n)]
+
+    def initial(self, exp: Experiment) -> np.ndarray:
+        """Starting user values: ``start`` if given, else what the Experiment holds."""
+        if self.start is not None:
+            return np.asarray(self.start, dtype=np.float64).reshape(np.shape(self.current(exp)))
+        return np.asarray(self.current(exp), dtype=np.float64)
+
+    def current(self, exp: Experiment):
+        """The user values the Experiment holds (before the fit)."""
+        raise NotImplementedError
+
+    # ---- transforms between theta (unconstrained) and user values
+    def to_theta(self, u):
+        u = jnp.asarray(u, jnp.float64)
+        if self.bounds is not None:
+            lo, hi = self.bounds
+            p = jnp.clip((u - lo) / (hi - lo), 1e-12, 1 - 1e-12)
+            return jnp.log(p) - jnp.log1p(-p)
+        return jnp.log(u) if self.positive else u
+
+    def from_theta(self, theta):
+        if self.bounds is not None:
+            lo, hi = self.bounds
+            return lo + (hi - lo) * jax.nn.sigmoid(theta)
+        return jnp.exp(theta) if self.positive else theta
+
+    def apply(self, exp: Experiment, u, reference: Experiment) -> Experiment:
+        """``exp`` with user values ``u``; ``reference`` is the starting Experiment (fixed)."""
+        raise NotImplementedError
+
+
+class Weights(AbstractParameter):
+    """Normalised source weights w_s (sum 1): the spectrum's intensities.  theta has S-1 entries
+    (the first source's logit is fixed at 0)."""
+
+    name: ClassVar[str] = "weight"
+    units: ClassVar[str] = "fraction"
+    role: ClassVar[str] = "weights"
+
+    def current(self, exp):
+        w = np.asarray(exp.beam.weights, dtype=np.float64)
+        return w / w.sum()
+
+    def to_theta(self, u):
+        u = jnp.asarray(u, jnp.float64)
+        return jnp.log(u[1:]) - jnp.log(u[0])
+
+    def from_theta(self, theta):
+        return jax.nn.softmax(jnp.concatenate([jnp.zeros((1,), theta.dtype), theta]))
+
+
+class Spectrum(AbstractParameter):
+    """A parametric spectrum on the Experiment's fixed source wavelengths (the channel grid):
+    w_s proportional to shape((lambda_s - centre)/width), Gaussian (width = FWHM) or Lorentzian
+    (width = FWHM).  User values: (centre, FWHM) in Angstrom."""
+
+    shape: str = eqx.field(static=True, default="gaussian")
+    name: ClassVar[str] = "spectrum"
+    units: ClassVar[str] = "A"
+    role: ClassVar[str] = "weights"
+
+    def labels(self, exp):
+        return ["spectrum_centre", "spectrum_fwhm"]
+
+    def current(self, exp):
+        lam = np.asarray(exp.beam.wavelengths) / ANGSTROM
+        w = np.asarray(exp.beam.weights, dtype=np.float64)
+        w = w / w.sum()
+        centre = float(np.sum(w * lam))
+        sd = float(np.sqrt(np.sum(w * (lam - centre) ** 2)))
+        return np.array([centre, max(sd * 2.3548200450309493, 1e-6 * centre)])
+
+    def to_theta(self, u):
+        u = jnp.asarray(u, jnp.float64)
+        return jnp.stack([u[0], jnp.log(u[1])])
+
+    def from_theta(self, theta):
+        return jnp.stack([theta[0], jnp.exp(theta[1])])
+
+    def weights(self, exp, u):
+        """w_s of the spectrum with user values u = (centre, FWHM)."""
+        lam = exp.beam.wavelengths / ANGSTROM
+        x = (lam - u[0]) / u[1]
+        if self.shape == "gaussian":
+            logw = -4.0 * math.log(2.0) * x * x
+        elif self.shape == "lorentzian":
+            logw = -jnp.log1p(4.0 * x * x)
+        else:
+            raise ValueError(f"Spectrum: unknown shape {self.shape!r} (gaussian or lorentzian)")
+        return jax.nn.softmax(logw)
+
+
+class Scale(AbstractParameter):
+    """Overall scale of the model (fluence x exposure x detector gain), starting at 1."""
+
+    name: ClassVar[str] = "scale"
+    units: ClassVar[str] = "x"
+    role: ClassVar[str] = "scale"
+    positive: ClassVar[bool] = True
+
+    def current(self, exp):
+        return np.float64(1.0)
+
+
+class Background(AbstractParameter):
+    """A constant background added to every pixel (photons per pixel), starting at 0 unless
+    ``start`` is given."""
+
+    name: ClassVar[str] = "background"
+    units: ClassVar[str] = "photons/pixel"
+    role: ClassVar[str] = "background"
+
+    def current(self, exp):
+        return np.float64(0.0)
+
+
+class Wavelengths(AbstractParameter):
+    """Every source's wavelength (Angstrom), free one by one."""
+
+    name: ClassVar[str] = "wavelength"
+    units: ClassVar[str] = "A"
+    per_source: ClassVar[bool] = True
+
+    def current(self, exp):
+        return np.asarray(exp.beam.wavelengths) / ANGSTROM
+
+    def apply(self, exp, u, reference):
+        return eqx.tree_at(lambda e: e.beam.wavelengths, exp, u * ANGSTROM)
+
+
+def _beam_axes(exp):
+    """(horizontal, vertical) unit axes perpendicular to the beam: the polarization axis p and
+    beam x p (the axes of nanoBragg's divergence grid)."""
+    beam = exp.detector.beam
+    p = exp.beam.polar_vector
+    p = p - jnp.dot(p, beam) * beam
+    p = p / jnp.linalg.norm(p)
+    return p, jnp.cross(beam, p)
+
+
+def _tilt(directions, axes, angles):
+    """Rotate unit vectors (S, 3) by angles (S, 2) (rad) about axes[0] then axes[1]."""
+    d = rotate_axis(directions, axes[0], angles[:, 0:1], jnp)
+    return rotate_axis(d, axes[1], angles[:, 1:2], jnp)
+
+
+class SourceAngles(AbstractParameter):
+    """Every source's direction as two small angles (mrad) from its starting direction: about
+    the polarization axis (vertical divergence) and about beam x polarization (horizontal)."""
+
+    name: ClassVar[str] = "source_angle"
+    units: ClassVar[str] = "mrad"
+    per_source: ClassVar[bool] = True
+
+    def labels(self, exp):
+        return [f"source_angle[{s}].{c}" for s in range(exp.beam.wavelengths.shape[0]) for c in ("v", "h")]
+
+    def current(self, exp):
+        return np.zeros((exp.beam.wavelengths.shape[0], 2))
+
+    def apply(self, exp, u, reference):
+        return eqx.tree_at(lambda e: e.beam.directions, exp, _tilt(reference.beam.directions, _beam_axes(reference), u * MRAD))
+
+
+class BeamDirection(AbstractParameter):
+    """The whole beam (every source together) tilted by two small angles (mrad), as
+    ``SourceAngles``; the detector stays where it is."""
+
+    name: ClassVar[str] = "beam_angle"
+    units: ClassVar[str] = "mrad"
+
+    def labels(self, exp):
+        return ["beam_angle.v", "beam_angle.h"]
+
+    def current(self, exp):
+        return np.zeros(2)
+
+    def apply(self, exp, u, reference):
+        S = reference.beam.directions.shape[0]
+        angles = jnp.broadcast_to(u * MRAD, (S, 2))
+        return eqx.tree_at(lambda e: e.beam.directions, exp, _tilt(exp.beam.directions, _beam_axes(reference), angles))
+
+
+class Divergence(AbstractParameter):
+    """Full horizontal and vertical divergence (mrad) of a nanoBragg divergence grid with
+    ``hsteps`` x ``vsteps`` points (elliptically trimmed when ``round_div``, as the C program)
+    and ``dispsteps`` wavelengths per point.  The grid is rebuilt in JAX: source
+    (i, j) is tilted by v = vdiv (j/(vsteps-1) - 1/2) and h = hdiv (i/(hsteps-1) - 1/2)."""
+
+    hsteps: int = eqx.field(static=True, default=1)
+    vsteps: int = eqx.field(static=True, default=1)
+    dispsteps: int = eqx.field(static=True, default=1)
+    round_div: bool = eqx.field(static=True, default=True)
+    name: ClassVar[str] = "divergence"
+    units: ClassVar[str] = "mrad"
+    positive: ClassVar[bool] = True
+
+    def labels(self, exp):
+        return ["divergence.h", "divergence.v"]
+
+    def kept(self):
+        """Grid points (i, j) kept by the C program's elliptical trim (steps only decide it)."""
+        out = []
+        for i in range(self.hsteps):
+            for j in range(self.vsteps):
+                fh = (i / (self.hsteps - 1) - 0.5) if self.hsteps > 1 else 0.0
+                fv = (j / (self.vsteps - 1) - 0.5) if self.vsteps > 1 else 0.0
+                dh = (1.0 / (self.hsteps - 1)) if self.hsteps > 1 else 0.0
+                dv = (1.0 / (self.vsteps - 1)) if self.vsteps > 1 else 0.0
+                test = (fh * fh - dh * dh / 4.0 * (1 - self.hsteps % 2)) + (fv * fv - dv * dv / 4.0 * (1 - self.vsteps % 2))
+                if self.round_div and test * 4.0 > 1.1:
+                    continue
+                out.append((fh, fv))
+        return np.array(out).reshape(-1, 2)
+
+    def current(self, exp):
+        kept = self.kept()
+        if kept.shape[0] * self.dispsteps != exp.beam.wavelengths.shape[0]:
+            raise ValueError(f"Divergence: a {self.hsteps}x{self.vsteps} grid with {self.dispsteps} wavelengths does not match the Experiment's {exp.beam.wavelengths.shape[0]} sources")
+        d = np.asarray(exp.beam.directions)
+        centre = -np.asarray(exp.detector.beam)
+        span = []
+        for k, axis in ((0, 0), (1, 1)):
+            f = kept[:, k]
+            if np.ptp(f) == 0:
+                span.append(1e-3)
+                continue
+            i, j = int(np.argmin(f)), int(np.argmax(f))
+            angle = math.acos(min(1.0, float(np.dot(d[i * self.dispsteps], d[j * self.dispsteps]))))
+            span.append(max(angle / (f[j] - f[i]) / MRAD, 1e-3))
+        del centre
+        return np.array(span)
+
+    def apply(self, exp, u, reference):
+        kept = jnp.asarray(self.kept())
+        angles = jnp.repeat(jnp.stack([kept[:, 1] * u[1], kept[:, 0] * u[0]], axis=-1) * MRAD, self.dispsteps, axis=0)
+        base = jnp.broadcast_to(-reference.detector.beam, angles.shape[:1] + (3,))
+        return eqx.tree_at(lambda e: e.beam.directions, exp, _tilt(base, _beam_axes(reference), angles))
+
+
+class Dispersion(AbstractParameter):
+    """Fractional bandwidth of a nanoBragg dispersion grid of ``dispsteps`` wavelengths
+    lambda_k = lambda0 (1 + dispersion (k/(dispsteps-1) - 1/2)) about ``lambda0`` (the mean of
+    the Experiment's wavelengths), repeated for every divergence point."""
+
+    dispsteps: int = eqx.field(static=True, default=1)
+    name: ClassVar[str] = "dispersion"
+    units: ClassVar[str] = "fraction"
+    positive: ClassVar[bool] = True
+
+    def _grid(self):
+        return (np.arange(self.dispsteps) / max(self.dispsteps - 1, 1) - 0.5) if self.dispsteps > 1 else np.zeros(1)
+
+    def current(self, exp):
+        lam = np.asarray(exp.beam.wavelengths)[: self.dispsteps]
+        return np.float64(max((lam.max() - lam.min()) / lam.mean(), 1e-6))
+
+    def apply(self, exp, u, reference):
+        lam0 = jnp.mean(reference.beam.wavelengths)
+        grid = jnp.asarray(self._grid())
+        points = reference.beam.wavelengths.shape[0] // self.dispsteps
+        lam = jnp.tile(lam0 * (1.0 + u * grid), points)
+        return eqx.tree_at(lambda e: e.beam.wavelengths, exp, lam)
+
+
+class Distance(AbstractParameter):
+    """Detector distance (mm) along the pivot axis (nanoBragg's -distance)."""
+
+    name: ClassVar[str] = "distance"
+    units: ClassVar[str] = "mm"
+    positive: ClassVar[bool] = True
+
+    def current(self, exp):
+        return np.float64(float(exp.detector.distance) * 1000.0)
+
+    def apply(self, exp, u, reference):
+        return eqx.tree_at(lambda e: e.detector.distance, exp, u / 1000.0)
+
+
+def beam_spot(det):
+    """(Fbeam, Sbeam) in mm: where the beam axis meets the detector plane, along fdet and sdet
+    from the corner pixel's outer edge (pix0)."""
+    t = jnp.dot(det.pix0, det.odet) / jnp.dot(det.beam, det.odet)
+    spot = t * det.beam - det.pix0
+    return jnp.stack([jnp.dot(spot, det.fdet), jnp.dot(spot, det.sdet)]) * 1000.0
+
+
+class BeamCentre(AbstractParameter):
+    """Beam centre (Fbeam, Sbeam) in mm along the fast and slow axes: the detector is shifted
+    in its own plane."""
+
+    name: ClassVar[str] = "beam_centre"
+    units: ClassVar[str] = "mm"
+
+    def labels(self, exp):
+        return ["beam_centre.F", "beam_centre.S"]
+
+    def current(self, exp):
+        return np.asarray(beam_spot(exp.detector))
+
+    def apply(self, exp, u, reference):
+        det = reference.detector
+        shift = (u - beam_spot(det)) / 1000.0
+        return eqx.tree_at(lambda e: e.detector.pix0_offset, exp, det.pix0_offset - shift[0] * det.fdet - shift[1] * det.sdet)
+
+
+def _cell_constants(exp):
+    vecs = np.stack([np.asarray(v) for v in (exp.crystal.a, exp.crystal.b, exp.crystal.c)]) * 1e10
+    lengths = np.linalg.norm(vecs, axis=1)
+    angles = [math.degrees(math.acos(np.dot(vecs[j], vecs[k]) / lengths[j] / lengths[k])) for j, k in ((1, 2), (0, 2), (0, 1))]
+    return np.concatenate([lengths, angles])
+
+
+class Cell(AbstractParameter):
+    """Unit cell constants a, b, c (Angstrom) and alpha, beta, gamma (degrees); the crystal's
+    orientation is kept (U = A0 B0^-1 of the starting cell)."""
+
+    name: ClassVar[str] = "cell"
+    units: ClassVar[str] = "A, deg"
+
+    def labels(self, exp):
+        return [f"cell.{n}" for n in ("a", "b", "c", "alpha", "beta", "gamma")]
+
+    def current(self, exp):
+        return _cell_constants(exp)
+
+    def apply(self, exp, u, reference):
+        start = jnp.asarray(_cell_constants(reference))
+        b0 = _cell_matrix(start)
+        a0 = jnp.stack([reference.crystal.a, reference.crystal.b, reference.crystal.c])
+        orientation = jnp.linalg.solve(b0, a0)  # rows: a0 = b0 @ orientation
+        new = _cell_matrix(u) @ orientation
+        return eqx.tree_at(lambda e: (e.crystal.a, e.crystal.b, e.crystal.c), exp, (new[0], new[1], new[2]))
+
+
+def _cell_matrix(u):
+    """Rows a, b, c (m) of the unrotated cell with constants u (A, deg)."""
+    cell = [u[0], u[1], u[2], jnp.deg2rad(u[3]), jnp.deg2rad(u[4]), jnp.deg2rad(u[5])]
+    lat = lattice_from_cell(cell, None, xp=jnp)
+    return jnp.stack([lat.a, lat.b, lat.c])
+
+
+class Misset(AbstractParameter):
+    """A further crystal rotation (degrees) about lab x, then y, then z (nanoBragg's -misset
+    order), on top of the starting orientation."""
+
+    name: ClassVar[str] = "misset"
+    units: ClassVar[str] = "deg"
+
+    def labels(self, exp):
+        return ["misset.x", "misset.y", "misset.z"]
+
+    def current(self, exp):
+        return np.zeros(3)
+
+    def apply(self, exp, u, reference):
+        r = jnp.deg2rad(u)
+        vecs = [rotate_xyz(v, r[0], r[1], r[2], jnp) for v in (exp.crystal.a, exp.crystal.b, exp.crystal.c)]
+        return eqx.tree_at(lambda e: (e.crystal.a, e.crystal.b, e.crystal.c), exp, tuple(vecs))
+
+
+class CrystalSize(AbstractParameter):
+    """Number of unit cells Na, Nb, Nc (continuous)."""
+
+    name: ClassVar[str] = "N"
+    units: ClassVar[str] = "cells"
+    positive: ClassVar[bool] = True
+
+    def labels(self, exp):
+        return ["N.a", "N.b", "N.c"]
+
+    def current(self, exp):
+        return np.asarray(exp.crystal.N, dtype=np.float64)
+
+    def apply(self, exp, u, reference):
+        return eqx.tree_at(lambda e: e.crystal.N, exp, u)
+
+
+class MosaicSpread(AbstractParameter):
+    """Mosaic spread (degrees): the starting domains' rotation axes and unit angles are fixed
+    draws, their angles scale with the spread (so it has a gradient).  Needs a starting model
+    with -mosaic_spread > 0 and several domains."""
+
+    name: ClassVar[str] = "mosaic_spread"
+    units: ClassVar[str] = "deg"
+    positive: ClassVar[bool] = True
+    spread0: float = eqx.field(static=True, default=0.0)
+
+    def current(self, exp):
+        if self.spread0 <= 0:
+            raise ValueError("MosaicSpread(spread0=...) needs the starting spread in degrees (the -mosaic value)")
+        return np.float64(self.spread0)
+
+    def apply(self, exp, u, reference):
+        axes, angles = _rotation_vectors(np.asarray(reference.crystal.mosaic_umats))
+        scale = u / self.spread0
+        umats = jax.vmap(lambda ax, an: axis_angle_matrix(jnp.asarray(ax), an * scale, jnp))(axes, jnp.asarray(angles))
+        return eqx.tree_at(lambda e: e.crystal.mosaic_umats, exp, umats)
+
+
+def _rotation_vectors(umats):
+    """Axes and angles of rotation matrices (host; identity -> axis z, angle 0)."""
+    axes, angles = [], []
+    for m in umats:
+        angle = math.acos(max(-1.0, min(1.0, (np.trace(m) - 1.0) / 2.0)))
+        v = np.array([m[2, 1] - m[1, 2], m[0, 2] - m[2, 0], m[1, 0] - m[0, 1]])
+        n = np.linalg.norm(v)
+        axes.append(v / n if n > 0 else np.array([0.0, 0.0, 1.0]))
+        angles.append(angle if n > 0 else 0.0)
+    return np.array(axes), np.array(angles)
+
+
+PARAMETERS = {cls.name: cls for cls in (Weights, Spectrum, Scale, Background, Wavelengths, SourceAngles, BeamDirection, Divergence, Dispersion, Distance, BeamCentre, Cell, Misset, CrystalSize, MosaicSpread)}
+
+
+def unit_values(params, theta_parts) -> list[Float[Array, "..."]]:
+    """User values of each parameter from its theta."""
+    return [p.from_theta(t) for p, t in zip(params, theta_parts)]

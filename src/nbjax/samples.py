@@ -1,0 +1,99 @@
+"""Per-sample geometry of a tile of pixels: where each sub-pixel is, which Miller indices it
+sees for every source and crystal orientation, and the detector factors.
+
+Axes, in the C program's loop order: T pixels of the tile, L sensor layers, Q sub-pixels (slow
+sub-pixel outer), S sources, K orientations (phi outer, mosaic domain inner).  Lengths in
+metres, wavelengths in metres, Miller indices dimensionless.
+
+    d = p/|p|                   diffracted unit vector to sub-pixel position p
+    i = -s                      incident unit vector (s: unit vector towards source)
+    h = A (d - i) / lambda      fractional Miller indices, A = U_m R(phi) [a b c]^T
+
+Geometry and Miller indices are float64; the lattice transform and the factors are cast to the
+render's dtype.  Which polarization (per sample or C's cached one) and which lattice formula
+(smooth or C's) is the model's choice (``nbjax.accumulation``).
+"""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+from jaxtyping import Array, Bool, Float, Int
+
+from nbjax.experiment import Experiment
+from nbjax.physics.curved_detector import curved_positions
+from nbjax.physics.detector_response import capture_fraction, solid_angle
+from nbjax.physics.rotations import rotate_axis
+
+
+class PixelSamples(eqx.Module):
+    """Everything the accumulation needs for one tile (shapes in the module docstring)."""
+
+    hkl: Float[Array, "T L Q S K 3"]
+    f_latt_sq: Float[Array, "T L Q S K"]
+    omega: Float[Array, "T L Q"]  # solid angle, sr
+    capture: Float[Array, "T L Q"]  # sensor capture fraction
+    polar: Float[Array, "T #L #Q #S"]  # polarization factor (C mode: one cached value per pixel)
+    dmin_skip: Bool[Array, "T L Q S"]  # resolution beyond -dmin: the sample is not summed
+    pos: Float[Array, "T L Q 3"]  # sub-pixel positions, m
+    stol_sq: Float[Array, "T L Q S"]  # (sin(theta)/lambda)^2, 1/m^2
+
+
+def orientation_matrices(crystal, dtype, phi=None) -> Float[Array, "K 3 3"]:
+    """(P*M, 3, 3) rotated cells, phi outer and mosaic inner; rows are a, b, c (m).
+
+    a = U_m R(spindle, phi_k) a0: the mosaic rotation follows the phi rotation, as in C.
+    ``phi`` replaces the crystal's angles (the C model's first phi loop).
+    """
+    cell = jnp.stack([crystal.a, crystal.b, crystal.c]).astype(dtype)  # (3 vectors, 3)
+    phi = (crystal.phi if phi is None else phi).astype(dtype)
+    rotated = rotate_axis(cell[None, :, :], crystal.spindle.astype(dtype), phi[:, None, None], jnp)  # (P, 3, 3)
+    mats = jnp.einsum("mij,pvj->pmvi", crystal.mosaic_umats.astype(dtype), rotated)
+    return mats.reshape(-1, 3, 3)
+
+
+def subpixel_positions(det, fpix: Int[Array, " T"], spix: Int[Array, " T"]) -> Float[Array, "T L Q 3"]:
+    """Sub-pixel centres in the lab frame (m), C order: layer, slow sub, fast sub."""
+    os = det.oversample
+    ss, ff = np.meshgrid(np.arange(os), np.arange(os), indexing="ij")
+    Fdet = det.fast_positions[fpix[:, None] * os + ff.reshape(-1)[None, :]]  # (T, Q)
+    Sdet = det.slow_positions[spix[:, None] * os + ss.reshape(-1)[None, :]]
+    Odet = jnp.arange(det.layers, dtype=jnp.float64) * det.layer_step  # (L,)
+    pos = Fdet[:, None, :, None] * det.fdet + Sdet[:, None, :, None] * det.sdet + Odet[None, :, None, None] * det.odet + det.pix0
+    if det.curved:
+        pos = curved_positions(pos, det)
+    return pos
+
+
+def miller_indices(mats, diffracted, incident, inv_lambda) -> Float[Array, "T L Q S K 3"]:
+    """h = A (d - i)/lambda, computed as (A d - A i)/lambda (A d once for all sources)."""
+    a_d = jnp.einsum("kij,tlqj->tlqki", mats, diffracted)
+    a_i = jnp.einsum("kij,sj->ski", mats, incident)
+    return (a_d[:, :, :, None] - a_i) * inv_lambda[:, None, None]
+
+
+def pixel_samples(exp: Experiment, fpix: Int[Array, " T"], spix: Int[Array, " T"], dtype, first_pixel: bool = False) -> PixelSamples:
+    """The samples of pixels (fpix, spix) under ``exp.model``.  ``first_pixel``: the tile is
+    the run's first rendered pixel (the C model renders its first phi loop differently)."""
+    det, beam, xtal, model = exp.detector, exp.beam, exp.crystal, exp.model
+    pos = subpixel_positions(det, fpix, spix)
+    airpath = jnp.linalg.norm(pos, axis=-1)  # (T, L, Q)
+    diffracted = pos / airpath[..., None]
+    omega = solid_angle(airpath, jnp.dot(det.pix0, det.odet), det.pixel_size, det.point_pixel)
+    if det.thick:
+        layer = jnp.arange(det.layers, dtype=jnp.float64)[None, :, None]
+        capture = capture_fraction(diffracted, det.odet, layer, det.layer_step, det.mu)
+    else:
+        capture = jnp.ones_like(omega)
+    incident = -beam.directions / jnp.linalg.norm(beam.directions, axis=-1, keepdims=True)  # (S, 3)
+    inv_lambda = 1.0 / beam.wavelengths  # (S,)
+    scattering = (diffracted[:, :, :, None, :] - incident) * inv_lambda[:, None]  # (T, L, Q, S, 3)
+    stol_sq = 0.25 * lax.stop_gradient(jnp.sum(scattering * scattering, axis=-1))
+    dmin_skip = (exp.dmin > 0.0) & (stol_sq > 0.0) & (4.0 * exp.dmin * exp.dmin * stol_sq > 1.0)  # d < dmin
+    polar = model.polarization(exp, incident, diffracted, dmin_skip)
+    hkl = model.miller_indices(exp, diffracted, incident, inv_lambda, dmin_skip, first_pixel)
+    f_latt_sq = model.lattice_sq(hkl, xtal, dtype)
+    cast = lambda x: x.astype(dtype)  # noqa: E731
+    return PixelSamples(hkl=hkl, f_latt_sq=f_latt_sq, omega=cast(omega), capture=cast(capture), polar=cast(polar), dmin_skip=dmin_skip, pos=pos, stol_sq=stol_sq)
