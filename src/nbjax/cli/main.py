@@ -35,6 +35,10 @@ def run(argv: list[str], out=sys.stdout, err=sys.stderr) -> int:
     from nbjax.cli.headers import apply_headers
     from nbjax.settings import RunSettings
 
+    if argv[:1] == ["fit"]:
+        from nbjax.cli import fit
+
+        return fit.run(argv[1:], out, err)
     if any(t in flags.HELP_FLAGS for t in argv):
         print(flags.usage_text(), file=out)
         return 0

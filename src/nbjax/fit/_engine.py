@@ -21,6 +21,7 @@ tile.  Restraints (Gaussian priors in user units) add their terms afterwards.
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -36,8 +37,12 @@ class Layout:
     """Where each parameter's theta lives in the flat vector, for one image."""
 
     params: tuple  # AbstractParameter, shared ones first
-    slices: tuple  # slice of the flat theta for each parameter (for this image)
+    spans: tuple  # (start, stop) in the flat theta of each parameter (for this image)
     shapes: tuple  # theta shape of each parameter
+
+    @property
+    def slices(self):
+        return tuple(slice(a, b) for a, b in self.spans)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -164,13 +169,16 @@ def _tile_model(reference, layout, theta, fpix, spix, dtype):
     return _combine(reference, layout, theta, exp.model.per_source(exp, fpix, spix, dtype))
 
 
-def make_passes(layouts, tangent_sets, loss, dtype):
+@functools.lru_cache(maxsize=32)
+def make_passes(layouts, n_theta, n_sources, loss, dtype):
     """Jitted functions of (theta, references, data) for a list of images:
 
     ``value`` -> loss; ``normal`` -> (loss, g, F); ``images`` -> model pixel values per image
     (flat over the tiles).  ``references``: the starting Experiment of each image; ``data``: a
-    tuple per image of (fpix, spix, valid, d, sigma), each (n_tiles, tile).
+    tuple per image of (fpix, spix, valid, d, sigma), each (n_tiles, tile).  Cached: fits with
+    the same parameters, images and loss reuse the compiled passes.
     """
+    tangent_sets = [tangents_for(layout, n_theta, n_sources) for layout in layouts]
 
     def scan_image(i, theta, refs, tiles, with_jacobian):
         ref, layout, tangents = refs[i], layouts[i], tangent_sets[i]

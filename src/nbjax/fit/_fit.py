@@ -163,26 +163,26 @@ def fit(
     # ---- flat theta: shared parameters, then each image's own block
     theta0, labels, units, layouts, start_users = [], [], [], [], []
     offset = 0
-    shared_slices = []
+    shared_spans = []
     for p in free:
         t = np.asarray(p.to_theta(p.initial(exps[0])))
-        shared_slices.append((slice(offset, offset + t.size), t.shape))
+        shared_spans.append(((offset, offset + t.size), t.shape))
         theta0.append(t.reshape(-1))
         labels += p.labels(exps[0])
         units += [p.units] * len(p.labels(exps[0]))
         offset += t.size
     for i, e in enumerate(exps):
-        slices, shapes = [s for s, _ in shared_slices], [sh for _, sh in shared_slices]
+        spans, shapes = [s for s, _ in shared_spans], [sh for _, sh in shared_spans]
         for p in per_image:
             t = np.asarray(p.to_theta(p.initial(e)))
-            slices.append(slice(offset, offset + t.size))
+            spans.append((offset, offset + t.size))
             shapes.append(t.shape)
             theta0.append(t.reshape(-1))
             suffix = f"@{obs[i].name}" if len(exps) > 1 else ""
             labels += [lab + suffix for lab in p.labels(e)]
             units += [p.units] * len(p.labels(e))
             offset += t.size
-        layouts.append(_engine.Layout(free + per_image, tuple(slices), tuple(shapes)))
+        layouts.append(_engine.Layout(free + per_image, tuple(spans), tuple(shapes)))
     theta0 = np.concatenate(theta0) if theta0 else np.zeros(0)
     n = theta0.size
     if n == 0:
@@ -200,7 +200,7 @@ def fit(
         image = np.asarray(o.image, np.float64)
         sigma = np.ones_like(image) if o.sigma is None else np.asarray(o.sigma, np.float64)
         packed.append(tuple(jnp.asarray(a) for a in (fpix, spix, valid, image[spix, fpix].astype(dtype), sigma[spix, fpix].astype(dtype))))
-    value_pass, normal_pass, images_pass = _engine.make_passes(layouts, tangent_sets, loss, dtype)
+    value_pass, normal_pass, images_pass = _engine.make_passes(tuple(layouts), n, S, loss, jnp.dtype(dtype))
 
     def user_values(theta):
         out = []

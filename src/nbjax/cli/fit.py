@@ -1,0 +1,208 @@
+"""``nbjax fit``: fit source and nuisance parameters to observed images from the command line.
+
+    nbjax fit [nanoBragg flags: the starting model] -data IMAGE [-data IMAGE ...] -free LIST ...
+    nbjax fit -demo
+
+The nanoBragg flags describe the starting model exactly as for a render, in physical mode
+(implied).  Fit options (exact names):
+
+    -data FILE        observed image (SMV counts - adc, raw float, or any fabio format); repeat
+                      for a joint fit of several images of the same model
+    -free LIST        comma-separated free parameters (names below), shared by all images
+    -per_image LIST   parameters with one copy per image (e.g. scale,misset)
+    -loss poisson|gaussian      (default poisson)
+    -method lm|lbfgs|adam       (default lm: Levenberg-Marquardt on the Fisher matrix)
+    -steps N          maximum optimiser steps
+    -fitmask FILE     pixels to use (non-zero) in addition to -mask/-roi and overloads
+    -maskvalue V      also drop pixels whose data equal V (photons)
+    -outdir DIR       where the outputs go (default: the current folder)
+    -demo             built-in problem: a 5-channel spectrum from one noisy still (-seed N)
+
+Parameter names: weights, spectrum, wavelengths, source_angles, beam_angle, divergence,
+dispersion, scale, background, distance, beam_centre, cell, misset, N, mosaic.
+
+Outputs: fitted_sources.txt (nanoBragg source file), fit.json, model.bin, residual.bin (raw
+float32, data - model), fit_report.png; the fitted values with standard errors on stdout and
+one progress line per step on stderr unless -noprogress.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+
+import numpy as np
+
+from nbjax.errors import NBError
+
+OUTPUT_NAMES = ("fitted_sources.txt", "fit.json", "fit_report.png")
+_VALUED = {"-data": 1, "-free": 1, "-per_image": 1, "-loss": 1, "-method": 1, "-steps": 1, "-fitmask": 1, "-maskvalue": 1, "-outdir": 1}
+_SWITCHES = {"-demo"}
+
+
+def _split(argv):
+    """(fit options, nanoBragg argv)."""
+    opts = {"-data": []}
+    rest = []
+    i = 0
+    while i < len(argv):
+        token = argv[i]
+        if token in _VALUED:
+            if i + 1 >= len(argv):
+                raise NBError(f"{token}: needs a value")
+            if token == "-data":
+                opts["-data"].append(argv[i + 1])
+            else:
+                opts[token] = argv[i + 1]
+            i += 2
+        elif token in _SWITCHES:
+            opts[token] = True
+            i += 1
+        else:
+            rest.append(token)
+            i += 1
+    return opts, rest
+
+
+def parameter(name: str, settings):
+    """The fit parameter for a CLI name, configured from the starting model's settings."""
+    from nbjax import fit as nf
+    from nbjax.setup import sampling
+
+    key = name.strip().lower()
+    simple = {"weights": nf.Weights, "spectrum": nf.Spectrum, "wavelengths": nf.Wavelengths, "source_angles": nf.SourceAngles,
+              "beam_angle": nf.BeamDirection, "scale": nf.Scale, "background": nf.Background, "distance": nf.Distance,
+              "beam_centre": nf.BeamCentre, "beam_center": nf.BeamCentre, "cell": nf.Cell, "misset": nf.Misset, "n": nf.CrystalSize}
+    if key in simple:
+        return simple[key]()
+    disp = sampling.grid_rule(settings.dispsteps, settings.dispersion, settings.dispstep)[0]
+    if key == "divergence":
+        h = sampling.grid_rule(settings.hdivsteps, settings.hdivrange, settings.hdivstep)[0]
+        v = sampling.grid_rule(settings.vdivsteps, settings.vdivrange, settings.vdivstep)[0]
+        return nf.Divergence(hsteps=h, vsteps=v, dispsteps=disp, round_div=settings.round_div)
+    if key == "dispersion":
+        return nf.Dispersion(dispsteps=disp)
+    if key == "mosaic":
+        return nf.MosaicSpread(spread0=math.degrees(max(settings.mosaic_spread, 0.0)))
+    raise NBError(f"-free: unknown parameter '{name}' (known: weights, spectrum, wavelengths, source_angles, beam_angle, divergence, dispersion, scale, background, distance, beam_centre, cell, misset, N, mosaic)")
+
+
+def _method(opts):
+    from nbjax import fit as nf
+
+    name = opts.get("-method", "lm")
+    if name not in nf._solvers.METHODS:
+        raise NBError(f"-method: '{name}' is not one of lm, lbfgs, adam")
+    cls = nf._solvers.METHODS[name]
+    if "-steps" in opts:
+        try:
+            steps = int(opts["-steps"])
+        except ValueError:
+            raise NBError(f"-steps: '{opts['-steps']}' is not a whole number") from None
+        if steps < 1:
+            raise NBError("-steps: must be at least 1")
+        return cls(max_steps=steps)
+    return cls()
+
+
+def _loss(opts):
+    from nbjax import fit as nf
+
+    name = opts.get("-loss", "poisson")
+    if name not in nf._losses.LOSSES:
+        raise NBError(f"-loss: '{name}' is not one of poisson, gaussian")
+    return nf._losses.LOSSES[name]()
+
+
+def _check_outdir(outdir):
+    if not os.path.isdir(outdir):
+        raise NBError(f"-outdir: {outdir} is not a folder", exit_code=9)
+    if not os.access(outdir, os.W_OK):
+        raise NBError(f"-outdir: {outdir} is not writable", exit_code=9)
+
+
+def run(argv, out=sys.stdout, err=sys.stderr) -> int:
+    from nbjax.cli.main import _configure_jax
+
+    opts, rest = _split(argv)
+    outdir = opts.get("-outdir", ".")
+    _check_outdir(outdir)
+    progress_on = "-noprogress" not in rest
+    _configure_jax()
+    from nbjax import fit as nf
+    from nbjax.fit import _demo
+    from nbjax.fit._report import write_outputs
+
+    truth = None
+    if opts.get("-demo"):
+        seed = 0
+        if "-seed" in rest:
+            k = rest.index("-seed")
+            try:
+                seed = abs(int(rest[k + 1]))
+            except (IndexError, ValueError):
+                raise NBError("-seed: needs a whole number") from None
+        start, obs, free, truth = _demo.problem(seed)
+        exps, observations, per_image = [start], [obs], []
+        print(f"nbjax fit -demo: 5-channel spectrum, 128x128 pixels, Poisson noise (seed {seed}); fitting {', '.join(p.name for p in free)}", file=out)
+    else:
+        exps, observations, free, per_image = _model_and_data(opts, rest)
+    loss, method = _loss(opts), _method(opts)
+
+    def progress(step, value, damping):
+        if progress_on:
+            extra = "" if damping is None else f" (damping {damping:.2g})"
+            print(f"nbjax: fit step {step}: loss {value:.10g}{extra}", file=err, flush=True)
+
+    result = nf.fit(exps, observations, free, per_image=per_image, loss=loss, method=method, progress=progress)
+    print(result, file=out)
+    if truth is not None:
+        print("\ntruth vs fitted:", file=out)
+        for name, value in truth.items():
+            pull = (result.value(name) - value) / result.error(name)
+            print(f"  {name:<14} truth {value:12.8g}   fitted {result.value(name):12.8g} +- {result.error(name):.3g}   ({pull:+.2f} sigma)", file=out)
+    meta = {"command": ["nbjax", "fit", *argv], "data": opts.get("-data") or ["demo"], "loss": type(loss).__name__, "method": type(method).__name__,
+            "free": [p.name for p in free], "per_image": [p.name for p in per_image]}
+    if truth is not None:
+        meta["truth"] = truth
+    written = write_outputs(result, outdir, meta, OUTPUT_NAMES, warn=lambda text: print(f"nbjax: warning: {text}", file=err),
+                            data_images=[np.asarray(o.image) for o in observations])
+    for path in written:
+        print(f"writing {path}", file=out)
+    return 0 if result.converged else 3
+
+
+def _model_and_data(opts, rest):
+    from nbjax import fit as nf
+    from nbjax import setup
+    from nbjax.cli import flags
+    from nbjax.cli.headers import apply_headers
+    from nbjax.settings import RunSettings
+
+    if not opts["-data"]:
+        raise NBError("fit: give the observed image(s) with -data FILE (or try -demo)")
+    if "-free" not in opts:
+        raise NBError("fit: give the free parameters with -free, e.g. -free weights,wavelengths,scale")
+    settings = RunSettings(physical=True)
+    apply_headers(settings, rest)
+    flags.parse_argv(rest, settings)
+    settings.physical = True
+    exp = setup.build(settings)[0]
+    shape = (exp.detector.spixels, exp.detector.fpixels)
+    fitmask = opts.get("-fitmask")
+    maskvalue = None
+    if "-maskvalue" in opts:
+        try:
+            maskvalue = float(opts["-maskvalue"])
+        except ValueError:
+            raise NBError(f"-maskvalue: '{opts['-maskvalue']}' is not a number") from None
+    observations = []
+    for path in opts["-data"]:
+        o = nf.observation(path, shape, adc=settings.adc_offset, mask_file=fitmask, mask_value=maskvalue, roi=exp.roi)
+        if exp.mask is not None:
+            o = nf.Observation(image=o.image, mask=o.mask & (np.asarray(exp.mask) != 0), sigma=o.sigma, name=o.name)
+        observations.append(o)
+    free = [parameter(n, settings) for n in opts["-free"].split(",") if n.strip()]
+    per_image = [parameter(n, settings) for n in opts.get("-per_image", "").split(",") if n.strip()]
+    return [exp] * len(observations), observations, free, per_image
