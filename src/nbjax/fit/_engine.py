@@ -214,4 +214,16 @@ def make_passes(layouts, n_theta, n_sources, loss, dtype):
 
     options = _CPU_OPTIONS if jax.default_backend() == "cpu" else None
     jit = lambda f: jax.jit(f, compiler_options=options)  # noqa: E731
-    return jit(value), jit(normal), jit(images)
+    return Passes(jit(value), jit(normal), jit(images), value, normal)
+
+
+@dataclasses.dataclass(frozen=True)
+class Passes:
+    """The compiled passes, and the traceable ``value``/``normal`` for use inside another jit
+    (the compiler options may only be given to a top-level jit)."""
+
+    value: object
+    normal: object
+    images: object
+    traceable_value: object
+    traceable_normal: object

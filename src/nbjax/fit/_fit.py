@@ -75,40 +75,23 @@ class FitResult(eqx.Module):
 
 @dataclasses.dataclass
 class Objective:
-    """The loss of theta with restraints: ``value`` (loss only), ``normal`` (loss, gradient,
-    Fisher matrix), ``differentiable_value`` (value whose jax.grad is the one-pass gradient)."""
+    """The loss of theta with restraints: ``value`` (loss only) and ``normal`` (loss, gradient,
+    Fisher matrix), compiled, or ``traceable`` inside another jit."""
 
-    value_pass: object
-    normal_pass: object
+    passes: object
     refs: tuple
     data: tuple
     restraint: object  # theta -> (loss, g, F) of the Gaussian restraints
 
-    def value(self, theta):
-        return self.value_pass(theta, self.refs, self.data) + self.restraint(theta)[0]
+    def value(self, theta, traceable=False):
+        f = self.passes.traceable_value if traceable else self.passes.value
+        return f(theta, self.refs, self.data) + self.restraint(theta)[0]
 
-    def normal(self, theta):
-        L, g, F = self.normal_pass(theta, self.refs, self.data)
+    def normal(self, theta, traceable=False):
+        f = self.passes.traceable_normal if traceable else self.passes.normal
+        L, g, F = f(theta, self.refs, self.data)
         rL, rg, rF = self.restraint(theta)
         return L + rL, g + rg, F + rF
-
-    @property
-    def differentiable_value(self):
-        obj = self
-
-        @jax.custom_vjp
-        def f(theta):
-            return obj.value(theta)
-
-        def fwd(theta):
-            L, g, _ = obj.normal(theta)
-            return L, g
-
-        def bwd(g, ct):
-            return (ct * g,)
-
-        f.defvjp(fwd, bwd)
-        return f
 
 
 def _as_list(x):
@@ -200,7 +183,7 @@ def fit(
         image = np.asarray(o.image, np.float64)
         sigma = np.ones_like(image) if o.sigma is None else np.asarray(o.sigma, np.float64)
         packed.append(tuple(jnp.asarray(a) for a in (fpix, spix, valid, image[spix, fpix].astype(dtype), sigma[spix, fpix].astype(dtype))))
-    value_pass, normal_pass, images_pass = _engine.make_passes(tuple(layouts), n, S, loss, jnp.dtype(dtype))
+    passes = _engine.make_passes(tuple(layouts), n, S, loss, jnp.dtype(dtype))
 
     def user_values(theta):
         out = []
@@ -213,7 +196,7 @@ def fit(
         return jnp.concatenate(out)
 
     restraint = _restraints(layouts, free)
-    objective = Objective(value_pass, normal_pass, tuple(exps), tuple(packed), restraint)
+    objective = Objective(passes, tuple(exps), tuple(packed), restraint)
     theta, history, converged, message = method.run(objective, jnp.asarray(theta0, dtype), progress)
 
     _, _, F = objective.normal(theta)
@@ -227,7 +210,7 @@ def fit(
         corr = np.where(np.outer(stderr, stderr) > 0, cov / np.outer(stderr, stderr), 0.0)
 
     fitted_exps, model_images, residuals = [], [], []
-    flat = images_pass(theta, tuple(exps), tuple(packed))
+    flat = passes.images(theta, tuple(exps), tuple(packed))
     for e, o, layout, m, (fpix, spix, valid, _, _) in zip(exps, obs, layouts, flat, packed):
         fitted_exps.append(_engine.experiment(e, layout, theta))
         img = np.zeros((e.detector.spixels, e.detector.fpixels))

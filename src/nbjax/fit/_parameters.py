@@ -360,11 +360,12 @@ class BeamCentre(AbstractParameter):
         return eqx.tree_at(lambda e: e.detector.pix0_offset, exp, det.pix0_offset - shift[0] * det.fdet - shift[1] * det.sdet)
 
 
-def _cell_constants(exp):
-    vecs = np.stack([np.asarray(v) for v in (exp.crystal.a, exp.crystal.b, exp.crystal.c)]) * 1e10
-    lengths = np.linalg.norm(vecs, axis=1)
-    angles = [math.degrees(math.acos(np.dot(vecs[j], vecs[k]) / lengths[j] / lengths[k])) for j, k in ((1, 2), (0, 2), (0, 1))]
-    return np.concatenate([lengths, angles])
+def _cell_constants(exp, xp=np):
+    """(a, b, c in A; alpha, beta, gamma in degrees) of the crystal's cell vectors."""
+    vecs = xp.stack([xp.asarray(v) for v in (exp.crystal.a, exp.crystal.b, exp.crystal.c)]) * 1e10
+    lengths = xp.linalg.norm(vecs, axis=1)
+    angles = [xp.degrees(xp.arccos(xp.dot(vecs[j], vecs[k]) / lengths[j] / lengths[k])) for j, k in ((1, 2), (0, 2), (0, 1))]
+    return xp.concatenate([lengths, xp.stack(angles)])
 
 
 class Cell(AbstractParameter):
@@ -381,7 +382,7 @@ class Cell(AbstractParameter):
         return _cell_constants(exp)
 
     def apply(self, exp, u, reference):
-        start = jnp.asarray(_cell_constants(reference))
+        start = _cell_constants(reference, jnp)
         b0 = _cell_matrix(start)
         a0 = jnp.stack([reference.crystal.a, reference.crystal.b, reference.crystal.c])
         orientation = jnp.linalg.solve(b0, a0)  # rows: a0 = b0 @ orientation
@@ -448,22 +449,21 @@ class MosaicSpread(AbstractParameter):
         return np.float64(self.spread0)
 
     def apply(self, exp, u, reference):
-        axes, angles = _rotation_vectors(np.asarray(reference.crystal.mosaic_umats))
+        axes, angles = _rotation_vectors(reference.crystal.mosaic_umats)
         scale = u / self.spread0
-        umats = jax.vmap(lambda ax, an: axis_angle_matrix(jnp.asarray(ax), an * scale, jnp))(axes, jnp.asarray(angles))
+        umats = jax.vmap(lambda ax, an: axis_angle_matrix(ax, an * scale, jnp))(axes, angles)
         return eqx.tree_at(lambda e: e.crystal.mosaic_umats, exp, umats)
 
 
 def _rotation_vectors(umats):
-    """Axes and angles of rotation matrices (host; identity -> axis z, angle 0)."""
-    axes, angles = [], []
-    for m in umats:
-        angle = math.acos(max(-1.0, min(1.0, (np.trace(m) - 1.0) / 2.0)))
-        v = np.array([m[2, 1] - m[1, 2], m[0, 2] - m[2, 0], m[1, 0] - m[0, 1]])
-        n = np.linalg.norm(v)
-        axes.append(v / n if n > 0 else np.array([0.0, 0.0, 1.0]))
-        angles.append(angle if n > 0 else 0.0)
-    return np.array(axes), np.array(angles)
+    """Unit axes (M, 3) and angles (M,) of rotation matrices (the identity: axis z, angle 0)."""
+    trace = jnp.trace(umats, axis1=-2, axis2=-1)
+    angle = jnp.arccos(jnp.clip((trace - 1.0) / 2.0, -1.0, 1.0))
+    v = jnp.stack([umats[:, 2, 1] - umats[:, 1, 2], umats[:, 0, 2] - umats[:, 2, 0], umats[:, 1, 0] - umats[:, 0, 1]], axis=-1)
+    n = jnp.linalg.norm(v, axis=-1, keepdims=True)
+    turned = n > 0
+    axes = jnp.where(turned, v / jnp.where(turned, n, 1.0), jnp.array([0.0, 0.0, 1.0]))
+    return axes, jnp.where(turned[:, 0], angle, 0.0)
 
 
 PARAMETERS = {cls.name: cls for cls in (Weights, Spectrum, Scale, Background, Wavelengths, SourceAngles, BeamDirection, Divergence, Dispersion, Distance, BeamCentre, Cell, Misset, CrystalSize, MosaicSpread)}

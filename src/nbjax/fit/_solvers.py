@@ -8,6 +8,10 @@ Levenberg-Marquardt (Fisher scoring with Marquardt damping): solve (F + lambda d
 -g; accept when the loss drops (lambda /= 3), else lambda *= 4 and retry.  It stops when every
 accepted step changes every parameter by less than ``xtol`` of its standard error
 (sqrt of diag F^-1), or the loss by less than ``ftol`` relative, or after ``max_steps``.
+
+The optax methods work on phi = (theta - theta0)/s with s = 1/sqrt(diag F(theta0)): every
+parameter in units of its starting standard error, so one line search or learning rate fits
+wavelengths, weights and scales alike.  One compiled step (gradient pass and update).
 """
 
 from __future__ import annotations
@@ -79,7 +83,7 @@ class LevenbergMarquardt(AbstractMethod):
 
 
 class _OptaxMethod(AbstractMethod):
-    gtol: float = 1e-8
+    gtol: float = 1e-6
 
     @abc.abstractmethod
     def optimizer(self):
@@ -89,21 +93,34 @@ class _OptaxMethod(AbstractMethod):
         import optax
 
         opt = self.optimizer()
-        theta = jnp.asarray(theta0)
-        state = opt.init(theta)
-        fun = objective.differentiable_value
-        value_and_grad = optax.value_and_grad_from_state(fun)
+        theta0 = jnp.asarray(theta0)
+        # precondition: theta = theta0 + s phi with s = 1/sqrt(diag F(theta0)), so phi is in units
+        # of (starting) standard errors and one learning rate or line search fits every parameter
+        F0 = np.diag(np.asarray(objective.normal(theta0)[2]))
+        s = jnp.asarray(np.where(F0 > 0, 1.0 / np.sqrt(np.where(F0 > 0, F0, 1.0)), 1.0))
+        to_theta = lambda phi: theta0 + s * phi  # noqa: E731
+
+        @jax.jit
+        def step(phi, state):  # one compiled step: one Fisher/gradient pass and the update
+            value, grad, _ = objective.normal(to_theta(phi), traceable=True)
+            grad = grad * s
+            value_fn = lambda p: objective.value(to_theta(p), traceable=True)  # noqa: E731 (line searches)
+            updates, state = opt.update(grad, state, phi, value=value, grad=grad, value_fn=value_fn)
+            return optax.apply_updates(phi, updates), state, value, jnp.max(jnp.abs(grad))
+
+        phi = jnp.zeros_like(theta0)
+        state = opt.init(phi)
         history, converged, message = [], False, f"stopped after {self.max_steps} steps"
-        for step in range(1, self.max_steps + 1):
-            value, grad = value_and_grad(theta, state=state)
+        for k in range(1, self.max_steps + 1):
+            new_phi, state, value, gmax = step(phi, state)
             history.append(float(value))
-            updates, state = opt.update(grad, state, theta, value=value, grad=grad, value_fn=fun)
-            theta = optax.apply_updates(theta, updates)
             if progress is not None:
-                progress(step, float(value), None)
-            if float(jnp.max(jnp.abs(grad))) <= self.gtol * max(abs(float(value)), 1.0):
-                converged, message = True, "gradient below gtol"
+                progress(k, float(value), None)
+            if float(gmax) <= self.gtol:
+                converged, message = True, "gradient below gtol (in units of the starting standard errors)"
                 break
+            phi = new_phi
+        theta = to_theta(phi)
         history.append(float(objective.value(theta)))
         return theta, history, converged, message
 
@@ -120,9 +137,9 @@ class LBFGS(_OptaxMethod):
 
 
 class Adam(_OptaxMethod):
-    """optax.adam; theta is in natural units (Angstrom, mrad, mm, log scale), so one rate serves."""
+    """optax.adam on the preconditioned parameters (units of the starting standard errors)."""
 
-    learning_rate: float = 1e-3
+    learning_rate: float = 0.3
     max_steps: int = 2000
 
     def optimizer(self):
