@@ -22,20 +22,15 @@ import os
 import numpy as np
 from hypothesis import strategies as st
 
+from nbjax.ctables.constants import SOURCE_DISTANCE
+from nbjax.ctables.conventions import CONVENTIONS as _CONVENTIONS
+
 DETPIXELS = 10  # the detector size every property test uses unless it draws one
 
-CONVENTIONS = ("mosflm", "xds", "dials", "denzo", "adxv")
+CONVENTIONS = tuple(_CONVENTIONS)  # the convention flags, without '-'
 
 # Incident beam direction (sample -> detector) of each convention, as the C program sets it.
-BEAM_VECTORS = {
-    "mosflm": (1.0, 0.0, 0.0),
-    "denzo": (1.0, 0.0, 0.0),
-    "xds": (0.0, 0.0, 1.0),
-    "dials": (0.0, 0.0, 1.0),
-    "adxv": (0.0, 0.0, 1.0),
-}
-
-SOURCE_DISTANCE_M = 10.0  # how far from the sample source positions are written (only direction matters)
+BEAM_VECTORS = {name: tuple(float(x) for x in conv.beam) for name, conv in _CONVENTIONS.items()}
 
 
 def _floats(lo, hi):
@@ -172,13 +167,13 @@ def perpendicular_axes(beam):
 
 
 def source_rows(srcs, beam, weights=None, wavelengths=None):
-    """(S, 5) table X Y Z weight lambda_m: positions SOURCE_DISTANCE_M from the sample towards the
+    """(S, 5) table X Y Z weight lambda_m: positions SOURCE_DISTANCE from the sample towards the
     source (direction -beam, tilted), optionally with replaced weights or wavelengths."""
     beam = np.asarray(beam, dtype=float)
     u, v = perpendicular_axes(beam)
     rows = []
     for k, s in enumerate(srcs):
-        pos = SOURCE_DISTANCE_M * (-beam + math.tan(s.tilt_1) * u + math.tan(s.tilt_2) * v)
+        pos = SOURCE_DISTANCE * (-beam + math.tan(s.tilt_1) * u + math.tan(s.tilt_2) * v)
         w = s.weight if weights is None else weights[k]
         lam = s.wavelength_m if wavelengths is None else wavelengths[k]
         rows.append([pos[0], pos[1], pos[2], w, lam])

@@ -12,12 +12,12 @@ import re
 
 import numpy as np
 
+from nbjax.ctables.constants import RTD  # noqa: F401  (re-exported: C's degrees per radian)
+
 _NUMBER = r"[+-]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|inf(?:inity)?|nan(?:\([0-9A-Za-z_]*\))?)"
 _ATOF_PREFIX = re.compile(r"[ \t\n\v\f\r]*(" + _NUMBER + ")", re.IGNORECASE)
 C_FLOAT_TOKEN = re.compile(_NUMBER + r"\Z", re.IGNORECASE)
 
-RTD = 180.0 * 0.31830988618379067154
-"""C's ``RTD = 180.0*M_1_PI``: degrees per radian, with M_1_PI rounded as the C literal."""
 
 
 def cformat_g(x: float, precision: int = 6) -> str:

@@ -13,7 +13,8 @@ import numpy as np
 
 from nbjax.errors import NBError
 from nbjax.io.atomic import write_bytes_atomic
-from nbjax.io.cformat import RTD, c_atof, cformat_g
+from nbjax.ctables.constants import RTD
+from nbjax.io.cformat import c_atof, cformat_g
 from nbjax.noise import roi_bounds
 
 HEADER_BYTES = 512
