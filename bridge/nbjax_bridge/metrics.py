@@ -10,6 +10,8 @@ import math
 
 import numpy as np
 
+from nbjax.roi import Roi
+
 DEFAULT_THRESHOLD = 0.999   # Pearson correlation must be >= this
 DEFAULT_SUM_TOL = 3e-3      # |sum ratio - 1| must be <= this
 N_PEAKS = 20
@@ -21,15 +23,11 @@ def roi_slice(shape_sf: tuple[int, int], roi) -> tuple[slice, slice]:
 
     Clipped to the image; raises ValueError when nothing is left.
     """
-    s, f = shape_sf
-    if roi is None:
-        return slice(0, s), slice(0, f)
-    x0, x1, y0, y1 = (int(v) for v in roi)
-    x0, y0 = max(x0, 0), max(y0, 0)
-    x1, y1 = min(x1, f - 1), min(y1, s - 1)
-    if x1 < x0 or y1 < y0:
+    window = Roi.clip(roi, shape_sf)
+    if window.empty:
+        s, f = shape_sf
         raise ValueError(f"ROI {tuple(roi)} does not overlap the {f}x{s} image")
-    return slice(y0, y1 + 1), slice(x0, x1 + 1)
+    return window.slices
 
 
 def pearson(a: np.ndarray, b: np.ndarray) -> float:
