@@ -31,15 +31,23 @@ def roi_slice(shape_sf: tuple[int, int], roi) -> tuple[slice, slice]:
 
 
 def pearson(a: np.ndarray, b: np.ndarray) -> float:
-    """Pearson correlation; 1.0 for two identical constant images, NaN if only one is constant."""
+    """Pearson correlation of two images (float64, flattened): the one implementation nbjax's
+    tests, scripts and bridge use.
+
+    Exactly 1.0 for identical inputs (checked first, so rounding cannot give 0.9999999999999998;
+    this includes two identical constant images), NaN when empty or when only one is constant,
+    otherwise clamped to [-1, 1].
+    """
     a = np.asarray(a, dtype=np.float64).ravel()
     b = np.asarray(b, dtype=np.float64).ravel()
-    if a.size == 0:
+    if a.size == 0 or a.shape != b.shape:
         return math.nan
+    if np.array_equal(a, b):
+        return 1.0
     da, db = a - a.mean(), b - b.mean()
     na, nb = math.sqrt(float(np.dot(da, da))), math.sqrt(float(np.dot(db, db)))
     if na == 0.0 or nb == 0.0:
-        return 1.0 if np.array_equal(a, b) else math.nan
+        return math.nan
     return float(min(1.0, max(-1.0, np.dot(da, db) / (na * nb))))
 
 
