@@ -1,6 +1,7 @@
 """setup.sampling.auto_steps, the one rule behind grid_rule (divergence, dispersion) and
-thickness_rule (sensor layers), against literal transcriptions of the C program's blocks for
-every combination of given / not given / zero / negative step count, range and step."""
+thickness_rule (sensor layers), against a literal transcription of the C program's blocks for
+every combination of given / not given / zero / negative step count, range and step.  Exact
+comparisons: both sides do the same IEEE operations in the same order."""
 
 import itertools
 import math
@@ -8,9 +9,10 @@ import math
 from nbjax.setup.sampling import grid_rule, thickness_rule
 
 
-def c_divergence_block(steps, rng, step):
-    """nanoBragg.c: the hdivsteps/hdivrange/hdivstep block (vdiv and disp are the same), then the
-    sanity check; written branch for branch as the C source."""
+def c_block(steps, rng, step, block):
+    """nanoBragg.c's auto-selection block for ``block`` = "div" (hdiv, vdiv; disp is the same
+    text) or "thick" (detector_thicksteps/_thick/_thickstep), then its sanity check, written
+    branch for branch as the C source; the two lines where the C blocks differ are marked."""
     if steps <= 0:
         if rng < 0.0:
             if step <= 0.0:
@@ -20,14 +22,18 @@ def c_divergence_block(steps, rng, step):
                 steps = 2
         else:
             if step <= 0.0:
-                step = rng
-                steps = 2
+                if block == "div":
+                    step = rng  # vdivstep = vdivrange; vdivsteps = 2;
+                    steps = 2
+                else:
+                    steps = 2  # detector_thicksteps = 2; detector_thickstep = detector_thick/detector_thicksteps;
+                    step = rng / steps
             else:
                 steps = math.ceil(rng / step)
     else:
         if rng < 0.0:
             if step <= 0.0:
-                rng = 1.0
+                rng = 1.0 if block == "div" else 0.5e-6  # vdivrange = 1.0; / detector_thick = 0.5e-6;
                 step = rng / steps
             else:
                 rng = step
@@ -42,40 +48,6 @@ def c_divergence_block(steps, rng, step):
     return steps, rng, step
 
 
-def c_thickness_block(steps, thick, step):
-    """nanoBragg.c: the detector_thicksteps/detector_thick/detector_thickstep block and its
-    sanity check, branch for branch."""
-    if steps <= 0:
-        if thick < 0.0:
-            if step <= 0.0:
-                steps, thick, step = 1, 0.0, 0.0
-            else:
-                thick = step
-                steps = 2
-        else:
-            if step <= 0.0:
-                steps = 2
-                step = thick / steps
-            else:
-                steps = math.ceil(thick / step)
-    else:
-        if thick < 0.0:
-            if step <= 0.0:
-                thick = 0.5e-6
-                step = thick / steps
-            else:
-                thick = step
-                steps = 2
-        else:
-            if step <= 0.0:
-                if steps <= 1:
-                    steps = 2
-                step = thick / (steps - 1)
-    if thick <= 0.0 or step <= 0.0 or steps <= 0:
-        steps, thick, step = 1, 0.0, 0.0
-    return steps, thick, step
-
-
 STEPS = (-1, 0, 1, 2, 3, 7)
 RANGES = (-1.0, 0.0, 1e-6, 2.5e-4, 0.3)
 STEP_SIZES = (-1.0, 0.0, 1e-7, 1e-4, 0.07)
@@ -83,12 +55,12 @@ STEP_SIZES = (-1.0, 0.0, 1e-7, 1e-4, 0.07)
 
 def test_grid_rule_is_the_c_divergence_block():
     for args in itertools.product(STEPS, RANGES, STEP_SIZES):
-        assert grid_rule(*args) == c_divergence_block(*args), args
+        assert grid_rule(*args) == c_block(*args, "div"), args
 
 
 def test_thickness_rule_is_the_c_thickness_block():
     for args in itertools.product(STEPS, RANGES, STEP_SIZES):
-        assert thickness_rule(*args) == c_thickness_block(*args), args
+        assert thickness_rule(*args) == c_block(*args, "thick"), args
 
 
 def test_the_two_rules_differ_where_c_does():
