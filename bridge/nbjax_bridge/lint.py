@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from nbjax.ctables.constants import DEFAULT_DUMP, HC_EV_ANGSTROM, SOURCE_DISTANCE
+from nbjax.io.cformat import c_atoi
 
 from . import cflags, ctext
 
@@ -184,7 +185,7 @@ def _misc_findings(p: cflags.ParsedArgv, cwd: Path) -> list[Finding]:
                            "-misset random uses a time-based seed: two runs give different images"))
     # phi == 0 reuses a stale orientation (D19)
     phi0 = _float(p.last_value("-phi"), 0.0)
-    steps = int(_float(p.last_value("-phisteps"), 0.0) or 0)
+    steps = c_atoi(p.last_value("-phisteps") or "0")  # C: atoi
     osc = _float(p.last_value("-osc"), 0.0) or 0.0
     phistep = _float(p.last_value("-phistep"), 0.0) or 0.0
     multi = steps > 1 or (steps <= 0 and osc > 0) or (osc > 0 and phistep > 0 and osc / phistep > 1.5)

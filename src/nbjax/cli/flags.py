@@ -343,10 +343,14 @@ def _flags(rows, handlers) -> tuple[Flag, ...]:
     return tuple(Flag(row, handlers[row.name]) for row in rows)
 
 
+# C's pre-pass flags that its main loop does not test (-mask): cli/headers.py reads them before
+# parsing; they have rows here so that parse_argv does not report them as unknown.
+PREPASS_ONLY = tuple(row for row in ctable.PREPASS if row.name not in C_HANDLERS)
+
 # The handlers, in the order of the C program's main parsing loop.
 FLAGS: tuple[Flag, ...] = _flags(ctable.C_OPTIONS, C_HANDLERS)
-# nbjax's own flags: exact names that no C pattern matches.
-NBJAX_FLAGS: tuple[Flag, ...] = _flags(ctable.NBJAX_OPTIONS, NBJAX_HANDLERS)
+# Tested before them: nbjax's own flags (exact names that no C pattern matches) and the pre-pass.
+NBJAX_FLAGS: tuple[Flag, ...] = _flags(ctable.NBJAX_OPTIONS, NBJAX_HANDLERS) + _flags(PREPASS_ONLY, {row.name: _const() for row in PREPASS_ONLY})
 
 HELP_FLAGS = ctable.HELP_FLAGS
 
@@ -392,8 +396,7 @@ def usage_text() -> str:
     """The --help listing: every flag with its values, units and default."""
     lines = ["usage: nbjax [nanoBragg flags]   (same flags, defaults and outputs as nanoBragg)", ""]
     seen = set()
-    prepass_only = tuple(row for row in ctable.PREPASS if row.name not in C_HANDLERS)
-    for row in prepass_only + ctable.C_OPTIONS + ctable.NBJAX_OPTIONS:
+    for row in PREPASS_ONLY + ctable.C_OPTIONS + ctable.NBJAX_OPTIONS:
         name = " | ".join(p.text for p in row.patterns)
         if (name, row.help) in seen:
             continue
