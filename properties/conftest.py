@@ -16,8 +16,12 @@ scripts/property-campaign runs the suite with ``thorough`` and reports on it.
 import json
 import os
 
+import jax
 import pytest
 from hypothesis import HealthCheck, Phase, settings
+
+# nbjax never enables JAX's 64-bit mode itself; the test session does, for float64 parity.
+jax.config.update("jax_enable_x64", True)
 
 # The explain phase re-runs a failing example hundreds of times (minutes with jit-compiled renders).
 PHASES = [phase for phase in Phase if phase != Phase.explain]

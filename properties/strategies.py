@@ -22,20 +22,15 @@ import os
 import numpy as np
 from hypothesis import strategies as st
 
+from nbjax.ctables.constants import SOURCE_DISTANCE
+from nbjax.ctables.conventions import CONVENTIONS as _CONVENTIONS
+
 DETPIXELS = 10  # the detector size every property test uses unless it draws one
 
-CONVENTIONS = ("mosflm", "xds", "dials", "denzo", "adxv")
+CONVENTIONS = tuple(_CONVENTIONS)  # the convention flags, without '-'
 
 # Incident beam direction (sample -> detector) of each convention, as the C program sets it.
-BEAM_VECTORS = {
-    "mosflm": (1.0, 0.0, 0.0),
-    "denzo": (1.0, 0.0, 0.0),
-    "xds": (0.0, 0.0, 1.0),
-    "dials": (0.0, 0.0, 1.0),
-    "adxv": (0.0, 0.0, 1.0),
-}
-
-SOURCE_DISTANCE_M = 10.0  # how far from the sample source positions are written (only direction matters)
+BEAM_VECTORS = {name: tuple(float(x) for x in conv.beam) for name, conv in _CONVENTIONS.items()}
 
 
 def _floats(lo, hi):
@@ -172,13 +167,13 @@ def perpendicular_axes(beam):
 
 
 def source_rows(srcs, beam, weights=None, wavelengths=None):
-    """(S, 5) table X Y Z weight lambda_m: positions SOURCE_DISTANCE_M from the sample towards the
+    """(S, 5) table X Y Z weight lambda_m: positions SOURCE_DISTANCE from the sample towards the
     source (direction -beam, tilted), optionally with replaced weights or wavelengths."""
     beam = np.asarray(beam, dtype=float)
     u, v = perpendicular_axes(beam)
     rows = []
     for k, s in enumerate(srcs):
-        pos = SOURCE_DISTANCE_M * (-beam + math.tan(s.tilt_1) * u + math.tan(s.tilt_2) * v)
+        pos = SOURCE_DISTANCE * (-beam + math.tan(s.tilt_1) * u + math.tan(s.tilt_2) * v)
         w = s.weight if weights is None else weights[k]
         lam = s.wavelength_m if wavelengths is None else wavelengths[k]
         rows.append([pos[0], pos[1], pos[2], w, lam])
@@ -245,46 +240,15 @@ PARITY_OUTPUT_FLAGS = ("-nonoise", "-nopgm", "-noprogress")
 SOURCE_FILE_NAME = "sources.txt"
 
 
-def _steps_for(steps, rng):
-    """C's divergence auto-selection for one axis (range/step/count; -1 = not given), after its
-    sanity check: (count, range, step).  nanoBragg.c 'if(hdivsteps <= 0)' and 'sanity checks'."""
-    step = -1.0
-    if steps <= 0:
-        if rng < 0.0:
-            steps, rng, step = 1, 0.0, 0.0
-        else:
-            step, steps = rng, 2
-    else:
-        if rng < 0.0:
-            rng = 1.0
-            step = rng / steps
-        else:
-            if steps <= 1:
-                steps = 2
-            step = rng / (steps - 1)
-    if rng <= 0.0 or step <= 0.0 or steps <= 0:
-        steps, rng, step = 1, 0.0, 0.0
-    return steps, rng, step
-
-
 def c_divergence_count(divergence_mrad=None, divsteps=None, round_div=True):
-    """How many divergence directions C generates for -divergence / -divsteps (same loop and
-    elliptical trimming as nanoBragg.c, in the same double arithmetic)."""
-    n, rng, step = _steps_for(-1 if divsteps is None else divsteps, -1.0 if divergence_mrad is None else divergence_mrad / 1000.0)
-    count = 0
-    for h in range(n):
-        for v in range(n):
-            hdiv = step * h - rng / 2.0
-            vdiv = step * v - rng / 2.0
-            if rng > 0:
-                test = (hdiv * hdiv - step * step / 4.0 * (1 - n % 2)) / rng / rng
-                test += (vdiv * vdiv - step * step / 4.0 * (1 - n % 2)) / rng / rng
-            else:
-                test = 0.0
-            if round_div and test * 4.0 > 1.1:
-                continue
-            count += 1
-    return count
+    """How many divergence directions C generates for -divergence / -divsteps (nbjax's set-up
+    rules, which the golden cases prove equal to nanoBragg.c's)."""
+    from nbjax.setup.sampling import grid_rule
+    from nbjax.setup.sources import divergence_grid
+
+    axis = grid_rule(-1 if divsteps is None else divsteps, -1.0 if divergence_mrad is None else divergence_mrad / 1000.0, -1.0)
+    beam, polar, vert = (np.array(v, dtype=float) for v in ((1, 0, 0), (0, 0, 1), (0, -1, 0)))
+    return divergence_grid(axis, axis, (1, 0.0, 0.0), round_div, beam, polar, vert, 1e-10)[0].divsteps
 
 
 def c_dispersion_count(dispersion_pct=None, dispsteps=None):

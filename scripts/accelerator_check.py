@@ -47,6 +47,8 @@ def bench(repeat=3):
     import jax
     import jax.numpy as jnp
 
+    jax.config.update("jax_enable_x64", True)  # this script's own process; the library never does
+
     import nbjax
     from nbjax.kernel import render_with_stats
 

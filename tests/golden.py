@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from nbjax_bridge.metrics import pearson
+
 GOLDEN = Path(__file__).parent / "data" / "c_golden"
 EXTRA = Path(__file__).parent / "data" / "c_extra"  # more C runs, same layout
 FIXTURE_SUFFIXES = (".txt", ".hkl", ".mat", ".img")
@@ -58,9 +60,8 @@ def c_image(case: dict) -> np.ndarray:
 
 def metrics(c: np.ndarray, py: np.ndarray) -> dict:
     c64, p64 = c.astype(np.float64), py.astype(np.float64)
-    corr = float(np.corrcoef(c64, p64)[0, 1]) if c64.std() > 0 and p64.std() > 0 else float(np.array_equal(c64, p64))
     return {
-        "corr": corr,
+        "corr": pearson(c64, p64),
         "sum_ratio": float(p64.sum() / c64.sum()) if c64.sum() else float("nan"),
         "max_rel": float(np.max(np.abs(p64 - c64)) / max(np.max(np.abs(c64)), 1e-300)),
     }

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nbjax.noise import fast_poisson_noise_image, poisson_noise_image
+from nbjax.io.noise import fast_poisson_noise_image, poisson_noise_image
 from nbjax.rng import CRandom, mosaic_umats
 
 GOLDEN = Path(__file__).parent / "data" / "c_golden"

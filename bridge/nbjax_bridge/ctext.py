@@ -14,33 +14,8 @@ import math
 import re
 from dataclasses import dataclass
 
-DELIMITERS = " \t,;:!"
-NUMBERSTUFF = "0123456789-+.EGeg"
-
-_ATOF = re.compile(
-    r"[ \t\n\v\f\r]*([+-]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|inf(?:inity)?|nan))",
-    re.IGNORECASE,
-)
-
-
-def c_atof(text: str) -> float:
-    """C ``atof``: the longest numeric prefix (after white space), 0.0 when there is none."""
-    m = _ATOF.match(text)
-    return float(m.group(1)) if m else 0.0
-
-
-def _span(s: str, chars: str) -> int:
-    i = 0
-    while i < len(s) and s[i] in chars:
-        i += 1
-    return i
-
-
-def _cspan(s: str, chars: str) -> int:
-    i = 0
-    while i < len(s) and s[i] not in chars:
-        i += 1
-    return i
+from nbjax.io.cformat import c_atof  # noqa: F401  (the bridge's C atof is nbjax's)
+from nbjax.io.sourcefile import DELIMITERS, c_source_values
 
 
 def fgets_lines(text: str) -> list[str]:
@@ -80,24 +55,9 @@ class SourceLine:
 
 def parse_source_line(raw: str, nargs: int = 5) -> list[float] | None:
     """Values C's read_text_file stores for one line (None for a blank line)."""
-    vals = [math.nan] * nargs
-    t = raw[_span(raw, DELIMITERS):]
-    if t == "\n":
+    if raw.lstrip(DELIMITERS) == "\n":
         return None
-    i = 0
-    while True:
-        vals[i] = c_atof(t)
-        t = t[_span(t, NUMBERSTUFF):]
-        if t == "\n":
-            break
-        t = t[_cspan(t, DELIMITERS):]
-        t = t[_span(t, DELIMITERS):]
-        if t == "\n":
-            break
-        i += 1
-        if i >= nargs:
-            break
-    return vals
+    return c_source_values(raw, nargs)
 
 
 def read_source_file(text: str, nargs: int = 5) -> list[SourceLine]:

@@ -14,11 +14,12 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from nbjax.ctables.constants import DEFAULT_DUMP
+
 from . import cflags
 from .exitcodes import InputIOError
 
 FLOAT_NAME = "float.bin"
-DEFAULT_DUMP = "Fdump.bin"
 
 
 @dataclass

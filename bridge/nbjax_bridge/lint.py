@@ -12,11 +12,13 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from nbjax.ctables.constants import DEFAULT_DUMP, HC_EV_ANGSTROM, SOURCE_DISTANCE
+from nbjax.io.cformat import c_atoi
+
 from . import cflags, ctext
 
 ERROR, WARN, INFO = "error", "warn", "info"
 SOURCE_ANGLE_LIMIT_DEG = 10.0
-SOURCE_DISTANCE_M = 10.0
 
 
 @dataclass
@@ -79,10 +81,10 @@ def _flag_findings(p: cflags.ParsedArgv) -> list[Finding]:
         elif own:
             out.append(Finding(INFO, "collision_not_fired",
                                f"{toks[j]} also matches C's {h.name} handler, which does not fire "
-                               f"here only because fewer than {h.nargs} tokens follow"))
+                               f"here only because fewer than {h.c_needs} tokens follow"))
         else:
             out.append(Finding(WARN, "missing_values",
-                               f"{toks[j]} needs {h.nargs} value(s) after it; C ignores it here"))
+                               f"{toks[j]} needs {h.c_needs} value(s) after it; C ignores it here"))
     indices = sorted({f.index for f in p.firings})
     for j in indices:
         fired = p.by_index(j)
@@ -90,7 +92,7 @@ def _flag_findings(p: cflags.ParsedArgv) -> list[Finding]:
         tok = toks[j]
         # handlers that read a value past the end (C tests argc >= i+1: reads argv[argc])
         for f in fired:
-            if f.handler.nargs == 0 and f.handler.nvalues == 1 and j + 1 >= len(toks):
+            if f.handler.c_needs < f.handler.values and j + f.handler.c_needs + 1 >= len(toks):
                 out.append(Finding(ERROR, "flag_reads_past_end",
                                    f"{tok} is last: C reads the missing value from argv[argc] (NULL)"))
         if "-twotheta_axis" in names and "-twotheta" in names:
@@ -159,7 +161,7 @@ def _lambda0(p: cflags.ParsedArgv) -> float:
         if f.name == "-lambda":
             lam = v * 1e-10
         elif v != 0:
-            lam = 12398.42 / v * 1e-10
+            lam = HC_EV_ANGSTROM / v * 1e-10
     return lam
 
 
@@ -168,7 +170,7 @@ def _misc_findings(p: cflags.ParsedArgv, cwd: Path) -> list[Finding]:
     toks = p.tokens
     # required inputs (C prints usage and exits 9)
     default_f = _float(p.last_value("-default_F"), 0.0)
-    dump_name = p.last_value("-dump", "Fdump.bin")
+    dump_name = p.last_value("-dump", DEFAULT_DUMP)
     has_dump = _resolve(cwd, dump_name).is_file()
     if not p.named("-hkl") and not has_dump and default_f == 0.0:
         out.append(Finding(ERROR, "no_structure_factors",
@@ -183,7 +185,7 @@ def _misc_findings(p: cflags.ParsedArgv, cwd: Path) -> list[Finding]:
                            "-misset random uses a time-based seed: two runs give different images"))
     # phi == 0 reuses a stale orientation (D19)
     phi0 = _float(p.last_value("-phi"), 0.0)
-    steps = int(_float(p.last_value("-phisteps"), 0.0) or 0)
+    steps = c_atoi(p.last_value("-phisteps") or "0")  # C: atoi
     osc = _float(p.last_value("-osc"), 0.0) or 0.0
     phistep = _float(p.last_value("-phistep"), 0.0) or 0.0
     multi = steps > 1 or (steps <= 0 and osc > 0) or (osc > 0 and phistep > 0 and osc / phistep > 1.5)
@@ -230,8 +232,8 @@ def lint_sourcefile(path: Path, beam=(1.0, 0.0, 0.0), conv: str = "MOSFLM",
 
     for ln in lines:
         vals = list(ln.values)
-        defaults = [-SOURCE_DISTANCE_M * beam[0], -SOURCE_DISTANCE_M * beam[1],
-                    -SOURCE_DISTANCE_M * beam[2], 1.0, lambda0]
+        defaults = [-SOURCE_DISTANCE * beam[0], -SOURCE_DISTANCE * beam[1],
+                    -SOURCE_DISTANCE * beam[2], 1.0, lambda0]
         given_lam = vals[4]
         given_w = vals[3]
         vals = [d if math.isnan(v) else v for v, d in zip(vals, defaults)]

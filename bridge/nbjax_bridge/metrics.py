@@ -10,6 +10,8 @@ import math
 
 import numpy as np
 
+from nbjax.roi import Roi
+
 DEFAULT_THRESHOLD = 0.999   # Pearson correlation must be >= this
 DEFAULT_SUM_TOL = 3e-3      # |sum ratio - 1| must be <= this
 N_PEAKS = 20
@@ -21,27 +23,31 @@ def roi_slice(shape_sf: tuple[int, int], roi) -> tuple[slice, slice]:
 
     Clipped to the image; raises ValueError when nothing is left.
     """
-    s, f = shape_sf
-    if roi is None:
-        return slice(0, s), slice(0, f)
-    x0, x1, y0, y1 = (int(v) for v in roi)
-    x0, y0 = max(x0, 0), max(y0, 0)
-    x1, y1 = min(x1, f - 1), min(y1, s - 1)
-    if x1 < x0 or y1 < y0:
+    window = Roi.clip(roi, shape_sf)
+    if window.empty:
+        s, f = shape_sf
         raise ValueError(f"ROI {tuple(roi)} does not overlap the {f}x{s} image")
-    return slice(y0, y1 + 1), slice(x0, x1 + 1)
+    return window.slices
 
 
 def pearson(a: np.ndarray, b: np.ndarray) -> float:
-    """Pearson correlation; 1.0 for two identical constant images, NaN if only one is constant."""
+    """Pearson correlation of two images (float64, flattened): the one implementation nbjax's
+    tests, scripts and bridge use.
+
+    Exactly 1.0 for identical inputs (checked first, so rounding cannot give 0.9999999999999998;
+    this includes two identical constant images), NaN when empty or when only one is constant,
+    otherwise clamped to [-1, 1].
+    """
     a = np.asarray(a, dtype=np.float64).ravel()
     b = np.asarray(b, dtype=np.float64).ravel()
-    if a.size == 0:
+    if a.size == 0 or a.shape != b.shape:
         return math.nan
+    if np.array_equal(a, b):
+        return 1.0
     da, db = a - a.mean(), b - b.mean()
     na, nb = math.sqrt(float(np.dot(da, da))), math.sqrt(float(np.dot(db, db)))
     if na == 0.0 or nb == 0.0:
-        return 1.0 if np.array_equal(a, b) else math.nan
+        return math.nan
     return float(min(1.0, max(-1.0, np.dot(da, db) / (na * nb))))
 
 

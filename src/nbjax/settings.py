@@ -12,10 +12,15 @@ import dataclasses
 import math
 import time
 
+from nbjax.ctables import constants as C
+from nbjax.ctables.conventions import CUSTOM as START, DEFAULT_CONVENTION
+
 NAN = math.nan
 
-#: incident fluence default, photons/m^2 (the C literal 125932015286227086360700780544.0)
-DEFAULT_FLUENCE = 125932015286227086360700780544.0
+
+def _start(vector: str):
+    """Default factory: C's start-up value of a detector/beam vector (a fresh list)."""
+    return lambda: [float(x) for x in getattr(START, vector)]
 
 
 @dataclasses.dataclass
@@ -23,16 +28,14 @@ class RunSettings:
     # ---- input files
     matfile: str | None = None
     hklfile: str | None = None
-    dumpfile: str = "Fdump.bin"
-    stolfile: str | None = None
-    imgfile: str | None = None
+    dumpfile: str = C.DEFAULT_DUMP
     maskfile: str | None = None
     sourcefile: str | None = None
     # ---- output files
-    floatfile: str = "floatimage.bin"
-    intfile: str = "intimage.img"
-    pgmfile: str = "image.pgm"
-    noisefile: str = "noiseimage.img"
+    floatfile: str = C.DEFAULT_FLOATFILE
+    intfile: str = C.DEFAULT_INTFILE
+    pgmfile: str = C.DEFAULT_PGMFILE
+    noisefile: str = C.DEFAULT_NOISEFILE
     write_pgm: bool = True
     calculate_noise: bool = True
     intfile_scale: float = 0.0
@@ -50,7 +53,7 @@ class RunSettings:
     vdivstep: float = -1.0
     vdivsteps: int = -1
     round_div: bool = True
-    fluence: float = DEFAULT_FLUENCE
+    fluence: float = C.DEFAULT_FLUENCE
     flux: float = 0.0
     exposure: float = 1.0
     beamsize: float = 1.0e-4
@@ -89,19 +92,19 @@ class RunSettings:
     detector_thick: float = 0.0
     detector_thickstep: float = -1.0
     detector_thicksteps: int = -1
-    beam_vector: list = dataclasses.field(default_factory=lambda: [1.0, 0.0, 0.0])
-    fdet_vector: list = dataclasses.field(default_factory=lambda: [0.0, 0.0, 1.0])
-    sdet_vector: list = dataclasses.field(default_factory=lambda: [0.0, -1.0, 0.0])
-    odet_vector: list = dataclasses.field(default_factory=lambda: [1.0, 0.0, 0.0])
-    polar_vector: list = dataclasses.field(default_factory=lambda: [0.0, 0.0, 1.0])
-    spindle_vector: list = dataclasses.field(default_factory=lambda: [0.0, 0.0, 1.0])
-    twotheta_axis: list = dataclasses.field(default_factory=lambda: [0.0, 1.0, 0.0])
+    beam_vector: list = dataclasses.field(default_factory=_start("beam"))
+    fdet_vector: list = dataclasses.field(default_factory=_start("fdet"))
+    sdet_vector: list = dataclasses.field(default_factory=_start("sdet"))
+    odet_vector: list = dataclasses.field(default_factory=_start("odet"))
+    polar_vector: list = dataclasses.field(default_factory=_start("polar"))
+    spindle_vector: list = dataclasses.field(default_factory=_start("spindle"))
+    twotheta_axis: list = dataclasses.field(default_factory=_start("twotheta_axis"))
     detector_rotx: float = 0.0
     detector_roty: float = 0.0
     detector_rotz: float = 0.0
     detector_twotheta: float = 0.0
-    pivot: str = "beam"  # beam | sample
-    convention: str = "mosflm"  # mosflm | denzo | adxv | xds | dials | custom
+    pivot: str = START.pivot  # beam | sample
+    convention: str = DEFAULT_CONVENTION  # mosflm | denzo | adxv | xds | dials | custom
     curved_detector: bool = False
     point_pixel: bool = False
     Xbeam: float = NAN
@@ -132,7 +135,6 @@ class RunSettings:
     precision: str = "double"
     physical: bool = False
     tile_pixels: int = 0  # 0 = automatic
-    demo: bool = False
     fast_noise: bool = False  # jax.random noise: same statistics, not C's exact stream
     warnings: list = dataclasses.field(default_factory=list)
     argv: list = dataclasses.field(default_factory=list)  # as parsed, for the collision warnings

@@ -7,19 +7,9 @@ and rejects garbage, NaN and infinity in a value the user typed, with a one-line
 """
 
 import math
-import re
 
 from nbjax.errors import NBError
-
-from nbjax.io.cformat import C_FLOAT_TOKEN, c_atof
-
-_INT_PREFIX = re.compile(r"\s*[+-]?\d+")
-
-
-def c_atoi(token: str) -> int:
-    """C ``atoi``: the leading integer of ``token``, else 0."""
-    m = _INT_PREFIX.match(token)
-    return int(m.group(0)) if m else 0
+from nbjax.io.cformat import C_FLOAT_TOKEN, c_atof, c_atoi
 
 
 def _looks_like_flag(token: str) -> bool:

@@ -1,12 +1,14 @@
-"""nanoBragg's command line as a table: one row per C handler, in the C program's order.
+"""nanoBragg's command line: how each C option handler sets RunSettings.
 
-The C program tests every argv token that starts with '-' against every handler in turn,
-using ``strstr`` (substring) matching, except a few exact or length-checked patterns; a
-handler fires when its pattern matches and enough tokens follow.  Most handlers do not stop
-the scan, so one token can fire several handlers: ``-twotheta_axis`` also fires
-``-twotheta``, ``-misset_seed`` also fires ``-misset`` (reference notes section 0).  Walking
-argv over this table in the same order reproduces those collisions; the table is also the
-``--help`` text.
+The rows (patterns, match rules, values, order, help) are :mod:`nbjax.ctables.argv`, shared with
+the bridge; this module adds one handler per row.  The C program tests every argv token that
+starts with '-' against every handler in turn, so one token can fire several handlers:
+``-twotheta_axis`` also fires ``-twotheta``, ``-misset_seed`` also fires ``-misset`` (reference
+notes section 0).  Walking argv over the rows in the same order reproduces those collisions.
+
+nbjax requires the value of every handler that reads one: C's ``-detector_abs``,
+``-detector_thick`` and thickness-step handlers also fire when last and read ``argv[argc]``
+(NULL); nbjax does not read past argv.
 """
 
 from __future__ import annotations
@@ -15,35 +17,45 @@ import dataclasses
 from typing import Callable
 
 from nbjax.cli.cvalues import to_float, to_int
+from nbjax.ctables import argv as ctable
+from nbjax.ctables.constants import HC_EV_ANGSTROM, RTD
 from nbjax.errors import NBError
-from nbjax.io.cformat import RTD
 from nbjax.settings import RunSettings
 
 
 @dataclasses.dataclass(frozen=True)
 class Flag:
-    """One C handler: how it matches, how many values it reads, what it sets."""
+    """One C handler (a row of :mod:`nbjax.ctables.argv`) and what it sets."""
 
-    patterns: tuple[str, ...]
-    nargs: int
+    row: ctable.Option
     apply: Callable[[RunSettings, list[str], str], None]
-    help: str
-    exact: bool = False  # strcmp instead of strstr
-    length: int | None = None  # strstr plus strlen(token) == length
-    min_length: int | None = None  # strstr plus strlen(token) > min_length
-    stop: bool = False  # the C handler ends with `continue`
-    needs_next: bool = False  # takes no value but C still requires a following token
-    reads: int = 0  # values read beyond nargs when present (-cell reads up to 6)
 
     def matches(self, token: str) -> bool:
-        if self.exact:
-            return token in self.patterns
-        if self.length is not None and len(token) != self.length:
-            return False
-        if self.min_length is not None and len(token) <= self.min_length:
-            return False
-        return any(p in token for p in self.patterns)
+        return self.row.matches(token)
 
+    @property
+    def nargs(self) -> int:  # values nbjax requires after the flag
+        return self.row.values
+
+    @property
+    def needs_next(self) -> bool:  # takes no value but C still requires a following token
+        return self.row.c_needs > self.row.values
+
+    @property
+    def reads(self) -> int:  # values read when present (-cell reads up to 6)
+        return self.row.reads
+
+    @property
+    def stop(self) -> bool:  # the C handler ends with `continue`
+        return self.row.stop
+
+    @property
+    def patterns(self) -> tuple[str, ...]:
+        return tuple(p.text for p in self.row.patterns)
+
+    @property
+    def help(self) -> str:
+        return self.row.help
 
 def _set(attr, convert=to_float, unit=None, also=None):
     """Handler setting ``attr`` from one value, converted by ``unit`` (C's own arithmetic)."""
@@ -123,7 +135,7 @@ def _roi(s, v, flag):
 
 
 def _energy(s, v, flag):
-    s.lambda0 = (12398.42 / to_float(v[0], flag)) / 1.0e10
+    s.lambda0 = (HC_EV_ANGSTROM / to_float(v[0], flag)) / 1.0e10
 
 
 def _printout_pixel(s, v, flag):
@@ -188,145 +200,159 @@ def UM_WATER(x):  # -water: atof()/1e6
 def DMIN(x):  # -dmin: atof()*1e-10
     return x * 1e-10
 
+
+# What each C handler sets, keyed by the row's name in nbjax.ctables.argv.C_OPTIONS.
+C_HANDLERS: dict[str, Callable] = {
+    "-Na": _set("Na", to_int),
+    "-Nb": _set("Nb", to_int),
+    "-Nc": _set("Nc", to_int),
+    "-N": _set_many(("Na", "Nb", "Nc"), convert=to_int),
+    "-cell": _cell,
+    "-misset random": _misset_random,
+    "-misset": _misset_angles,
+    "-samplesize": _set_many(("sample_x", "sample_y", "sample_z"), MM),
+    "-sample_thick": _set("sample_x", unit=MM),
+    "-sample_width": _set("sample_y", unit=MM),
+    "-sample_height": _set("sample_z", unit=MM),
+    "-xtalsize": _set_many(("sample_x", "sample_y", "sample_z"), MM),
+    "-xtal_thick": _set("sample_x", unit=MM),
+    "-xtal_width": _set("sample_y", unit=MM),
+    "-xtal_height": _set("sample_z", unit=MM),
+    "-density": _const(),
+    "-MW": _const(),
+    "-Xbeam": _set("Xbeam", unit=MM, also={"pivot": "beam"}),
+    "-Ybeam": _set("Ybeam", unit=MM, also={"pivot": "beam"}),
+    "-Xclose": _set("Xclose", unit=MM, also={"pivot": "sample"}),
+    "-Yclose": _set("Yclose", unit=MM, also={"pivot": "sample"}),
+    "-ORGX": _set("ORGX", also={"pivot": "sample"}),
+    "-ORGY": _set("ORGY", also={"pivot": "sample"}),
+    "-pivot": _pivot,
+    "-mosflm": _const(convention="mosflm", pivot="beam"),
+    "-xds": _const(convention="xds", pivot="sample"),
+    "-adxv": _const(convention="adxv", pivot="beam"),
+    "-denzo": _const(convention="denzo", pivot="beam"),
+    "-dials": _const(convention="dials", pivot="beam"),
+    "-fdet_vector": _vector("fdet_vector"),
+    "-sdet_vector": _vector("sdet_vector"),
+    "-odet_vector": _vector("odet_vector"),
+    "-beam_vector": _vector("beam_vector"),
+    "-polar_vector": _vector("polar_vector"),
+    "-spindle_axis": _vector("spindle_vector"),
+    "-twotheta_axis": _vector("twotheta_axis"),
+    "-pix0_vector": _const(convention="custom"),
+    "-distance": _set("distance", unit=MM, also={"pivot": "beam"}),
+    "-close_distance": _set("close_distance", unit=MM, also={"pivot": "sample"}),
+    "-detector_abs": _detector_abs,
+    "-detector_thick": _set("detector_thick", unit=UM_THICK),
+    "-detector_thicksteps": _set("detector_thicksteps", to_int),
+    "-thicksteps": _set("detector_thicksteps", to_int),
+    "-twotheta": _set("detector_twotheta", unit=DEG, also={"pivot": "sample"}),
+    "-detector_rotx": _set("detector_rotx", unit=DEG),
+    "-detector_roty": _set("detector_roty", unit=DEG),
+    "-detector_rotz": _set("detector_rotz", unit=DEG),
+    "-detsize": _set_many(("detsize_f", "detsize_s"), MM),
+    "-detsize_f": _set("detsize_f", unit=MM),
+    "-detsize_s": _set("detsize_s", unit=MM),
+    "-detpixels": _set_many(("fpixels", "spixels"), convert=to_int),
+    "-detpixels_f": _set("fpixels", to_int),
+    "-detpixels_s": _set("spixels", to_int),
+    "-curved_det": _const(curved_detector=True),
+    "-pixel": _set("pixel_size", unit=MM),
+    "-point_pixel": _const(point_pixel=True),
+    "-polar": _set("polarization", also={"nopolar": False}),
+    "-nopolar": _const(nopolar=True),
+    "-oversample_thick": _const(oversample_thick=True),
+    "-oversample_polar": _const(oversample_polar=True),
+    "-oversample_omega": _const(oversample_omega=True),
+    "-oversample": _set("oversample", to_int),
+    "-roi": _roi,
+    "-lambda": _set("lambda0", unit=ANGSTROM),
+    "-energy": _energy,
+    "-fluence": _set("fluence"),
+    "-flux": _set("flux"),
+    "-exposure": _set("exposure"),
+    "-beamsize": _set("beamsize", unit=MM),
+    "-mosaic": _set("mosaic_spread", unit=DEG),
+    "-mosaic_dom": _set("mosaic_domains", to_int),
+    "-dispersion": _set("dispersion", unit=PERCENT),
+    "-dispsteps": _set("dispsteps", to_int),
+    "-divergence": _set_many(("hdivrange", "vdivrange"), MM),
+    "-hdivrange": _set("hdivrange", unit=MM),
+    "-vdivrange": _set("vdivrange", unit=MM),
+    "-hdivstep": _set("hdivstep", unit=MM),
+    "-hdivsteps": _set("hdivsteps", to_int),
+    "-vdivstep": _set("vdivstep", unit=MM),
+    "-vdivsteps": _set("vdivsteps", to_int),
+    "-divsteps": _set_many(("hdivsteps", "vdivsteps"), convert=to_int),
+    "-round_div": _const(round_div=True),
+    "-square_div": _const(round_div=False),
+    "-adc": _set("adc_offset"),
+    "-phi": _set("phi0", unit=DEG),
+    "-osc": _set("osc", unit=DEG),
+    "-phistep": _set("phistep", unit=DEG),
+    "-phisteps": _set("phisteps", to_int),
+    "-dmin": _set("dmin", unit=DMIN),
+    "-mat": _file("matfile"),
+    "-hkl": _file("hklfile"),
+    "-default_F": _set("default_F"),
+    "-dump": _file("dumpfile"),
+    "-img": _const(),  # the header is read in the pre-pass (cli/headers.py)
+    "-stolout": _const(),
+    "-stol": _const(),
+    "-4stol": _const(),
+    "-Q": _const(),
+    "-sourcefile": _file("sourcefile"),
+    "-floatfile": _file("floatfile"),
+    "-intfile": _file("intfile"),
+    "-pgmfile": _file("pgmfile", write_pgm=True),
+    "-noisefile": _file("noisefile", calculate_noise=True),
+    "-nonoise": _const(calculate_noise=False),
+    "-nopgm": _const(write_pgm=False),
+    "-scale": _set("intfile_scale"),
+    "-pgmscale": _set("pgm_scale", also={"write_pgm": True}),
+    "-coherent": _const(),
+    "-printout": _const(printout=True),
+    "-noprogress": _const(progress=False),
+    "-progress": _const(progress=True),
+    "-interpolate": _const(interpolate=1),
+    "-nointerpolate": _const(interpolate=0),
+    "-round_xtal": _const(xtal_shape="round"),
+    "-square_xtal": _const(xtal_shape="square"),
+    "-gauss_xtal": _const(xtal_shape="gauss"),
+    "-tophat_spots": _const(xtal_shape="tophat"),
+    "-fudge": _set("fudge"),
+    "-printout_pixel": _printout_pixel,
+    "-seed": _neg_seed("seed"),
+    "-mosaic_seed": _neg_seed("mosaic_seed"),
+    "-misset_seed": _neg_seed("misset_seed"),
+    "-water": _set("water_size", unit=UM_WATER),
+}
+
+NBJAX_HANDLERS: dict[str, Callable] = {
+    "-precision": _precision,
+    "-physical": _const(physical=True),
+    "-tile": _tile,
+    "-demo": _const(),  # cli/main.py prepends the demo command line
+    "-fastnoise": _const(fast_noise=True),
+}
+
+
+def _flags(rows, handlers) -> tuple[Flag, ...]:
+    if set(handlers) != {row.name for row in rows}:
+        raise RuntimeError(f"flag handlers out of step with the table: {sorted(set(handlers) ^ {row.name for row in rows})}")
+    return tuple(Flag(row, handlers[row.name]) for row in rows)
+
+
+# C's pre-pass flags that its main loop does not test (-mask): cli/headers.py reads them before
+# parsing; they have rows here so that parse_argv does not report them as unknown.
+PREPASS_ONLY = tuple(row for row in ctable.PREPASS if row.name not in C_HANDLERS)
+
 # The handlers, in the order of the C program's main parsing loop.
-FLAGS: tuple[Flag, ...] = (
-    Flag(("-Na",), 1, _set("Na", to_int), "unit cells along a (default 1)", stop=True),
-    Flag(("-Nb",), 1, _set("Nb", to_int), "unit cells along b (default 1)", stop=True),
-    Flag(("-Nc",), 1, _set("Nc", to_int), "unit cells along c (default 1)", stop=True),
-    Flag(("-N",), 1, _set_many(("Na", "Nb", "Nc"), convert=to_int), "unit cells in all directions", exact=True, stop=True),
-    Flag(("-cell",), 1, _cell, "unit cell a b c (A) alpha beta gamma (deg); missing b,c = a, angles 90", reads=6),
-    Flag(("-misset",), 1, _misset_random, "-misset random: random orientation (seed -misset_seed)"),
-    Flag(("-misset",), 3, _misset_angles, "crystal rotations about x, y, z (deg), applied to the reciprocal cell"),
-    Flag(("-samplesize", "-sample_size"), 1, _set_many(("sample_x", "sample_y", "sample_z"), MM), "crystal size, all axes (mm)"),
-    Flag(("-sample_thick", "-sample_x"), 1, _set("sample_x", unit=MM), "crystal size along x (mm)"),
-    Flag(("-sample_width", "-sample_y", "-width"), 1, _set("sample_y", unit=MM), "crystal size along y (mm)"),
-    Flag(("-sample_heigh", "-sample_z", "-heigh"), 1, _set("sample_z", unit=MM), "crystal size along z (mm)"),
-    Flag(("-xtalsize", "-xtal_size"), 1, _set_many(("sample_x", "sample_y", "sample_z"), MM), "crystal size, all axes (mm); N = ceil(size/cell)"),
-    Flag(("-xtal_thick", "-xtal_x"), 1, _set("sample_x", unit=MM), "crystal size along x (mm)"),
-    Flag(("-xtal_width", "-xtal_y", "-width"), 1, _set("sample_y", unit=MM), "crystal size along y (mm)"),
-    Flag(("-xtal_heigh", "-xtal_z", "-heigh"), 1, _set("sample_z", unit=MM), "crystal size along z (mm)"),
-    Flag(("-density", "-sample_den"), 1, _const(), "sample density (parsed, no effect, as in C)"),
-    Flag(("-MW",), 1, _const(), "molecular weight (parsed, no effect, as in C)", exact=True),
-    Flag(("-molec",), 1, _const(), "molecular weight (parsed, no effect, as in C)"),
-    Flag(("-Xbeam",), 1, _set("Xbeam", unit=MM, also={"pivot": "beam"}), "direct-beam X in the convention's frame (mm)"),
-    Flag(("-Ybeam",), 1, _set("Ybeam", unit=MM, also={"pivot": "beam"}), "direct-beam Y in the convention's frame (mm)"),
-    Flag(("-Xclose",), 1, _set("Xclose", unit=MM, also={"pivot": "sample"}), "near-point X (mm; CUSTOM only)"),
-    Flag(("-Yclose",), 1, _set("Yclose", unit=MM, also={"pivot": "sample"}), "near-point Y (mm; CUSTOM only)"),
-    Flag(("-ORGX",), 1, _set("ORGX", also={"pivot": "sample"}), "XDS origin, fast (pixels)"),
-    Flag(("-ORGY",), 1, _set("ORGY", also={"pivot": "sample"}), "XDS origin, slow (pixels)"),
-    Flag(("-pivot",), 1, _pivot, "beam|sample: detector pivot (CUSTOM only; conventions re-assert theirs)"),
-    Flag(("-mosflm",), 0, _const(convention="mosflm", pivot="beam"), "MOSFLM convention (default)"),
-    Flag(("-xds",), 0, _const(convention="xds", pivot="sample"), "XDS convention"),
-    Flag(("-adxv",), 0, _const(convention="adxv", pivot="beam"), "ADXV convention"),
-    Flag(("-denzo",), 0, _const(convention="denzo", pivot="beam"), "DENZO convention"),
-    Flag(("-dials",), 0, _const(convention="dials", pivot="beam"), "DIALS convention"),
-    Flag(("-fdet_vector",), 3, _vector("fdet_vector"), "fast-axis unit vector (sets CUSTOM)"),
-    Flag(("-sdet_vector",), 3, _vector("sdet_vector"), "slow-axis unit vector (sets CUSTOM)"),
-    Flag(("-odet_vector",), 3, _vector("odet_vector"), "detector normal (sets CUSTOM)"),
-    Flag(("-beam_vector",), 3, _vector("beam_vector"), "x-ray beam direction (sets CUSTOM)"),
-    Flag(("-polar_vector",), 3, _vector("polar_vector"), "E-vector polarization direction (sets CUSTOM)"),
-    Flag(("-spindle_axis",), 3, _vector("spindle_vector"), "phi rotation axis (sets CUSTOM)"),
-    Flag(("-twotheta_axis",), 3, _vector("twotheta_axis"), "2theta axis (sets CUSTOM; also fires -twotheta)"),
-    Flag(("-pix0_vector",), 3, _const(convention="custom"), "sets CUSTOM; the value is ignored, as in C"),
-    Flag(("-distance",), 1, _set("distance", unit=MM, also={"pivot": "beam"}), "sample to beam spot distance (mm, default 100)"),
-    Flag(("-close_distance",), 1, _set("close_distance", unit=MM, also={"pivot": "sample"}), "sample to near point distance (mm)"),
-    Flag(("-detector_abs",), 1, _detector_abs, "sensor attenuation depth (um; inf or 0 = off)"),
-    Flag(("-detector_thick",), 1, _set("detector_thick", unit=UM_THICK), "sensor thickness (um, default 0)", length=15),
-    Flag(("-detector_thicksteps",), 1, _set("detector_thicksteps", to_int), "sensor layers"),
-    Flag(("-thicksteps",), 1, _set("detector_thicksteps", to_int), "sensor layers"),
-    Flag(("-twotheta",), 1, _set("detector_twotheta", unit=DEG, also={"pivot": "sample"}), "detector 2theta swing (deg)"),
-    Flag(("-detector_rotx",), 1, _set("detector_rotx", unit=DEG), "detector rotation about lab x (deg)"),
-    Flag(("-detector_roty",), 1, _set("detector_roty", unit=DEG), "detector rotation about lab y (deg)"),
-    Flag(("-detector_rotz",), 1, _set("detector_rotz", unit=DEG), "detector rotation about lab z (deg)"),
-    Flag(("-detsize",), 1, _set_many(("detsize_f", "detsize_s"), MM), "detector size (mm, default 102.4)", length=8),
-    Flag(("-detsize_f",), 1, _set("detsize_f", unit=MM), "detector fast size (mm)"),
-    Flag(("-detsize_s",), 1, _set("detsize_s", unit=MM), "detector slow size (mm)"),
-    Flag(("-detpixels",), 1, _set_many(("fpixels", "spixels"), convert=to_int), "detector size in pixels", length=10),
-    Flag(("-detpixels_f", "-detpixels_x"), 1, _set("fpixels", to_int), "fast pixels"),
-    Flag(("-detpixels_s", "-detpixels_y"), 1, _set("spixels", to_int), "slow pixels"),
-    Flag(("-curved_det",), 0, _const(curved_detector=True), "all pixels at the same distance from the sample", needs_next=True),
-    Flag(("-pixel",), 1, _set("pixel_size", unit=MM), "pixel size (mm, default 0.1)"),
-    Flag(("-point_pixel",), 0, _const(point_pixel=True), "solid angle 1/R^2 (no obliquity)"),
-    Flag(("-polar",), 1, _set("polarization", also={"nopolar": False}), "Kahn polarization factor (default 0)", length=6),
-    Flag(("-nopolar",), 0, _const(nopolar=True), "polarization factor 1"),
-    Flag(("-oversample_thick",), 0, _const(oversample_thick=True), "re-evaluate sensor absorption per sub-pixel", stop=True),
-    Flag(("-oversample_polar",), 0, _const(oversample_polar=True), "re-evaluate polarization per sub-pixel", stop=True),
-    Flag(("-oversample_omega",), 0, _const(oversample_omega=True), "re-evaluate solid angle per sub-pixel", stop=True),
-    Flag(("-oversample",), 1, _set("oversample", to_int), "sub-pixels per pixel edge (default auto)"),
-    Flag(("-roi",), 4, _roi, "render only xmin xmax ymin ymax (pixels, inclusive)"),
-    Flag(("-lambda", "-wave"), 1, _set("lambda0", unit=ANGSTROM), "wavelength (A, default 1)"),
-    Flag(("-energy",), 1, _energy, "photon energy (eV)"),
-    Flag(("-fluence",), 1, _set("fluence"), "photons/m^2 (default 1.25932e29)"),
-    Flag(("-flux",), 1, _set("flux"), "photons/s (with -exposure, -beamsize)"),
-    Flag(("-exposure",), 1, _set("exposure"), "exposure time (s, default 1)"),
-    Flag(("-beamsize",), 1, _set("beamsize", unit=MM), "beam size (mm, default 0.1)"),
-    Flag(("-mosaic_spr", "-mosaici"), 1, _set("mosaic_spread", unit=DEG), "mosaic spread (deg)"),
-    Flag(("-mosaic",), 1, _set("mosaic_spread", unit=DEG), "mosaic spread (deg)", length=7),
-    Flag(("-mosaic_dom",), 1, _set("mosaic_domains", to_int), "mosaic domains (default 10 when spread > 0)"),
-    Flag(("-dispersion",), 1, _set("dispersion", unit=PERCENT), "spectral dispersion (percent)"),
-    Flag(("-dispsteps",), 1, _set("dispsteps", to_int), "wavelength steps"),
-    Flag(("-divergence",), 1, _set_many(("hdivrange", "vdivrange"), MM), "beam divergence (mrad)"),
-    Flag(("-hdivrange",), 1, _set("hdivrange", unit=MM), "horizontal divergence (mrad)"),
-    Flag(("-vdivrange",), 1, _set("vdivrange", unit=MM), "vertical divergence (mrad)"),
-    Flag(("-hdivstep",), 1, _set("hdivstep", unit=MM), "horizontal divergence step (mrad)", length=9),
-    Flag(("-hdivsteps",), 1, _set("hdivsteps", to_int), "horizontal divergence steps"),
-    Flag(("-vdivstep",), 1, _set("vdivstep", unit=MM), "vertical divergence step (mrad)", length=9),
-    Flag(("-vdivsteps",), 1, _set("vdivsteps", to_int), "vertical divergence steps"),
-    Flag(("-divsteps",), 1, _set_many(("hdivsteps", "vdivsteps"), convert=to_int), "divergence steps, both axes"),
-    Flag(("-round_div",), 0, _const(round_div=True), "trim the divergence grid to an ellipse (default)"),
-    Flag(("-square_div",), 0, _const(round_div=False), "full divergence grid"),
-    Flag(("-adc",), 1, _set("adc_offset"), "SMV pixel offset (default 40)"),
-    Flag(("-phi",), 1, _set("phi0", unit=DEG), "start phi (deg)", length=4),
-    Flag(("-osc",), 1, _set("osc", unit=DEG), "oscillation range (deg)"),
-    Flag(("-phistep",), 1, _set("phistep", unit=DEG), "phi step (deg)", length=8),
-    Flag(("-phisteps",), 1, _set("phisteps", to_int), "phi steps"),
-    Flag(("-dmin",), 1, _set("dmin", unit=DMIN), "skip resolution beyond d (A)"),
-    Flag(("-mat",), 1, _file("matfile"), "MOSFLM-style A matrix file"),
-    Flag(("-hkl",), 1, _file("hklfile"), "h k l F text file"),
-    Flag(("-default_F",), 1, _set("default_F"), "F for unlisted hkl (default 0)"),
-    Flag(("-dump",), 1, _file("dumpfile"), "Fdump cache file (default Fdump.bin)"),
-    Flag(("-img",), 1, _file("imgfile"), "SMV file whose header sets the geometry"),
-    Flag(("-stolout",), 1, _const(), "never used (as in C)", min_length=7),
-    Flag(("-stol",), 1, _file("stolfile"), "read, never used (as in C)", length=5),
-    Flag(("-4stol",), 1, _file("stolfile"), "read, never used (as in C)", length=6),
-    Flag(("-Q",), 1, _file("stolfile"), "read, never used (as in C)", length=2),
-    Flag(("-sourcefile",), 1, _file("sourcefile"), "sources: X Y Z weight lambda(m) per line"),
-    Flag(("-floatfile", "-floatimage"), 1, _file("floatfile"), "float image (default floatimage.bin)"),
-    Flag(("-intfile", "-intimage"), 1, _file("intfile"), "SMV image (default intimage.img)"),
-    Flag(("-pgmfile", "-pgmimage"), 1, _file("pgmfile", write_pgm=True), "PGM image (default image.pgm)"),
-    Flag(("-noisefile", "-noiseimage"), 1, _file("noisefile", calculate_noise=True), "noise SMV image (default noiseimage.img)"),
-    Flag(("-nonoise",), 0, _const(calculate_noise=False), "do not write the noise image"),
-    Flag(("-nopgm",), 0, _const(write_pgm=False), "do not write the PGM"),
-    Flag(("-scale",), 1, _set("intfile_scale"), "SMV scale (default auto)"),
-    Flag(("-pgmscale",), 1, _set("pgm_scale", also={"write_pgm": True}), "PGM scale (default auto)"),
-    Flag(("-coherent",), 0, _const(), "parsed, no effect (as in C)"),
-    Flag(("-printout",), 0, _const(printout=True), "print pixel values"),
-    Flag(("-noprogress",), 0, _const(progress=False), "no progress meter"),
-    Flag(("-progress",), 0, _const(progress=True), "progress meter"),
-    Flag(("-interpolate",), 0, _const(interpolate=1), "tricubic F interpolation"),
-    Flag(("-nointerpolate",), 0, _const(interpolate=0), "nearest-hkl F"),
-    Flag(("-round_xtal",), 0, _const(xtal_shape="round"), "ellipsoidal crystal (sinc3)"),
-    Flag(("-square_xtal",), 0, _const(xtal_shape="square"), "parallelepiped crystal (default)"),
-    Flag(("-gauss_xtal",), 0, _const(xtal_shape="gauss"), "Gaussian spots"),
-    Flag(("-binary_spots", "-tophat_spots"), 0, _const(xtal_shape="tophat"), "flat-top spots"),
-    Flag(("-fudge",), 1, _set("fudge"), "spot-shape fudge factor (default 1)"),
-    Flag(("-printout_pixel",), 2, _printout_pixel, "print one pixel: fast slow"),
-    Flag(("-seed",), 1, _neg_seed("seed"), "noise seed (default time)"),
-    Flag(("-mosaic_seed",), 1, _neg_seed("mosaic_seed"), "mosaic seed (default 12345678)"),
-    Flag(("-misset_seed",), 1, _neg_seed("misset_seed"), "random misset seed (default time; also fires -misset)"),
-    Flag(("-water",), 1, _set("water_size", unit=UM_WATER), "water background thickness (um)"),
-)
+FLAGS: tuple[Flag, ...] = _flags(ctable.C_OPTIONS, C_HANDLERS)
+# Tested before them: nbjax's own flags (exact names that no C pattern matches) and the pre-pass.
+NBJAX_FLAGS: tuple[Flag, ...] = _flags(ctable.NBJAX_OPTIONS, NBJAX_HANDLERS) + _flags(PREPASS_ONLY, {row.name: _const() for row in PREPASS_ONLY})
 
-# nbjax's own flags: exact names that no C pattern matches.
-NBJAX_FLAGS: tuple[Flag, ...] = (
-    Flag(("-precision",), 1, _precision, "double (default) or single", exact=True),
-    Flag(("-physical",), 0, _const(physical=True), "intended physics: weights honoured, per-sample factors", exact=True),
-    Flag(("-tile",), 1, _tile, "pixels per kernel tile (default auto)", exact=True),
-    Flag(("-demo",), 0, _const(demo=True), "render the built-in default pattern", exact=True),
-    Flag(("-fastnoise",), 0, _const(fast_noise=True), "noise image from jax.random: same Poisson statistics, not C's exact stream", exact=True),
-)
-
-HELP_FLAGS = ("-h", "--help", "-help")
+HELP_FLAGS = ctable.HELP_FLAGS
 
 
 def _is_number(token: str) -> bool:
@@ -370,13 +396,13 @@ def usage_text() -> str:
     """The --help listing: every flag with its values, units and default."""
     lines = ["usage: nbjax [nanoBragg flags]   (same flags, defaults and outputs as nanoBragg)", ""]
     seen = set()
-    for flag in FLAGS + NBJAX_FLAGS:
-        name = " | ".join(flag.patterns)
-        if (name, flag.help) in seen:
+    for row in PREPASS_ONLY + ctable.C_OPTIONS + ctable.NBJAX_OPTIONS:
+        name = " | ".join(p.text for p in row.patterns)
+        if (name, row.help) in seen:
             continue
-        seen.add((name, flag.help))
-        args = f" <{flag.nargs} value{'s' if flag.nargs > 1 else ''}>" if flag.nargs else ""
-        lines.append(f"  {name + args:<40s} {flag.help}")
+        seen.add((name, row.help))
+        args = f" <{row.values} value{'s' if row.values > 1 else ''}>" if row.values else ""
+        lines.append(f"  {name + args:<40s} {row.help}")
     lines.append("")
     lines.append("Matching follows nanoBragg: flags match by substring unless noted in the reference notes.")
     return "\n".join(lines)

@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-from nbjax.io.cformat import RTD
+from nbjax.ctables.constants import RTD
 from nbjax.io.smv import read_smv
 from nbjax.settings import RunSettings
 
@@ -56,5 +56,3 @@ def apply_headers(s: RunSettings, argv: list[str], log=None) -> None:
         if is_mask:
             s.mask = np.asarray(frame.data[: s.spixels, : s.fpixels]).copy()
             s.maskfile = path
-        else:
-            s.imgfile = path

@@ -99,7 +99,7 @@ def _interpolation_warning(stop, out, err):
 
 
 def _finish(s, exp, derived, image, omega_total, out, err):
-    from nbjax import noise
+    from nbjax.io import noise
     from nbjax.cli.report import image_stats, solid_angle_line, stats_lines
     from nbjax.io import pgm, smv
     from nbjax.io.floatimage import write_float_image

@@ -8,6 +8,7 @@ import math
 import numpy as np
 
 from nbjax.io.cformat import cformat_g as g
+from nbjax.roi import Roi
 
 
 @dataclasses.dataclass
@@ -18,11 +19,6 @@ class ImageStats:
     mean: float
     rms: float
     rmsd: float
-
-
-def roi_slices(roi, shape):
-    xmin, xmax, ymin, ymax = roi
-    return slice(max(ymin, 0), min(ymax, shape[0] - 1) + 1), slice(max(xmin, 0), min(xmax, shape[1] - 1) + 1)
 
 
 def _row_chunks(rows: slice, width: int):
@@ -40,7 +36,7 @@ def image_stats(image32: np.ndarray, roi, mask, pixel_size: float, oversample: i
     max_I is the first maximum in C order; its location is the (Fdet, Sdet) of that pixel's
     last sub-pixel, (pixel + (os - 0.5)/os) * pixel_size.
     """
-    rows, cols = roi_slices(roi, image32.shape)
+    rows, cols = Roi.clip(roi, image32.shape).slices
     total = total_sq = 0.0
     count = 0
     max_I, max_at = 0.0, None

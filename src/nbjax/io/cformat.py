@@ -1,8 +1,10 @@
-"""C-compatible number formatting and parsing used by the file formats.
+"""C-compatible number formatting and parsing: the one home of nbjax's C number helpers (file
+formats, the CLI's argv values, the bridge).
 
 ``cformat_g`` spells a double the way glibc's ``printf("%g")`` does (Python's ``%g`` agrees for
 every finite value and for infinities; only NaN differs: C prints ``-nan`` when the sign bit is set).
-``c_atof`` reads the longest numeric prefix like C's ``atof``/``strtod`` (0.0 when there is none).
+``c_atof`` reads the longest numeric prefix like C's ``atof``/``strtod`` (0.0 when there is none),
+``c_atoi`` the leading integer like C's ``atoi``.
 ``C_FLOAT_TOKEN`` matches one whole decimal number as ``fscanf("%lg")`` would accept it, excluding
 hexadecimal forms.  ``c_unsigned_cast`` is C's ``(unsigned char)``/``(unsigned short)`` of a double.
 """
@@ -12,12 +14,13 @@ import re
 
 import numpy as np
 
+from nbjax.ctables.constants import RTD  # noqa: F401  (re-exported: C's degrees per radian)
+
 _NUMBER = r"[+-]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|inf(?:inity)?|nan(?:\([0-9A-Za-z_]*\))?)"
 _ATOF_PREFIX = re.compile(r"[ \t\n\v\f\r]*(" + _NUMBER + ")", re.IGNORECASE)
 C_FLOAT_TOKEN = re.compile(_NUMBER + r"\Z", re.IGNORECASE)
+_ATOI_PREFIX = re.compile(r"[ \t\n\v\f\r]*[+-]?\d+")
 
-RTD = 180.0 * 0.31830988618379067154
-"""C's ``RTD = 180.0*M_1_PI``: degrees per radian, with M_1_PI rounded as the C literal."""
 
 
 def cformat_g(x: float, precision: int = 6) -> str:
@@ -33,6 +36,12 @@ def c_atof(text: str) -> float:
     if match is None:
         return 0.0
     return float(match.group(1).split("(")[0])
+
+
+def c_atoi(text: str) -> int:
+    """C ``atoi``: skip leading white space, convert the leading decimal integer, 0 if none."""
+    match = _ATOI_PREFIX.match(text)
+    return int(match.group(0)) if match else 0
 
 
 def parse_c_float(token: str) -> float | None:

@@ -11,7 +11,7 @@ import numpy as np
 from nbjax.errors import NBError
 from nbjax.io.atomic import write_bytes_atomic
 from nbjax.io.cformat import c_unsigned_cast, cformat_g
-from nbjax.noise import roi_mask
+from nbjax.roi import Roi
 
 
 def auto_pgm_scale(rmsd: float, intfile_scale: float) -> float:
@@ -28,7 +28,7 @@ def pgm_bytes(float_image, pgm_scale: float, roi=None) -> bytes:
         raise NBError(f"PGM: expected a 2-D (spixels, fpixels) image, got shape {image.shape}")
     test = image.astype(np.float64) * float(pgm_scale)
     test = np.where(test > 255.0, 255.0, test)
-    pixels = np.where(roi_mask(image.shape, roi), c_unsigned_cast(test, 8), 0).astype(np.uint8)
+    pixels = np.where(Roi.clip(roi, image.shape).mask(), c_unsigned_cast(test, 8), 0).astype(np.uint8)
     spixels, fpixels = image.shape
     header = f"P5\n{fpixels} {spixels}\n# pixels scaled by {cformat_g(pgm_scale)}\n255\n"
     return header.encode("ascii") + pixels.tobytes()

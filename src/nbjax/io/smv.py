@@ -13,8 +13,9 @@ import numpy as np
 
 from nbjax.errors import NBError
 from nbjax.io.atomic import write_bytes_atomic
-from nbjax.io.cformat import RTD, c_atof, cformat_g
-from nbjax.noise import roi_bounds
+from nbjax.ctables.constants import RTD
+from nbjax.io.cformat import c_atof, cformat_g
+from nbjax.roi import Roi
 
 HEADER_BYTES = 512
 
@@ -104,18 +105,18 @@ def int_image(float_image, scale: float, adc: float = 40.0, roi=None) -> np.ndar
     """
     image = np.asarray(float_image, dtype=np.float32)
     out = np.zeros(image.shape, dtype=np.uint16)
-    xmin, xmax, ymin, ymax = roi_bounds(image.shape, roi)
+    window = Roi.clip(roi, image.shape)
     rows_per_chunk = max(1, (1 << 20) // max(image.shape[1], 1))  # bounded temporaries
-    for y0 in range(ymin, ymax + 1, rows_per_chunk):
-        y1 = min(y0 + rows_per_chunk, ymax + 1)
-        test = image[y0:y1, xmin : xmax + 1].astype(np.float64)
+    for y0 in range(window.rows.start, window.rows.stop, rows_per_chunk):
+        y1 = min(y0 + rows_per_chunk, window.rows.stop)
+        test = image[y0:y1, window.cols].astype(np.float64)
         test *= float(scale)
         test += float(adc)
         np.clip(test, 0.0, 65535.0, out=test)  # NaN stays NaN, and C's cast makes it 0
         test += 0.5
         counts = np.floor(test.astype(np.float32))
         counts[np.isnan(counts)] = 0.0
-        out[y0:y1, xmin : xmax + 1] = counts.astype(np.uint16)
+        out[y0:y1, window.cols] = counts.astype(np.uint16)
     return out
 
 

@@ -18,8 +18,8 @@ from nbjax.errors import NBError
 from nbjax.io.cformat import c_atof, parse_c_float
 
 COLUMNS = 5
-_DELIMS = " \t,;:!"
-_NUMBER_CHARS = "0123456789-+.EGeg"
+DELIMITERS = " \t,;:!"  # C: strspn/strcspn set of read_text_file
+NUMBER_CHARS = "0123456789-+.EGeg"  # C: the characters it skips after a number
 
 
 def _span(text: str, pos: int, chars: str) -> int:
@@ -36,20 +36,20 @@ def _cspan(text: str, pos: int, chars: str) -> int:
     return pos
 
 
-def _c_values(line: str) -> list[float]:
+def c_source_values(line: str, columns: int = COLUMNS) -> list[float]:
     """The values read_text_file stores for one fgets line (which keeps its '\\n'), NaN unread."""
-    values = [math.nan] * COLUMNS
-    pos, i = _span(line, 0, _DELIMS), 0
+    values = [math.nan] * columns
+    pos, i = _span(line, 0, DELIMITERS), 0
     while True:
         values[i] = c_atof(line[pos:])
-        pos = _span(line, pos, _NUMBER_CHARS)
+        pos = _span(line, pos, NUMBER_CHARS)
         if line[pos:] == "\n":
             break
-        pos = _span(line, _cspan(line, pos, _DELIMS), _DELIMS)
+        pos = _span(line, _cspan(line, pos, DELIMITERS), DELIMITERS)
         if line[pos:] == "\n":
             break
         i += 1
-        if i >= COLUMNS:
+        if i >= columns:
             break
     return values
 
@@ -93,9 +93,9 @@ def read_source_file(path: str | os.PathLike) -> np.ndarray:
     lines[-1] = lines[-1][:-1]
     rows = []
     for number, line in enumerate(lines, start=1):
-        if not line or line[_span(line, 0, _DELIMS):] == "\n":
+        if not line or line[_span(line, 0, DELIMITERS):] == "\n":
             continue
-        c_row = _c_values(line)
+        c_row = c_source_values(line)
         row = _intended(path, number, line.rstrip("\r\n"))
         if not np.array_equal(c_row, row, equal_nan=True):
             raise NBError(f"{path} line {number}: the C program reads this line as "

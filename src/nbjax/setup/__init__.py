@@ -53,8 +53,9 @@ def _usage_exit(message):
     raise UsageError(message)
 
 
-def build(s: RunSettings) -> tuple[Experiment, Derived, list[str]]:
-    """The C program's set-up.  Returns (experiment, derived values, stdout lines)."""
+def build(s: RunSettings, write_dump: bool = True) -> tuple[Experiment, Derived, list[str]]:
+    """The C program's set-up.  Returns (experiment, derived values, stdout lines).
+    ``write_dump``: write the Fdump file after reading -hkl, as the C program does (the CLI)."""
     log = _Log()
     warnings = list(s.warnings)
     _check_inputs(s)
@@ -110,7 +111,7 @@ def build(s: RunSettings) -> tuple[Experiment, Derived, list[str]]:
     volume = xtal[0] * xtal[1] * xtal[2]
     log(f"approximate MW = {g(volume * 1.2e6 * AVOGADRO / (N[0] * N[1] * N[2]))}")
 
-    grid = _structure_factors(s, have_dump, log, warnings)
+    grid = _structure_factors(s, have_dump, log, warnings, write_dump)
     if grid is None or grid.hkls == 0:
         interpolate = 0
     for t in range(layers):
@@ -233,7 +234,7 @@ def _lattice(s: RunSettings, log, random_state):
     return lattice
 
 
-def _structure_factors(s: RunSettings, have_dump: bool, log, warnings):
+def _structure_factors(s: RunSettings, have_dump: bool, log, warnings, write_dump=True):
     if s.hklfile is not None:
         log(f"counting entries in {s.hklfile}")
         grid = hkl.read_hkl(s.hklfile, s.default_F)
@@ -243,6 +244,8 @@ def _structure_factors(s: RunSettings, have_dump: bool, log, warnings):
             log(f"initializing to default_F = {g(s.default_F)}:")
             log("done initializing:")
         log(f"re-reading {s.hklfile}")
+        if not write_dump:
+            return grid
         try:
             fdump.write_fdump(s.dumpfile, grid)
             log(f"writing dump file for next time: {s.dumpfile}")

@@ -14,9 +14,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from nbjax.ctables.constants import DBL_MIN
 from nbjax.physics.rotations import cdot, rotate_xyz
-
-DBL_MIN = 2.2250738585072014e-308
 
 
 class Lattice(NamedTuple):

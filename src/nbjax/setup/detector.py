@@ -13,21 +13,11 @@ import math
 
 import numpy as np
 
+from nbjax.ctables.constants import DBL_MIN
+from nbjax.ctables.conventions import CONVENTIONS
 from nbjax.errors import NBError
 from nbjax.physics.rotations import cdot, rotate_axis, rotate_xyz, unitize
 from nbjax.settings import RunSettings
-
-DBL_MIN = 2.2250738585072014e-308
-
-# beam, fdet, sdet, odet, twotheta axis, polar, spindle per convention (C convention block)
-_CONVENTION_VECTORS = {
-    "adxv": ((0, 0, 1), (1, 0, 0), (0, -1, 0), (0, 0, 1), (-1, 0, 0), (1, 0, 0), (1, 0, 0)),
-    "mosflm": ((1, 0, 0), (0, 0, 1), (0, -1, 0), (1, 0, 0), (0, 0, -1), (0, 0, 1), (0, 0, 1)),
-    "denzo": ((1, 0, 0), (0, 0, 1), (0, -1, 0), (1, 0, 0), (0, 0, -1), (0, 0, 1), (0, 0, 1)),
-    "xds": ((0, 0, 1), (1, 0, 0), (0, 1, 0), (0, 0, 1), (1, 0, 0), (1, 0, 0), (1, 0, 0)),
-    "dials": ((0, 0, 1), (1, 0, 0), (0, 1, 0), (0, 0, 1), (0, 1, 0), (0, 1, 0), (0, 1, 0)),
-}
-_CONVENTION_PIVOT = {"adxv": "beam", "mosflm": "beam", "denzo": "beam", "xds": "sample", "dials": "sample"}
 
 
 @dataclasses.dataclass
@@ -99,9 +89,9 @@ def detector_geometry(s: RunSettings) -> DetectorGeometry:
     conv = s.convention
     vec = [np.array(v, dtype=float) for v in (s.beam_vector, s.fdet_vector, s.sdet_vector, s.odet_vector, s.twotheta_axis, s.polar_vector, s.spindle_vector)]
     pivot = s.pivot
-    if conv in _CONVENTION_VECTORS:
-        vec = [np.array(v, dtype=float) for v in _CONVENTION_VECTORS[conv]]
-        pivot = _CONVENTION_PIVOT[conv]
+    if conv in CONVENTIONS:
+        *vectors, pivot = CONVENTIONS[conv]
+        vec = [np.array(v, dtype=float) for v in vectors]
     if conv == "adxv":
         Xbeam = (detsize_f + px) / 2.0 if math.isnan(Xbeam) else Xbeam
         Ybeam = (detsize_s - px) / 2.0 if math.isnan(Ybeam) else Ybeam

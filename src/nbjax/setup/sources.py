@@ -11,10 +11,9 @@ import dataclasses
 
 import numpy as np
 
+from nbjax.ctables.constants import SOURCE_DISTANCE
 from nbjax.errors import NBError
 from nbjax.physics.rotations import rotate_axis, unitize
-
-SOURCE_DISTANCE = 10.0  # m, fixed in C (-source_distance is commented out)
 
 
 @dataclasses.dataclass

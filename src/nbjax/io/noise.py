@@ -9,23 +9,7 @@ import numpy as np
 from nbjax.errors import NBError
 from nbjax.io.cformat import c_unsigned_cast
 from nbjax.rng import CRandom
-
-
-def roi_bounds(shape: tuple[int, int], roi) -> tuple[int, int, int, int]:
-    """(xmin, xmax, ymin, ymax) inclusive pixel indices, clipped to the image; None = whole image."""
-    spixels, fpixels = shape
-    if roi is None:
-        return 0, fpixels - 1, 0, spixels - 1
-    xmin, xmax, ymin, ymax = (int(v) for v in roi)
-    return max(xmin, 0), min(xmax, fpixels - 1), max(ymin, 0), min(ymax, spixels - 1)
-
-
-def roi_mask(shape: tuple[int, int], roi) -> np.ndarray:
-    """Boolean (spixels, fpixels) mask of the pixels C treats as inside roi=(xmin,xmax,ymin,ymax)."""
-    xmin, xmax, ymin, ymax = roi_bounds(shape, roi)
-    fast = np.arange(shape[1])
-    slow = np.arange(shape[0])[:, None]
-    return (fast >= xmin) & (fast <= xmax) & (slow >= ymin) & (slow <= ymax)
+from nbjax.roi import Roi
 
 
 def _as_image(float_image) -> np.ndarray:
@@ -55,19 +39,19 @@ def poisson_noise_image(float_image, seed: int, adc: float = 40.0, roi=None,
     Pass the ``rng`` that ran the misset and mosaic streams to keep C's shared generator state.
     """
     image = _as_image(float_image)
-    xmin, xmax, ymin, ymax = roi_bounds(image.shape, roi)
+    window = Roi.clip(roi, image.shape)
     rng = rng or CRandom()
     state = -int(seed)
     photons = np.zeros(image.shape)
     total = 0.0
     rows = image.astype(np.float64).tolist()
-    for s in range(ymin, ymax + 1):
+    for s in range(window.y0, window.y0 + window.ns):
         row, out_row = rows[s], photons[s]
-        for f in range(xmin, xmax + 1):
+        for f in range(window.x0, window.x0 + window.nf):
             deviate, state = rng.poidev(row[f], state)
             total += deviate
             out_row[f] = deviate
-    counts, overloads = _counts(photons, adc, roi_mask(image.shape, roi))
+    counts, overloads = _counts(photons, adc, window.mask())
     return counts, total, overloads
 
 
@@ -82,7 +66,7 @@ def fast_poisson_noise_image(float_image, seed: int, adc: float = 40.0, roi=None
     import jax.numpy as jnp
 
     image = _as_image(float_image)
-    mask = roi_mask(image.shape, roi)
+    mask = Roi.clip(roi, image.shape).mask()
     mean = np.where(mask & np.isfinite(image), np.maximum(image, 0.0), 0.0).astype(np.float32)
     key_poisson, key_gauss = jax.random.split(jax.random.PRNGKey(int(seed) & 0xFFFFFFFF))
     counts = jax.random.poisson(key_poisson, jnp.minimum(mean, 1e6), dtype=jnp.int32)
