@@ -34,6 +34,8 @@ from __future__ import annotations
 import dataclasses
 import itertools
 
+from strategies import source_file_text
+
 # Beam-centre offset of each convention in pixels (C: MOSFLM Fbeam = Ybeam + 0.5*pixel_size).
 HALF_PIXEL_CONVENTIONS = {"mosflm": 0.5}
 C_LAYER_UM = 0.5  # C's sensor thickness when -detector_thick < 0 and -detector_thicksteps is given
@@ -52,7 +54,8 @@ class Spec:
     ``base``: crystal and beam flags shared by every run (no detector size, pixel, distance,
     beam centre, oversample, phi or sensor flags).  ``sources``: rows (X, Y, Z, weight, lambda
     in m), or None for the nominal beam.  ``phi``: (phi0 deg, osc deg, steps) or None.
-    ``layers``: (thickness um, layers, attenuation length um) or None (untilted detector only).
+    ``layers``: (thickness um, layers >= 2, attenuation length um) or None (untilted detector
+    only; C's thickness rule, which physical mode shares, turns one layer into two).
     """
 
     base: tuple
@@ -78,10 +81,6 @@ class Component:
     block: int  # sum block x block C pixels into one physical pixel
 
 
-def source_line(row) -> str:
-    return " ".join(repr(float(x)) for x in row) + "\n"
-
-
 def _geometry(spec: Spec, pixels, pixel_mm, xbeam, ybeam, distance, oversample):
     argv = ["-" + spec.convention, "-detpixels", str(pixels), "-pixel", num(pixel_mm), "-distance", num(distance),
             "-Xbeam", num(xbeam), "-Ybeam", num(ybeam), "-oversample", str(oversample)]
@@ -95,7 +94,7 @@ def physical_run(spec: Spec) -> tuple[list, dict]:
     argv = list(spec.base) + _geometry(spec, spec.pixels, spec.pixel_mm, spec.xbeam_mm, spec.ybeam_mm, spec.distance_mm, spec.oversample)
     files = {}
     if spec.sources is not None:
-        files["sources.txt"] = "".join(source_line(r) for r in spec.sources)
+        files["sources.txt"] = source_file_text(spec.sources)
         argv += ["-sourcefile", "sources.txt"]
     if spec.phi is not None:
         phi0, osc, steps = spec.phi
@@ -110,7 +109,7 @@ def _source_terms(spec):
     if spec.sources is None:
         return [("", 1.0, [], {})]
     total = sum(float(r[3]) for r in spec.sources)
-    return [(f"s{i}", float(r[3]) / total, ["-sourcefile", "source.txt"], {"source.txt": source_line(r)}) for i, r in enumerate(spec.sources)]
+    return [(f"s{i}", float(r[3]) / total, ["-sourcefile", "source.txt"], {"source.txt": source_file_text([r])}) for i, r in enumerate(spec.sources)]
 
 
 def _phi_terms(spec):
@@ -127,6 +126,8 @@ def _layer_terms(spec):
     if spec.rotations:
         raise ValueError("sensor layers decompose into shifted C runs only on an untilted detector")
     thick, n, absorb = spec.layers
+    if n < 2:
+        raise ValueError("-detector_thicksteps 1 renders 2 layers (C's thickness rule); give 2 or more")
     step_um = thick / n
     terms = []
     for t in range(n):
