@@ -22,7 +22,12 @@ one layer.  So a physical image is a sum of C images:
   -detector_abs 0.5 L/(m s) (um) that is 1 - exp(-m a/c).  So layer t is
   C(m = t+1) - C(m = t) (layer 0: C(m = 1) alone), both with the detector moved t*s further
   (-distance D + t s: untilted detectors only, where the beam is the detector normal), times
-  D/(D + t s) because C's solid angle uses its own close distance.
+  D/(D + t s) because C's solid angle uses its own close distance (not with -point_pixel, whose
+  1/R^2 has none; and not with -curved_det, which puts every layer and the shifted C detector
+  at the same radius, so layers on a curved detector do not decompose).
+* -point_pixel: the "solid angle" is 1/R^2 per sample, not scaled by the pixel area, so a
+  physical pixel is the MEAN of its k x k block (coefficient 1/k^2), as in C's own
+  -oversample, where I/steps averages the sub-pixels.
 
 ``decompose(spec)`` returns the physical argv and its C components (argv, files, coefficient,
 block size); the golden generator (scripts/make-physical-goldens) and the live property
@@ -123,8 +128,8 @@ def _layer_terms(spec):
     """(name, coefficient, extra argv, distance shift mm) per C run of the sensor decomposition."""
     if spec.layers is None:
         return [("", 1.0, [], 0.0)]
-    if spec.rotations:
-        raise ValueError("sensor layers decompose into shifted C runs only on an untilted detector")
+    if spec.rotations or "-curved_det" in spec.base:
+        raise ValueError("sensor layers decompose into shifted C runs only on a flat, untilted detector")
     thick, n, absorb = spec.layers
     if n < 2:
         raise ValueError("-detector_thicksteps 1 renders 2 layers (C's thickness rule); give 2 or more")
@@ -134,6 +139,8 @@ def _layer_terms(spec):
         shift_mm = t * step_um / 1000.0
         far = float(num(spec.distance_mm + shift_mm))
         scale = (float(num(spec.distance_mm)) / 1000.0) / (far / 1000.0)  # physical / C close distance
+        if "-point_pixel" in spec.base:
+            scale = 1.0
         for m, sign in ((t + 1, 1.0), (t, -1.0)):
             if m == 0:
                 continue
@@ -154,7 +161,8 @@ def decompose(spec: Spec) -> list[Component]:
         argv = list(spec.base) + _geometry(spec, spec.pixels * k, fine_mm, spec.xbeam_mm + shift, spec.ybeam_mm + shift, spec.distance_mm + dz, 1)
         argv += sargs + pargs + largs + list(OUTPUT_FLAGS)
         name = "-".join(x for x in (sn, pn, ln) if x) or "c"
-        out.append(Component(name, tuple(argv), dict(sfiles), sc * pc * lc, k))
+        mean = 1.0 / (k * k) if "-point_pixel" in spec.base else 1.0
+        out.append(Component(name, tuple(argv), dict(sfiles), sc * pc * lc * mean, k))
     return out
 
 

@@ -1,7 +1,8 @@
 """Live physical-mode decomposition: for random small experiments with a file of 1..4 weighted
 sources (``strategies.source_sets`` with ``positive_weights``: tilts -5..5 mrad, wavelengths
 0.8..2 A, weights 1e-300..1e300), -oversample 1..3, any convention, optional detector tilts
-(-10..10 deg about x, y, z) or sensor layers, and a Kahn factor, nbjax's physical image equals
+(-10..10 deg about x, y, z) or sensor layers, a Kahn factor and one of -curved_det,
+-point_pixel (physical pixel = block MEAN), -nopolar, -dmin, crystal shapes, nbjax's physical image equals
 sum_i w_i/sum(w) blocksum(C_i), C_i being the C image with source i alone on the
 oversample-times finer grid (and, with layers, the single-layer C runs of each layer;
 ``decompose.py`` explains the decompositions and the beam centre).
@@ -44,17 +45,22 @@ RUNS = {"nbjax": 0}
 @st.composite
 def specs(draw):
     """A Spec: 8..16 pixels of 0.1, 0.12 or 0.2 mm, the beam centre anywhere on the detector,
-    1..4 weighted sources, -oversample 1..3, and a flat detector, a tilted one, or a flat one with a
-    sensor 20..500 um thick in 2..3 layers with attenuation length 50..1000 um."""
+    1..4 weighted sources, -oversample 1..3, a flat detector, a tilted one, or a flat one with a
+    sensor 20..500 um thick in 2..3 layers with attenuation length 50..1000 um, and at most one
+    of -curved_det (not with layers), -point_pixel, -nopolar, -dmin 3, -round_xtal,
+    -gauss_xtal, -tophat_spots."""
     conv = draw(conventions())
     cell = draw(cells())
     base = ("-cell", *(repr(x) for x in cell), "-default_F", "100", "-N", str(draw(crystal_sizes())),
             "-lambda", repr(draw(wavelengths_A())), "-polar", repr(draw(kahn_factors())))
+    kind = draw(st.sampled_from(("flat", "tilted", "layers")))
+    options = (("-curved_det",), ("-point_pixel",), ("-nopolar",), ("-dmin", "3"), ("-round_xtal",), ("-gauss_xtal",), ("-tophat_spots",))
+    option = draw(st.sampled_from(((),) + tuple(o for o in options if kind != "layers" or o != ("-curved_det",))))
+    base += option
     pixels = draw(st.integers(8, 16))
     pixel = draw(st.sampled_from((0.1, 0.12, 0.2)))
     size = pixels * pixel
     xbeam, ybeam = draw(st.floats(0.0, size)), draw(st.floats(0.0, size))
-    kind = draw(st.sampled_from(("flat", "tilted", "layers")))
     rotations = ()
     if kind == "tilted":
         rotations = tuple((flag, draw(st.floats(-10.0, 10.0))) for flag in ("-detector_rotx", "-detector_roty", "-detector_rotz") if draw(st.booleans()))
@@ -90,6 +96,7 @@ def test_physical_mode_is_the_weighted_sum_of_c_runs(spec):
     event(f"oversample {spec.oversample}")
     event(f"sources {len(spec.sources)}")
     event(f"sensor layers {spec.layers[1] if spec.layers else 0}")
+    event(f"option {' '.join(spec.base[spec.base.index('-polar') + 2:]) or 'none'}")
     argv, files = physical_run(spec)
     with tempfile.TemporaryDirectory(prefix="nbjax-physical-") as tmp:
         image = render_physical(argv, files, Path(tmp) / "py")
