@@ -57,12 +57,12 @@ def bench(repeat=3):
         exp = nbjax.experiment_from_args(args)
         for precision, dtype in (("double", jnp.float64), ("single", jnp.float32)):
             t0 = time.perf_counter()
-            render_with_stats(exp, dtype=dtype)[0].block_until_ready()
+            render_with_stats(exp, dtype=dtype).image.block_until_ready()
             first = time.perf_counter() - t0
             best = float("inf")
             for _ in range(repeat):
                 t0 = time.perf_counter()
-                render_with_stats(exp, dtype=dtype)[0].block_until_ready()
+                render_with_stats(exp, dtype=dtype).image.block_until_ready()
                 best = min(best, time.perf_counter() - t0)
             stats = jax.devices()[0].memory_stats() or {}
             row = {"case": name, "precision": precision, "first_s": first, "warm_s": best, "peak_bytes": stats.get("peak_bytes_in_use")}

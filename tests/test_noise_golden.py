@@ -7,17 +7,18 @@ import numpy as np
 import pytest
 
 from nbjax.io.noise import fast_poisson_noise_image, poisson_noise_image
-from nbjax.rng import CRandom, mosaic_umats
+from nbjax.rng import CRandom, mosaic_umats, random_misset
 
 GOLDEN = Path(__file__).parent / "data" / "c_golden"
+EXTRA = Path(__file__).parent / "data" / "c_extra"
 
 
 def _smv_pixels(path: Path, shape) -> np.ndarray:
     return np.frombuffer(path.read_bytes()[512:], dtype="<u2").reshape(shape)
 
 
-def _c_noise_line(case: str) -> tuple[str, int]:
-    text = (GOLDEN / case / "c_stdout.txt").read_text()
+def _c_noise_line(case: str, root: Path = GOLDEN) -> tuple[str, int]:
+    text = (root / case / "c_stdout.txt").read_text()
     match = re.search(r"^(\S+) photons on noise image \((\d+) overloads\)$", text, re.M)
     return match.group(1), int(match.group(2))
 
@@ -74,6 +75,30 @@ def test_roi_and_shared_state_order():
     shared, _, _ = poisson_noise_image(image, -4, 40.0, rng=rng)
     fresh, _, _ = poisson_noise_image(image, -4, 40.0)
     assert not np.array_equal(shared, fresh)
+
+
+# Typed negative -seed (C stores +N, so ran1 does not reload its table): the noise stream
+# continues the table the earlier streams left.  (case, misset seed or None, mosaic spread deg,
+# domains, mosaic seed, noise seed), all as typed on the C command line (tests/data/c_extra).
+SHARED_STATE_CASES = [
+    ("noise-negative-seed-mosaic", None, 0.5, 3, 12345678, -7),
+    ("noise-negative-seed-misset-chain", 11, 1.0, 2, -5, -3),
+]
+
+
+@pytest.mark.parametrize("case, misset_seed, spread_deg, domains, mosaic_seed, seed", SHARED_STATE_CASES)
+def test_negative_seed_continues_shared_state(case, misset_seed, spread_deg, domains, mosaic_seed, seed):
+    image = np.fromfile(EXTRA / case / "c_float.bin", dtype="<f4").reshape(64, 64)
+    rng = CRandom()
+    if misset_seed is not None:
+        random_misset(misset_seed, rng=rng)
+    mosaic_umats(np.radians(spread_deg), domains, mosaic_seed, rng)
+    noise, photons, overloads = poisson_noise_image(image, seed, 40.0, rng=rng)
+    c_noise = _smv_pixels(EXTRA / case / "c_noise.img", (64, 64))
+    assert np.array_equal(noise, c_noise)
+    assert ("%.0f" % photons, overloads) == _c_noise_line(case, EXTRA)
+    fresh, _, _ = poisson_noise_image(image, seed, 40.0)  # what nbjax wrote before the fix
+    assert not np.array_equal(fresh, c_noise)
 
 
 def test_fast_noise_is_statistically_equivalent():

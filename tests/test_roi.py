@@ -40,11 +40,3 @@ def test_bounds_are_cs_loop_limits():
     assert Roi.clip(None, SHAPE).bounds == (0, 6, 0, 4)
 
 
-def test_kernel_window_agrees_with_roi():
-    from nbjax.kernel import RoiWindow
-
-    for roi in ROIS[1:]:
-        exp = SimpleNamespace(roi=roi, detector=SimpleNamespace(spixels=SHAPE[0], fpixels=SHAPE[1]))
-        kernel = RoiWindow.of(exp)
-        window = Roi.clip(roi, SHAPE)
-        assert (kernel.x0, kernel.y0, kernel.nf, kernel.ns) == (window.x0, window.y0, window.nf, window.ns), roi

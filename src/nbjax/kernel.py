@@ -12,8 +12,6 @@ tile, not the detector; inside a tile every other loop is an array axis.
 from __future__ import annotations
 
 import functools
-from typing import NamedTuple
-
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -23,6 +21,8 @@ from jaxtyping import Array, Float
 
 from nbjax.accumulation import PIXELS
 from nbjax.experiment import Experiment
+from nbjax._x64 import require_x64
+from nbjax.roi import Roi
 
 # sub-pixel x source x orientation samples per tile: bounds peak memory (about 100 bytes each)
 CPU_TILE_EVALS = 1 << 20
@@ -68,34 +68,16 @@ def default_tile(exp: Experiment) -> int:
     return int(min(tile, budget // 16))
 
 
-class RoiWindow(NamedTuple):
-    """The rendered rectangle: first fast/slow pixel and its size.  Flat index k (slow-major,
-    C order) is pixel (x0 + k % nf, y0 + k // nf)."""
+def window_of(exp: Experiment) -> Roi:
+    """The rendered rectangle: the ROI clipped to the detector (C loop order inside)."""
+    return Roi.clip(exp.roi, (exp.detector.spixels, exp.detector.fpixels))
 
-    x0: int
-    y0: int
-    nf: int
-    ns: int
 
-    @classmethod
-    def of(cls, exp: Experiment) -> "RoiWindow":
-        xmin, xmax, ymin, ymax = exp.roi
-        d = exp.detector
-        x0, y0 = max(xmin, 0), max(ymin, 0)
-        return cls(x0, y0, max(min(xmax, d.fpixels - 1) + 1 - x0, 0), max(min(ymax, d.spixels - 1) + 1 - y0, 0))
-
-    @property
-    def n(self) -> int:
-        return self.nf * self.ns
-
-    def pixel(self, k):
-        return self.x0 + k % self.nf, self.y0 + k // self.nf
-
-    def mask_values(self, mask):
-        """Rendered (non-zero) mask pixels over the window, flat in C order; None: no mask."""
-        if mask is None:
-            return None
-        return jnp.asarray(mask)[self.y0 : self.y0 + self.ns, self.x0 : self.x0 + self.nf].reshape(-1) != 0
+def rendered_mask(window: Roi, mask):
+    """Rendered (non-zero) mask pixels over the window, flat in C order; None: no mask."""
+    if mask is None:
+        return None
+    return jnp.asarray(mask)[window.slices].reshape(-1) != 0
 
 
 def _map_tiles_impl(exp, starts, context, window, tile, dtype, stage=PIXELS, remat=True):
@@ -149,14 +131,14 @@ def render_with_stats(exp: Experiment, *, dtype=jnp.float64, tile: int | None = 
     ``differentiable=False`` (the CLI) skips the per-tile rematerialisation set-up.
     """
     d = exp.detector
-    window = RoiWindow.of(exp)
+    window = window_of(exp)
     if window.n == 0:
         return RenderResult(jnp.zeros((d.spixels, d.fpixels), dtype), jnp.zeros((), dtype))
     tile = min(tile or default_tile(exp), window.n)
     starts = np.arange(0, window.n, tile, dtype=np.int32)
     per_call = tiles_per_call or starts.size
     calls = [starts[i : i + per_call] for i in range(0, starts.size, per_call)]
-    keep = window.mask_values(exp.mask)
+    keep = rendered_mask(window, exp.mask)
     no_context = jnp.zeros((2,), jnp.int32)
 
     def run_stage(stage):
@@ -204,6 +186,8 @@ def _assemble(values, keep, window, shape, dtype):
 
 
 def render(exp: Experiment, *, dtype=jnp.float64, tile: int | None = None):
-    """The float image (spixels, fpixels) in photons per pixel; differentiable in ``exp``."""
+    """The float image (spixels, fpixels) in photons per pixel; differentiable in ``exp``.
+    Needs JAX's 64-bit mode (the set-up geometry is float64 in both precisions)."""
+    require_x64("nbjax.render")
     return render_with_stats(exp, dtype=dtype, tile=tile).image
 

@@ -132,8 +132,10 @@ def _finish(s, exp, derived, image, omega_total, out, err):
         pgm.write_pgm(s.pgmfile, image32, pgm_scale, geo.roi)
         print(f"writing {s.pgmfile} as 1-byte integers", file=out)
     if s.calculate_noise:
-        make_noise = noise.fast_poisson_noise_image if s.fast_noise else noise.poisson_noise_image
-        noisy, photons, overloads = make_noise(image32, -s.seed, s.adc_offset, geo.roi)
+        if s.fast_noise:
+            noisy, photons, overloads = noise.fast_poisson_noise_image(image32, -s.seed, s.adc_offset, geo.roi)
+        else:
+            noisy, photons, overloads = noise.poisson_noise_image(image32, -s.seed, s.adc_offset, geo.roi, rng=derived.random_state)
         print(f"{photons:.0f} photons on noise image ({overloads} overloads)", file=out)
         smv.write_smv(s.noisefile, header, noisy, noise_image=True)
         print(f"writing {s.noisefile} as 2-byte integers", file=out)

@@ -9,7 +9,7 @@ import numpy as np
 
 from nbjax.errors import NBError
 from nbjax.io.cformat import cformat_g as g
-from nbjax.kernel import RoiWindow, pixel_trace
+from nbjax.kernel import pixel_trace, rendered_mask, window_of
 
 CHUNK = 4096
 
@@ -18,12 +18,12 @@ def trace_lines(exp, settings, image32, lambda0: float) -> list[str]:
     """Lines C prints for the traced pixels (one pixel, or every rendered pixel)."""
     if exp.physical:
         raise NBError("-printout/-printout_pixel dump the C program's accumulation; they cannot be combined with -physical")
-    window = RoiWindow.of(exp)
+    window = window_of(exp)
     f_want, s_want = settings.printout_pixel
     k = np.arange(window.n)
     fpix, spix = window.pixel(k)
     chosen = (fpix == f_want) & (spix == s_want) if f_want >= 0 else np.ones(k.size, bool)
-    keep = window.mask_values(exp.mask)
+    keep = rendered_mask(window, exp.mask)
     if keep is not None:
         chosen &= np.asarray(keep)
     fpix, spix = fpix[chosen].astype(np.int32), spix[chosen].astype(np.int32)

@@ -42,6 +42,7 @@ class Derived:
     osc: float
     oversample: int
     warnings: list  # one-line quirk warnings for stderr
+    random_state: rng.CRandom  # C's shared ran1 state after the misset and mosaic streams (the noise stream continues it)
 
 
 class _Log(list):
@@ -170,7 +171,7 @@ def build(s: RunSettings, write_dump: bool = True) -> tuple[Experiment, Derived,
         dmin=f64(s.dmin), mask=None if s.mask is None else jnp.asarray(s.mask), model=model, roi=geo.roi,
     )
     _summary(s, geo, exp, grid, fluence, thick, mu, hdiv, vdiv, disp, sources, domains, spread, phisteps, osc, oversample, log)
-    derived = Derived(geometry=geo, osc=osc, oversample=oversample, warnings=warnings)
+    derived = Derived(geometry=geo, osc=osc, oversample=oversample, warnings=warnings, random_state=random_state)
     return exp, derived, list(log)
 
 
