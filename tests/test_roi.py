@@ -2,7 +2,6 @@
 definition, and the kernel's pixel window (a deliberate copy until it uses Roi) agreeing with it."""
 
 import itertools
-from types import SimpleNamespace
 
 import numpy as np
 

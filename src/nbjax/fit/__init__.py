@@ -13,7 +13,7 @@ optimisers (``_solvers``), data (``_data``), the fit and its result (``_fit``), 
 """
 
 from nbjax.fit._data import Observation, observation, read_image
-from nbjax.fit._fit import FitResult, fit
+from nbjax.fit._fit import FitResult, Problem, build_problem, fit
 from nbjax.fit._losses import AbstractLoss, Gaussian, Poisson
 from nbjax.fit._parameters import (
     PARAMETERS,
@@ -40,5 +40,5 @@ __all__ = [
     "PARAMETERS", "AbstractLoss", "AbstractMethod", "AbstractParameter", "Adam", "Background", "BeamCentre",
     "BeamDirection", "Cell", "CrystalSize", "Dispersion", "Distance", "Divergence", "FitResult", "Gaussian",
     "LBFGS", "LevenbergMarquardt", "Misset", "MosaicSpread", "Observation", "Poisson", "Scale", "SourceAngles",
-    "Spectrum", "Wavelengths", "Weights", "fit", "observation", "read_image",
+    "Spectrum", "Wavelengths", "Weights", "Problem", "build_problem", "fit", "observation", "read_image",
 ]

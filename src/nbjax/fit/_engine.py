@@ -29,9 +29,6 @@ import numpy as np
 
 from nbjax.kernel import CPU_TILE_EVALS, ACCELERATOR_TILE_EVALS, _CPU_OPTIONS
 
-_NO_SOURCE = -1
-
-
 @dataclasses.dataclass(frozen=True)
 class Layout:
     """Where each parameter's theta lives in the flat vector, for one image."""
@@ -48,41 +45,29 @@ class Layout:
 @dataclasses.dataclass(frozen=True)
 class Tangents:
     """Forward-mode tangents of the experiment parameters of one image: ``vectors`` (n_t, n)
-    in flat theta space, and for each flat index k of an experiment parameter the tangent
-    ``tangent[k]`` and source ``source[k]`` (-1: all sources) whose derivative is column k."""
+    in flat theta space, and per parameter ``blocks[j]`` = (start, stop, per_source, tangent ids):
+    a per-source parameter of shape (S, C) has one tangent per component c, whose source-s
+    derivative is column start + s C + c; a global parameter has one tangent per value."""
 
     vectors: np.ndarray
-    index: np.ndarray  # flat theta indices of experiment parameters
-    tangent: np.ndarray
-    source: np.ndarray
+    blocks: tuple
 
 
 def tangents_for(layout: Layout, n_theta: int, n_sources: int) -> Tangents:
-    vectors, index, tangent, source = [], [], [], []
-    for p, sl, shape in zip(layout.params, layout.slices, layout.shapes):
+    vectors, blocks = [], []
+    for p, (start, stop) in zip(layout.params, layout.spans):
         if p.role != "experiment":
             continue
-        flat = np.arange(sl.start, sl.stop)
-        if p.per_source:
-            per = flat.reshape(n_sources, -1)
-            for c in range(per.shape[1]):
-                v = np.zeros(n_theta)
-                v[per[:, c]] = 1.0
-                for s in range(n_sources):
-                    index.append(per[s, c])
-                    tangent.append(len(vectors))
-                    source.append(s)
-                vectors.append(v)
-        else:
-            for k in flat:
-                v = np.zeros(n_theta)
-                v[k] = 1.0
-                index.append(k)
-                tangent.append(len(vectors))
-                source.append(_NO_SOURCE)
-                vectors.append(v)
-    vec = np.array(vectors).reshape(-1, n_theta)
-    return Tangents(vec, np.array(index, dtype=np.int64), np.array(tangent, dtype=np.int64), np.array(source, dtype=np.int64))
+        flat = np.arange(start, stop)
+        ids = []
+        groups = flat.reshape(n_sources, -1).T if p.per_source else flat[:, None]
+        for group in groups:
+            v = np.zeros(n_theta)
+            v[group] = 1.0
+            ids.append(len(vectors))
+            vectors.append(v)
+        blocks.append((start, stop, p.per_source, tuple(ids)))
+    return Tangents(np.array(vectors).reshape(-1, n_theta), tuple(blocks))
 
 
 def split(theta, layout: Layout):
@@ -148,15 +133,20 @@ def _tile_model_and_jacobian(reference, layout, tangents, theta, fpix, spix, dty
     lin = lambda th: _combine(reference, layout, th, images)  # noqa: E731
     m = lin(theta)
     J = jax.jacfwd(lin)(theta)  # (T, n): weight, scale and background columns (experiment ones 0)
-    if tangents.index.size:
-        w, scale, _ = linear_parts(reference, layout, theta)
-        weighted = d_images * (scale * w).astype(dtype)  # (n_t, T, S)
-        picked = weighted[tangents.tangent]  # (n_exp, T, S)
-        src = jnp.asarray(tangents.source)
-        one = jnp.take_along_axis(picked, jnp.maximum(src, 0)[:, None, None], axis=2)[..., 0]
-        cols = jnp.where((src == _NO_SOURCE)[:, None], jnp.sum(picked, axis=2), one)  # (n_exp, T)
-        J = J.at[:, tangents.index].add(cols.T)
-    return m, J
+    if not tangents.blocks:
+        return m, J
+    w, scale, _ = linear_parts(reference, layout, theta)
+    weighted = d_images * (scale * w).astype(dtype)  # (n_t, T, S): per-source derivative columns
+    pieces, at = [], 0
+    for start, stop, per_source, ids in tangents.blocks:
+        pieces.append(J[:, at:start])
+        if per_source:  # (T, S, C) -> columns start + s C + c
+            pieces.append(jnp.stack([weighted[i] for i in ids], axis=-1).reshape(J.shape[0], -1))
+        else:
+            pieces.append(jnp.stack([jnp.sum(weighted[i], axis=-1) for i in ids], axis=-1))
+        at = stop
+    pieces.append(J[:, at:])
+    return m, jnp.concatenate(pieces, axis=1)
 
 
 def _combine(reference, layout, theta, images):
@@ -180,7 +170,7 @@ def make_passes(layouts, n_theta, n_sources, loss, dtype):
     """
     tangent_sets = [tangents_for(layout, n_theta, n_sources) for layout in layouts]
 
-    def scan_image(i, theta, refs, tiles, with_jacobian):
+    def scan_image(i, theta, refs, tiles, with_jacobian, with_fisher=True):
         ref, layout, tangents = refs[i], layouts[i], tangent_sets[i]
         n = theta.shape[0]
 
@@ -190,16 +180,23 @@ def make_passes(layouts, n_theta, n_sources, loss, dtype):
                 m, J = _tile_model_and_jacobian(ref, layout, tangents, theta, fpix, spix, dtype)
             else:
                 m = _tile_model(ref, layout, theta, fpix, spix, dtype)
+            m = m.astype(dtype)
+            if with_jacobian:
+                J = J.astype(dtype)
             l, dl, fw = loss.terms(m, d, sigma)
             l = jnp.where(valid, l, 0.0)
             total = carry[0] + jnp.sum(l)
             if not with_jacobian:
                 return (total,), m
             dl = jnp.where(valid, dl, 0.0)
+            if not with_fisher:
+                return (total, carry[1] + J.T @ dl), m
             fw = jnp.where(valid, fw, 0.0)
             return (total, carry[1] + J.T @ dl, carry[2] + (J * fw[:, None]).T @ J), m
 
-        init = (jnp.zeros((), dtype),) + ((jnp.zeros((n,), dtype), jnp.zeros((n, n), dtype)) if with_jacobian else ())
+        init = (jnp.zeros((), dtype),)
+        if with_jacobian:
+            init += (jnp.zeros((n,), dtype),) + ((jnp.zeros((n, n), dtype),) if with_fisher else ())
         return jax.lax.scan(body, init, tiles)
 
     def value(theta, refs, data):
@@ -209,12 +206,32 @@ def make_passes(layouts, n_theta, n_sources, loss, dtype):
         out = [scan_image(i, theta, refs, data[i], True)[0] for i in range(len(layouts))]
         return sum(o[0] for o in out), sum(o[1] for o in out), sum(o[2] for o in out)
 
+    def gradient(theta, refs, data):
+        """(loss, g) by reverse mode inside each tile: cost independent of the parameter count."""
+        total, g = jnp.zeros((), dtype), jnp.zeros_like(theta)
+        for i in range(len(layouts)):
+            ref, layout = refs[i], layouts[i]
+
+            def body(carry, tile):
+                fpix, spix, valid, d, sigma = tile
+
+                def tile_loss(th):
+                    m = _tile_model(ref, layout, th, fpix, spix, dtype).astype(dtype)
+                    return jnp.sum(jnp.where(valid, loss.terms(m, d, sigma)[0], 0.0))
+
+                l, g_tile = jax.value_and_grad(tile_loss)(theta)
+                return (carry[0] + l, carry[1] + g_tile.astype(carry[1].dtype)), None
+
+            (l_i, g_i), _ = jax.lax.scan(body, (jnp.zeros((), dtype), jnp.zeros_like(theta)), data[i])
+            total, g = total + l_i, g + g_i
+        return total, g
+
     def images(theta, refs, data):
         return [scan_image(i, theta, refs, data[i], False)[1].reshape(-1) for i in range(len(layouts))]
 
     options = _CPU_OPTIONS if jax.default_backend() == "cpu" else None
     jit = lambda f: jax.jit(f, compiler_options=options)  # noqa: E731
-    return Passes(jit(value), jit(normal), jit(images), value, normal)
+    return Passes(jit(value), jit(normal), jit(gradient), jit(images), value, normal, gradient)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -224,6 +241,8 @@ class Passes:
 
     value: object
     normal: object
+    gradient: object  # (loss, g) without the Fisher matrix
     images: object
     traceable_value: object
     traceable_normal: object
+    traceable_gradient: object

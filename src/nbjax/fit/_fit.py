@@ -87,6 +87,12 @@ class Objective:
         f = self.passes.traceable_value if traceable else self.passes.value
         return f(theta, self.refs, self.data) + self.restraint(theta)[0]
 
+    def gradient(self, theta, traceable=False):
+        f = self.passes.traceable_gradient if traceable else self.passes.gradient
+        L, g = f(theta, self.refs, self.data)
+        rL, rg, _ = self.restraint(theta)
+        return L + rL, g + rg
+
     def normal(self, theta, traceable=False):
         f = self.passes.traceable_normal if traceable else self.passes.normal
         L, g, F = f(theta, self.refs, self.data)
@@ -118,22 +124,23 @@ def _check(exps, free, per_image):
         raise NBError(f"fit: a parameter is free twice: {names}")
 
 
-def fit(
-    experiment: Experiment | Sequence[Experiment],
-    data: Observation | Sequence[Observation],
-    free: Sequence[AbstractParameter],
-    *,
-    per_image: Sequence[AbstractParameter] = (),
-    loss: AbstractLoss = Poisson(),
-    method: AbstractMethod = LevenbergMarquardt(),
-    dtype=jnp.float64,
-    tile: int | None = None,
-    progress=None,
-) -> FitResult:
-    """Fit ``free`` (shared by all images) and ``per_image`` parameters (one copy per image) of
-    physical-mode Experiments (one per image, same source count) to the observations.
-    ``progress(step, loss, damping)`` is called after every step."""
-    exps, obs = _as_list(experiment), _as_list(data)
+@dataclasses.dataclass
+class Problem:
+    """A fit set up: the objective of the flat theta, its start, and how to read it."""
+
+    objective: Objective
+    theta0: np.ndarray
+    labels: list
+    units: list
+    layouts: list
+    packed: list
+    user_values: object
+
+
+def build_problem(exps, obs, free, per_image=(), loss=Poisson(), dtype=jnp.float64, tile=None) -> Problem:
+    """The objective of a fit (``fit`` without optimising): for benchmarks and custom loops,
+    ``problem.objective.gradient(theta)`` is the one-pass (loss, gradient)."""
+    exps, obs = _as_list(exps), _as_list(obs)
     if len(exps) == 1 and len(obs) > 1:
         exps = exps * len(obs)
     if len(exps) != len(obs):
@@ -144,7 +151,7 @@ def fit(
         raise NBError("fit: float64 needs jax.config.update('jax_enable_x64', True) before building the Experiment")
 
     # ---- flat theta: shared parameters, then each image's own block
-    theta0, labels, units, layouts, start_users = [], [], [], [], []
+    theta0, labels, units, layouts = [], [], [], []
     offset = 0
     shared_spans = []
     for p in free:
@@ -197,6 +204,30 @@ def fit(
 
     restraint = _restraints(layouts, free)
     objective = Objective(passes, tuple(exps), tuple(packed), restraint)
+    return Problem(objective, theta0, labels, units, layouts, packed, user_values)
+
+
+def fit(
+    experiment: Experiment | Sequence[Experiment],
+    data: Observation | Sequence[Observation],
+    free: Sequence[AbstractParameter],
+    *,
+    per_image: Sequence[AbstractParameter] = (),
+    loss: AbstractLoss = Poisson(),
+    method: AbstractMethod = LevenbergMarquardt(),
+    dtype=jnp.float64,
+    tile: int | None = None,
+    progress=None,
+) -> FitResult:
+    """Fit ``free`` (shared by all images) and ``per_image`` parameters (one copy per image) of
+    physical-mode Experiments (one per image, same source count) to the observations.
+    ``progress(step, loss, damping)`` is called after every step."""
+    problem = build_problem(experiment, data, free, per_image, loss, dtype, tile)
+    exps, obs = _as_list(experiment), _as_list(data)
+    if len(exps) == 1 and len(obs) > 1:
+        exps = exps * len(obs)
+    objective, theta0, labels, units, layouts, packed, user_values = (
+        problem.objective, problem.theta0, problem.labels, problem.units, problem.layouts, problem.packed, problem.user_values)
     theta, history, converged, message = method.run(objective, jnp.asarray(theta0, dtype), progress)
 
     _, _, F = objective.normal(theta)
@@ -210,7 +241,7 @@ def fit(
         corr = np.where(np.outer(stderr, stderr) > 0, cov / np.outer(stderr, stderr), 0.0)
 
     fitted_exps, model_images, residuals = [], [], []
-    flat = passes.images(theta, tuple(exps), tuple(packed))
+    flat = objective.passes.images(theta, tuple(exps), tuple(packed))
     for e, o, layout, m, (fpix, spix, valid, _, _) in zip(exps, obs, layouts, flat, packed):
         fitted_exps.append(_engine.experiment(e, layout, theta))
         img = np.zeros((e.detector.spixels, e.detector.fpixels))

@@ -102,7 +102,7 @@ class _OptaxMethod(AbstractMethod):
 
         @jax.jit
         def step(phi, state):  # one compiled step: one Fisher/gradient pass and the update
-            value, grad, _ = objective.normal(to_theta(phi), traceable=True)
+            value, grad = objective.gradient(to_theta(phi), traceable=True)
             grad = grad * s
             value_fn = lambda p: objective.value(to_theta(p), traceable=True)  # noqa: E731 (line searches)
             updates, state = opt.update(grad, state, phi, value=value, grad=grad, value_fn=value_fn)
