@@ -353,6 +353,23 @@ def test_hkl_large_well_formed_file_matches_entry_by_entry_grid(newline, sep, tm
     assert np.array_equal(grid.F, _expected_grid(entries, 3.5))
 
 
+
+def test_hkl_validator_runs_only_for_anomalous_files(tmp_path, monkeypatch):
+    # well-formed files take the vectorised path (the speed of large files depends on it);
+    # anything unusual goes through the line validator, which owns every message and warning
+    import nbjax.io.hkl as hkl
+
+    calls = []
+    validator = hkl._entries
+    monkeypatch.setattr(hkl, "_entries", lambda path, data: calls.append(path) or validator(path, data))
+    (tmp_path / "plain.hkl").write_text("0 0 0 1\r\n\n-1 2 +3 2.5e1\r\n")
+    grid = read_hkl(tmp_path / "plain.hkl")
+    assert calls == [] and grid.hkls == 2 and grid.F[0, 2, 3] == 25.0
+    for name, text in (("frac", "0 0 0 1\n1.0 0 0 2\n"), ("wide", "0 0 0 1 5\n"), ("tab", "0\v0 0 1\n")):
+        (tmp_path / f"{name}.hkl").write_text(text)
+        read_hkl(tmp_path / f"{name}.hkl")
+    assert calls == [tmp_path / f"{name}.hkl" for name in ("frac", "wide", "tab")]
+
 @pytest.mark.parametrize("bad_line, match", [
     ("1 2 3 x", r"line 2002: 'x' is not a number"),
     ("1 2 3", r"line 2002: expected h k l F, found 3"),
