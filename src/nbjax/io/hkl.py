@@ -102,7 +102,9 @@ def _entries(path, data: bytes) -> tuple[list[tuple[float, float, float, float]]
 def _fast_entries(data: bytes) -> tuple[np.ndarray, np.ndarray] | None:
     """(int64 (n, 3) indices, float64 F) of a well-formed file (module docstring), else None.
     The caller checks that the indices fit a C int."""
-    if not data or data.isspace() or data.translate(None, _FAST_BYTES) or data.count(b"\r") != data.count(b"\r\n"):
+    if not data or data.isspace() or data.translate(None, _FAST_BYTES):
+        return None
+    if b"\r" in data and data.count(b"\r") != data.count(b"\r\n"):  # a lone CR is no line break in C
         return None
     try:
         rows = np.loadtxt(io.BytesIO(data), dtype=_ROW, comments=None, ndmin=1)
@@ -125,6 +127,13 @@ def _slow_entries(path, data: bytes) -> tuple[np.ndarray, np.ndarray, list[str]]
     return idx, np.array([entry[3] for entry in entries], dtype=np.float64), warnings
 
 
+def _column_bounds(idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-column minimum and maximum of an (n, 3) index array (one column at a time: faster
+    than an axis reduction over a strided view)."""
+    columns = [idx[:, i] for i in range(3)]
+    return np.array([c.min() for c in columns]), np.array([c.max() for c in columns])
+
+
 def read_hkl(path: str | os.PathLike, default_F: float = 0.0) -> HKLGrid:
     """Read an ``h k l F`` file into the C grid.
 
@@ -140,17 +149,17 @@ def read_hkl(path: str | os.PathLike, default_F: float = 0.0) -> HKLGrid:
     fast = _fast_entries(data)
     if fast is not None:
         idx, values = fast
-        lo, hi = idx.min(axis=0), idx.max(axis=0)
+        lo, hi = _column_bounds(idx)
     if fast is None or lo.min() <= -2**31 or hi.max() >= 2**31:  # the validator's errors
         idx, values, warnings = _slow_entries(path, data)
-        lo, hi = idx.min(axis=0), idx.max(axis=0)
+        lo, hi = _column_bounds(idx)
     else:
         warnings = []
     bounds = (int(lo[0]), int(hi[0]), int(lo[1]), int(hi[1]), int(lo[2]), int(hi[2]))
     F = empty_grid(bounds, str(path))
     if default_F != 0.0:
         F[:-1, :-1, :-1] = default_F
-    flat = np.ravel_multi_index(tuple((idx - lo).T), F.shape)
+    flat = (idx[:, 0] - lo[0]) * (F.shape[1] * F.shape[2]) + (idx[:, 1] - lo[1]) * F.shape[2] + (idx[:, 2] - lo[2])
     seen = np.zeros(F.size, dtype=bool)
     seen[flat] = True
     if np.count_nonzero(seen) == len(flat):  # no repeated index: one plain scatter
