@@ -1,16 +1,23 @@
 #!/usr/bin/env python3
-"""Parity and speed on whatever accelerator JAX sees (GPU/TPU; CPU works too).
+"""The one prepared device script: speed and parity on whatever accelerator JAX sees.
 
-Runs every golden C case (tests/data/c_golden) through the CLI in float64 and float32 and
-reports max |diff|/max(C), correlation and sum ratio; then times the warm kernel for the
-benchmark cases (1024x1024 with 1 and 25 sources, 4096x4096 with 1 and 100 sources) and
-reports peak device memory.  Usage:
+1. ``nbjax bench`` (every workload; ``--quick`` for small sizes): OUT/bench.json, OUT/bench.png
+   (when matplotlib is installed) and the printed table in OUT/bench.txt.
+2. Every golden C case (tests/data/c_golden and tests/data/c_extra) through the CLI, in float64
+   and in float32: max |diff|/max(C), correlation and sum ratio per case in OUT/golden.json
+   (float64 must agree to 1e-5 of the image maximum; float32 to correlation 0.9999 and sum 1e-3).
 
-    PYTHONPATH=src python scripts/accelerator_check.py [--json OUT] [--skip-golden]
+OUT is $OUT when it is set (the device machine's returned folder), else --out (default
+./accelerator-check).  Exit status 1 when a golden case disagrees.  Usage:
+
+    PYTHONPATH=src python scripts/accelerator_check.py [--quick] [--skip-bench] [--skip-golden] [--out DIR]
 """
 
 import argparse
+import contextlib
+import io
 import json
+import os
 import sys
 import tempfile
 import time
@@ -18,75 +25,56 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
-
-BASE = "-cell 100 100 100 90 90 90 -default_F 100 -N 5 -lambda 1 -distance 100 -nonoise -nopgm -noprogress".split()
-BENCH = {
-    "1024_1src": BASE + ["-detpixels", "1024", "-oversample", "1"],
-    "1024_25src_os2": BASE + ["-detpixels", "1024", "-divergence", "1.0", "-divsteps", "5", "-square_div", "-oversample", "2"],
-    "4096_1src": BASE + ["-detpixels", "4096", "-oversample", "1"],
-    "4096_100src": BASE + ["-detpixels", "4096", "-oversample", "1", "-divergence", "1.0", "-divsteps", "10", "-square_div"],
-}
+sys.path.insert(0, str(ROOT / "src"))
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")]))  # bench's child processes
 
 
-def golden_parity():
+def golden_parity(out_path: Path):
     import golden
 
     rows = []
     for case in golden.load_cases():
         for precision in ("double", "single"):
-            with tempfile.TemporaryDirectory() as d:
-                image, _, _ = golden.run_nbjax(case, Path(d), extra=["-precision", precision])
-            m = golden.metrics(golden.c_image(case), image)
-            ok = m["max_rel"] <= 1e-5 if precision == "double" else (m["corr"] >= 0.9999 and abs(m["sum_ratio"] - 1) <= 1e-3)
-            rows.append({"case": case["id"], "precision": precision, "ok": bool(ok), **m})
-            print(f"{'OK ' if ok else 'BAD'} {precision:6s} {case['id']:32s} corr={m['corr']:.8f} sum={m['sum_ratio']:.8f} maxrel={m['max_rel']:.2e}", flush=True)
-    return rows
-
-
-def bench(repeat=3):
-    import jax
-    import jax.numpy as jnp
-
-    jax.config.update("jax_enable_x64", True)  # this script's own process; the library never does
-
-    import nbjax
-    from nbjax.kernel import render_with_stats
-
-    rows = []
-    for name, args in BENCH.items():
-        exp = nbjax.experiment_from_args(args)
-        for precision, dtype in (("double", jnp.float64), ("single", jnp.float32)):
             t0 = time.perf_counter()
-            render_with_stats(exp, dtype=dtype).image.block_until_ready()
-            first = time.perf_counter() - t0
-            best = float("inf")
-            for _ in range(repeat):
-                t0 = time.perf_counter()
-                render_with_stats(exp, dtype=dtype).image.block_until_ready()
-                best = min(best, time.perf_counter() - t0)
-            stats = jax.devices()[0].memory_stats() or {}
-            row = {"case": name, "precision": precision, "first_s": first, "warm_s": best, "peak_bytes": stats.get("peak_bytes_in_use")}
+            try:
+                with tempfile.TemporaryDirectory() as d:
+                    image, _, _ = golden.run_nbjax(case, Path(d), extra=["-precision", precision])
+                m = golden.metrics(golden.c_image(case), image)
+                ok = m["max_rel"] <= 1e-5 if precision == "double" else (m["corr"] >= 0.9999 and abs(m["sum_ratio"] - 1) <= 1e-3)
+                row = {"case": case["id"], "precision": precision, "ok": bool(ok), "seconds": time.perf_counter() - t0, **m}
+                print(f"{'OK ' if ok else 'BAD'} {precision:6s} {case['id']:32s} corr={m['corr']:.8f} sum={m['sum_ratio']:.8f} maxrel={m['max_rel']:.2e}", flush=True)
+            except Exception as exc:  # noqa: BLE001 (one failing case must not hide the others)
+                row = {"case": case["id"], "precision": precision, "ok": False, "error": f"{type(exc).__name__}: {exc}"}
+                print(f"BAD {precision:6s} {case['id']:32s} {row['error']}", flush=True)
             rows.append(row)
-            print(f"{name:16s} {precision:6s} first {first:8.3f} s  warm {best:8.3f} s  peak {row['peak_bytes']}", flush=True)
+            out_path.write_text(json.dumps(rows, indent=1))  # kept up to date: a time-out loses nothing
     return rows
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--json")
+    ap.add_argument("--out", default="accelerator-check", help="output folder when $OUT is not set")
+    ap.add_argument("--quick", action="store_true", help="nbjax bench --quick")
+    ap.add_argument("--skip-bench", action="store_true")
     ap.add_argument("--skip-golden", action="store_true")
     opts = ap.parse_args()
+    out = Path(os.environ.get("OUT") or opts.out)
+    out.mkdir(parents=True, exist_ok=True)
     import jax
 
-    report = {"devices": [str(d) for d in jax.devices()], "jax": jax.__version__}
-    print("devices:", report["devices"], flush=True)
-    if not opts.skip_golden:
-        report["golden"] = golden_parity()
-    report["bench"] = bench()
-    if opts.json:
-        Path(opts.json).write_text(json.dumps(report, indent=1))
-    bad = [r for r in report.get("golden", []) if not r["ok"]]
-    print(f"golden: {len(report.get('golden', [])) - len(bad)} ok, {len(bad)} bad")
+    print("devices:", [str(d) for d in jax.devices()], "jax", jax.__version__, flush=True)
+    if not opts.skip_bench:
+        from nbjax import bench
+
+        text = io.StringIO()
+        argv = ["--json", str(out / "bench.json"), "--png", str(out / "bench.png")] + (["--quick"] if opts.quick else [])
+        with contextlib.redirect_stdout(text):
+            bench.main(argv)
+        (out / "bench.txt").write_text(text.getvalue())
+        print(text.getvalue(), flush=True)
+    rows = [] if opts.skip_golden else golden_parity(out / "golden.json")
+    bad = [r for r in rows if not r["ok"]]
+    print(f"golden: {len(rows) - len(bad)} ok, {len(bad)} bad; results in {out}")
     return 1 if bad else 0
 
 

@@ -318,6 +318,91 @@ def test_hkl_five_columns_and_non_integer_warnings(tmp_path):
     assert (frac.h_min, frac.h_max) == (-1, 1) and frac.F[2, 0, 0] == 50  # index int(1.5) = 1
 
 
+
+def _expected_grid(entries, default_F=0.0):
+    """The C grid built entry by entry in plain Python (later duplicates win)."""
+    h, k, l = (np.array([e[i] for e in entries]) for i in range(3))
+    lo = (h.min(), k.min(), l.min())
+    F = np.zeros((h.max() - lo[0] + 2, k.max() - lo[1] + 2, l.max() - lo[2] + 2))
+    F[:-1, :-1, :-1] = default_F
+    for hh, kk, ll, ff in entries:
+        F[hh - lo[0], kk - lo[1], ll - lo[2]] = ff
+    return F
+
+
+@pytest.mark.parametrize("newline, sep", [("\n", " "), ("\r\n", "\t"), ("\n", "  \t ")])
+def test_hkl_large_well_formed_file_matches_entry_by_entry_grid(newline, sep, tmp_path):
+    # the vectorised reader (well-formed files) against a plain per-entry construction:
+    # signs, padding, blank lines, repeated indices and every float spelling C's fscanf reads
+    rng = np.random.default_rng(7)
+    n = 5000
+    hkl = rng.integers(-9, 10, size=(n, 3))
+    F = rng.uniform(0.0, 2000.0, n) * 10.0 ** rng.integers(-3, 4, n)
+    spell = [repr, lambda x: "%.3e" % x, lambda x: "%+.2f" % x, lambda x: "%G" % x]
+    lines = []
+    for i, ((h, k, l), f) in enumerate(zip(hkl.tolist(), F.tolist())):
+        lines.append(sep.join([f"{h:+d}" if i % 3 else f"{h}", f"{k:03d}" if k >= 0 else str(k), str(l), spell[i % 4](f)]))
+        if i % 1000 == 0:
+            lines.append("")
+    (tmp_path / "big.hkl").write_bytes((newline.join(lines) + newline).encode())
+    values = [float(spell[i % 4](f)) for i, f in enumerate(F.tolist())]
+    entries = [(int(h), int(k), int(l), v) for (h, k, l), v in zip(hkl, values)]
+    grid = read_hkl(tmp_path / "big.hkl", 3.5)
+    assert grid.warnings == () and grid.hkls == n
+    assert (grid.h_min, grid.h_max) == (hkl[:, 0].min(), hkl[:, 0].max())
+    assert np.array_equal(grid.F, _expected_grid(entries, 3.5))
+
+
+
+def test_hkl_validator_runs_only_for_anomalous_files(tmp_path, monkeypatch):
+    # well-formed files take the vectorised path (the speed of large files depends on it);
+    # anything unusual goes through the line validator, which owns every message and warning
+    import nbjax.io.hkl as hkl
+
+    calls = []
+    validator = hkl._entries
+    monkeypatch.setattr(hkl, "_entries", lambda path, data: calls.append(path) or validator(path, data))
+    (tmp_path / "plain.hkl").write_text("0 0 0 1\r\n\n-1 2 +3 2.5e1\r\n")
+    grid = read_hkl(tmp_path / "plain.hkl")
+    assert calls == [] and grid.hkls == 2 and grid.F[0, 2, 3] == 25.0
+    for name, text in (("frac", "0 0 0 1\n1.0 0 0 2\n"), ("wide", "0 0 0 1 5\n"), ("tab", "0\v0 0 1\n")):
+        (tmp_path / f"{name}.hkl").write_text(text)
+        read_hkl(tmp_path / f"{name}.hkl")
+    assert calls == [tmp_path / f"{name}.hkl" for name in ("frac", "wide", "tab")]
+
+@pytest.mark.parametrize("bad_line, match", [
+    ("1 2 3 x", r"line 2002: 'x' is not a number"),
+    ("1 2 3", r"line 2002: expected h k l F, found 3"),
+    ("1 2 3 1e999", r"line 2002: '1e999' is not a finite"),
+    ("1 2 3000000000 4", r"line 2002: l = 3e\+09 does not fit a C int"),
+])
+def test_hkl_error_deep_in_a_large_file_names_its_line(bad_line, match, tmp_path):
+    good = "".join(f"{i % 7} {i % 5} {i % 3} {i}.5\n" for i in range(2000))
+    (tmp_path / "bad.hkl").write_text(good + "\n" + bad_line + "\n" + good)
+    with pytest.raises(NBError, match=match):
+        read_hkl(tmp_path / "bad.hkl")
+
+
+def test_hkl_lone_carriage_return_is_not_a_line_break(tmp_path):
+    # C's fscanf sees "0 0 0 1\r1 0 0 2" as one run of numbers; the validator reports 8 columns
+    (tmp_path / "cr.hkl").write_bytes(b"0 0 0 1\r1 0 0 2\n")
+    grid = read_hkl(tmp_path / "cr.hkl")
+    assert grid.hkls == 1 and "more than 4 columns" in grid.warnings[0]
+
+
+def test_hkl_binary_file_error_is_one_escaped_truncated_line(tmp_path):
+    # a structure-factor cache passed as -hkl: its header reads as numbers, then binary bytes
+    blob = b"0 1 0 1 0 1\n\f" + bytes(b for b in range(256) if b not in b" \t\n\r\v\f") * 4
+    (tmp_path / "Fdump.bin").write_bytes(blob)
+    with pytest.raises(NBError) as err:
+        read_hkl(tmp_path / "Fdump.bin")
+    message = str(err.value)
+    assert message.startswith(f"{tmp_path / 'Fdump.bin'} line 2: '\\x00\\x01") and message.endswith("...' is not a number")
+    quoted = message.split("'")[1]
+    assert quoted.isascii() and quoted.isprintable() and len(quoted) <= 4 * 40 + 3
+    assert len(message.splitlines()) == 1
+
+
 # ----------------------------------------------------------------------------- source and matrix files
 
 SOURCE_CASES = ["src-weights-seed", "src-weights-equal", "src-lambda-column", "src-xyz-only",

@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 
 from . import bundle, exitcodes, lint, runners
+from .batchworker import shared_process
 from .compare import Options, run_compare
 from .exitcodes import BridgeError, UsageError
 from .metrics import DEFAULT_SUM_TOL, DEFAULT_THRESHOLD
@@ -91,6 +92,9 @@ def _case_opts(p: argparse.ArgumentParser, kind: str, c_side: bool = True) -> No
     p.add_argument("--only", nargs="+", action="extend", metavar="ID", help="run only these ids")
     p.add_argument("--json", metavar="OUT",
                    help=f"JSON report path (default reports/{kind}/<stamp>.json)")
+    p.add_argument("--separate-processes", action="store_true",
+                   help="start nbjax once per case (default: when the nbjax side is nbjax itself, "
+                        "one `nbjax batch` process runs every case, saving a JAX start-up per case)")
     _runner_opts(p, c_side=c_side)
 
 
@@ -254,13 +258,15 @@ def main(argv: list[str] | None = None) -> int:
             path = Path(ns.cases)
             if not path.is_file():
                 raise exitcodes.InputIOError(f"cases file not found: {path}")
-            return run_matrix(path, ns.only, _opts(ns), Path(ns.json) if ns.json else _default_json("matrix"),
-                              ns.threshold, ns.sum_tol)
+            with shared_process(_opts(ns), not ns.separate_processes) as opts:
+                return run_matrix(path, ns.only, opts, Path(ns.json) if ns.json else _default_json("matrix"),
+                                  ns.threshold, ns.sum_tol)
         if ns.cmd == "replay":
             from .replay import run_replay
-            return run_replay(Path(ns.dir), ns.only, _opts(ns, c_side=False),
-                              Path(ns.json) if ns.json else _default_json("replay"),
-                              ns.threshold, ns.sum_tol)
+            with shared_process(_opts(ns, c_side=False), not ns.separate_processes) as opts:
+                return run_replay(Path(ns.dir), ns.only, opts,
+                                  Path(ns.json) if ns.json else _default_json("replay"),
+                                  ns.threshold, ns.sum_tol)
         if ns.cmd == "lint":
             if not tail:
                 raise UsageError("lint needs nanoBragg ARGS")

@@ -33,6 +33,7 @@ NO_IMAGE = "noimage"
 class Runner:
     label: str               # "c" or "py"
     cmd: list[str]           # command prefix; ARGS are appended
+    shared: object = None    # a batchworker.BatchWorker running every ARGS in one nbjax process
 
     @property
     def display(self) -> str:
@@ -158,13 +159,19 @@ def _signal_name(num: int) -> str:
 
 def run(runner: Runner, argv: list[str], run_dir: Path, float_name: str,
         timeout: float | None, env: dict[str, str] | None = None) -> RunResult:
-    """Run ``runner.cmd + argv`` in run_dir; never raises for a failing program."""
+    """Run ``runner.cmd + argv`` in run_dir; never raises for a failing program.  With a shared
+    nbjax process (``runner.shared``) and no special environment, ARGS run in that process."""
     run_dir.mkdir(parents=True, exist_ok=True)
     out = run_dir.parent / f"{run_dir.name}.stdout"
     err = run_dir.parent / f"{run_dir.name}.stderr"
     cmd = runner.cmd + list(argv)
     full_env = dict(os.environ if env is None else env)
     res = RunResult(runner.label, cmd, run_dir, out, err, run_dir / float_name, env=full_env)
+    if runner.shared is not None and env is None and runner.shared.accepts(argv):
+        t0 = time.perf_counter()
+        returncode, timed_out = runner.shared.run(argv, run_dir, out, err, timeout)
+        res.elapsed_s = time.perf_counter() - t0
+        return classify(res, returncode, timed_out)
     t0 = time.perf_counter()
     with open(out, "wb") as fo, open(err, "wb") as fe:
         try:
@@ -189,14 +196,20 @@ def run(runner: Runner, argv: list[str], run_dir: Path, float_name: str,
             proc.wait()
             raise
     res.elapsed_s = time.perf_counter() - t0
-    res.returncode = proc.returncode
-    if res.timed_out:
+    return classify(res, proc.returncode, res.timed_out)
+
+
+def classify(res: RunResult, returncode: int, timed_out: bool) -> RunResult:
+    """Set the status of a finished run from its exit status (negative: killed by a signal)."""
+    res.returncode = returncode
+    res.timed_out = timed_out
+    if timed_out:
         res.status = TIMEOUT
         res.signal_name = "SIGKILL"
-    elif proc.returncode < 0:
+    elif returncode < 0:
         res.status = SIGNALED
-        res.signal_name = _signal_name(-proc.returncode)
-    elif proc.returncode != 0:
+        res.signal_name = _signal_name(-returncode)
+    elif returncode != 0:
         res.status = NONZERO
     elif not res.has_image:
         res.status = NO_IMAGE

@@ -18,3 +18,17 @@ class UsageError(NBError):
 
     def __init__(self, message: str):
         super().__init__(message, exit_code=9)
+
+
+QUOTE_LIMIT = 40
+
+
+def quote_text(text: str, limit: int = QUOTE_LIMIT) -> str:
+    """``text`` made safe to echo inside a one-line message: characters other than printable
+    ASCII are written as ``\\xNN``/``\\uNNNN`` escapes and more than ``limit`` characters are cut
+    to ``limit`` followed by ``...``.  Plain short text comes back unchanged."""
+    if len(text) <= limit and text.isascii() and text.isprintable():
+        return text
+    head = text[:limit]
+    escaped = "".join(c if c.isascii() and c.isprintable() else ascii(c)[1:-1] for c in head)
+    return escaped + ("..." if len(text) > limit else "")

@@ -6,6 +6,7 @@ argv -> flags.parse_argv -> RunSettings -> setup.build -> Experiment -> kernel -
 
 from __future__ import annotations
 
+import importlib
 import math
 import os
 import sys
@@ -15,6 +16,7 @@ import numpy as np
 from nbjax.errors import NBError, UsageError
 from nbjax.io.cformat import cformat_g as g
 
+SUBCOMMANDS = {"batch": "nbjax.cli.batch", "bench": "nbjax.bench"}  # nbjax WORD ARGS
 DEMO_ARGV = ["-cell", "100", "100", "100", "90", "90", "90", "-default_F", "100", "-N", "5", "-lambda", "1.0", "-distance", "100", "-detpixels", "256"]
 
 
@@ -144,6 +146,8 @@ def _finish(s, exp, derived, image, omega_total, out, err):
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: one-line errors, no tracebacks (set NBJAX_DEBUG=1 to see them)."""
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] and argv[0] in SUBCOMMANDS:  # nanoBragg's own arguments all begin with '-'
+        sys.exit(importlib.import_module(SUBCOMMANDS[argv[0]]).main(argv[1:]))
     try:
         code = run(argv)
     except UsageError as exc:

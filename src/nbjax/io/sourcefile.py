@@ -14,7 +14,7 @@ import re
 
 import numpy as np
 
-from nbjax.errors import NBError
+from nbjax.errors import NBError, quote_text
 from nbjax.io.cformat import c_atof, parse_c_float
 
 COLUMNS = 5
@@ -61,9 +61,9 @@ def _intended(path, number: int, text: str) -> list[float]:
     for col, tok in enumerate(tokens[:COLUMNS]):
         value = parse_c_float(tok)
         if value is None:
-            raise NBError(f"{path} line {number}: '{tok}' is not a number")
+            raise NBError(f"{path} line {number}: '{quote_text(tok)}' is not a number")
         if not math.isfinite(value):
-            raise NBError(f"{path} line {number}: '{tok}' is not a finite number")
+            raise NBError(f"{path} line {number}: '{quote_text(tok)}' is not a finite number")
         values[col] = value
     return values
 
