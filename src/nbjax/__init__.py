@@ -33,6 +33,8 @@ _EXPORTS = {
     "StructureFactors": "nbjax.experiment",
     "render": "nbjax.kernel",
     "render_with_stats": "nbjax.kernel",
+    "render_batch": "nbjax.kernel",
+    "stack_experiments": "nbjax.kernel",
     "RenderResult": "nbjax.kernel",
     "AbstractAccumulation": "nbjax.accumulation",
     "Physical": "nbjax.accumulation",
@@ -78,4 +80,4 @@ def experiment_from_args(args, physical: bool = False):
     return exp
 
 
-__all__ = ["AbstractAccumulation", "Beam", "CCompatible", "Crystal", "Detector", "Experiment", "Physical", "RenderResult", "StructureFactors", "experiment_from_args", "lattice_from_cell", "render", "render_with_stats"]
+__all__ = ["AbstractAccumulation", "Beam", "CCompatible", "Crystal", "Detector", "Experiment", "Physical", "RenderResult", "StructureFactors", "experiment_from_args", "lattice_from_cell", "render", "render_batch", "render_with_stats", "stack_experiments"]

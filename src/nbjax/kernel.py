@@ -104,8 +104,14 @@ _map_tiles_jit = {
 }
 
 
-def _map_tiles(*args, **kwargs):
-    if jax.default_backend() == "cpu" and "cpu" in _map_tiles_jit:
+def _map_tiles(*args, mesh=None, **kwargs):
+    """The tile map, compiled with the CPU options when called at top level (inside another
+    transformation a jit may not carry compiler options: the caller's jit decides), and split
+    over the devices of ``mesh`` (a 1-D jax.sharding.Mesh) when given."""
+    if mesh is not None:
+        return _map_tiles_sharded(*args, mesh=mesh, **kwargs)
+    traced = any(isinstance(x, jax.core.Tracer) for x in jax.tree.leaves(args))
+    if jax.default_backend() == "cpu" and "cpu" in _map_tiles_jit and not traced:
         try:
             return _map_tiles_jit["cpu"](*args, **kwargs)
         except Exception as exc:  # an XLA without this option: use its defaults from now on
@@ -113,6 +119,40 @@ def _map_tiles(*args, **kwargs):
                 raise
             del _map_tiles_jit["cpu"]
     return _map_tiles_jit["other"](*args, **kwargs)
+
+
+def _map_tiles_sharded(exp, starts, context, window, tile, dtype, stage=PIXELS, remat=True, mesh=None):
+    """The tile map with the tiles dealt out to the mesh's devices in contiguous blocks
+    (shard_map): every tile is computed exactly as on one device, so the image is the same."""
+    n_dev = mesh.devices.size
+    starts = np.asarray(starts)
+    n = starts.size
+    padded = np.concatenate([starts, np.repeat(starts[-1:], (-n) % n_dev)])
+    out = _sharded_jit(mesh, window, tile, dtype, stage, remat)(exp, jnp.asarray(padded), context)
+    return jax.tree.map(lambda x: x[:n], out)
+
+
+@functools.lru_cache(maxsize=32)
+def _sharded_jit(mesh, window, tile, dtype, stage, remat):
+    from jax.sharding import PartitionSpec as P
+
+    def body(exp, starts, context):
+        return _map_tiles_impl(exp, starts, context, window, tile, dtype, stage, remat)
+
+    options = _CPU_OPTIONS if jax.default_backend() == "cpu" else None
+    sharded = jax.shard_map(body, mesh=mesh, in_specs=(P(), P("tiles"), P()), out_specs=P("tiles"), check_vma=False)
+    return jax.jit(sharded, compiler_options=options)
+
+
+def device_mesh(devices: int | None):
+    """A 1-D mesh over ``devices`` local devices (None: all of them); None when that is one."""
+    local = jax.local_devices()
+    n = len(local) if devices is None else int(devices)
+    if n < 1 or n > len(local):
+        raise ValueError(f"-devices: {n} requested, {len(local)} available ({jax.default_backend()})")
+    if n == 1:
+        return None
+    return jax.sharding.Mesh(np.array(local[:n]), ("tiles",))
 
 
 class RenderResult(eqx.Module):
@@ -123,13 +163,16 @@ class RenderResult(eqx.Module):
     interpolation_stop: dict | None = eqx.field(static=True, default=None)  # C model: where interpolation stopped
 
 
-def render_with_stats(exp: Experiment, *, dtype=jnp.float64, tile: int | None = None, tiles_per_call: int | None = None, progress=None, differentiable=True) -> RenderResult:
+def render_with_stats(exp: Experiment, *, dtype=jnp.float64, tile: int | None = None, tiles_per_call: int | None = None, progress=None, differentiable=True, devices: int | None = 1) -> RenderResult:
     """Render the image with its statistics.
 
     ``tiles_per_call`` splits the work into several jitted calls (for a progress meter);
     ``progress(done, total)`` is called after each.  Traceable: works under jax.jit/grad;
     ``differentiable=False`` (the CLI) skips the per-tile rematerialisation set-up.
+    ``devices``: split the tiles over this many local devices (None: all); the image is the same.
     """
+    require_x64("nbjax.render")
+    mesh = device_mesh(devices)
     d = exp.detector
     window = window_of(exp)
     if window.n == 0:
@@ -142,13 +185,13 @@ def render_with_stats(exp: Experiment, *, dtype=jnp.float64, tile: int | None = 
     no_context = jnp.zeros((2,), jnp.int32)
 
     def run_stage(stage):
-        out = jnp.concatenate([_map_tiles(exp, st, no_context, window, tile, dtype, stage=stage).reshape(-1) for st in calls])
+        out = jnp.concatenate([_map_tiles(exp, st, no_context, window, tile, dtype, stage=stage, mesh=mesh).reshape(-1) for st in calls])
         return out[: window.n], window
 
     context, stop_info = exp.model.prepare(exp, run_stage, keep)
     values, omegas = [], []
     for done, st in enumerate(calls, 1):
-        v, o = _map_tiles(exp, st, context, window, tile, dtype, remat=differentiable)
+        v, o = _map_tiles(exp, st, context, window, tile, dtype, remat=differentiable, mesh=mesh)
         values.append(v.reshape(-1))
         omegas.append(o.reshape(-1))
         if progress is not None:
@@ -185,9 +228,49 @@ def _assemble(values, keep, window, shape, dtype):
     return lax.dynamic_update_slice(jnp.zeros(shape, dtype), block, (window.y0, window.x0))
 
 
-def render(exp: Experiment, *, dtype=jnp.float64, tile: int | None = None):
+def render(exp: Experiment, *, dtype=jnp.float64, tile: int | None = None, devices: int | None = 1) -> Float[Array, "spixels fpixels"]:
     """The float image (spixels, fpixels) in photons per pixel; differentiable in ``exp``.
     Needs JAX's 64-bit mode (the set-up geometry is float64 in both precisions)."""
-    require_x64("nbjax.render")
-    return render_with_stats(exp, dtype=dtype, tile=tile).image
+    return render_with_stats(exp, dtype=dtype, tile=tile, devices=devices).image
+
+
+def stack_experiments(experiments) -> Experiment:
+    """One Experiment whose array leaves have a leading batch axis, from Experiments of the
+    same static shape (detector size, source and orientation counts, model, crystal shape)."""
+    experiments = list(experiments)
+    first = jax.tree.structure(experiments[0])
+    for k, e in enumerate(experiments[1:], 1):
+        if jax.tree.structure(e) != first or any(np.shape(a) != np.shape(b) for a, b in zip(jax.tree.leaves(e), jax.tree.leaves(experiments[0]))):
+            raise ValueError(f"stack_experiments: experiment {k} differs in static shape from experiment 0 (detector size, source or orientation count, model)")
+    return jax.tree.map(lambda *xs: jnp.stack(xs), *experiments)
+
+
+def render_batch(experiments: Experiment, *, dtype=jnp.float64, tile: int | None = None, devices: int | None = 1) -> Float[Array, "B spixels fpixels"]:
+    """Images (B, spixels, fpixels) of a stacked Experiment (``stack_experiments``): one
+    compiled, vmapped render; with ``devices`` > 1 (None: all local devices) the images are
+    split over the devices (B is padded to a multiple of their number)."""
+    require_x64("nbjax.render_batch")
+    B = jax.tree.leaves(experiments)[0].shape[0]
+    mesh = device_mesh(devices)
+    tile = tile or max(16, default_tile(jax.tree.map(lambda x: x[0], experiments)) // 4)
+    batched = _render_batch_fn(dtype, tile, mesh)
+    if mesh is None:
+        return batched(experiments)
+    n_dev = mesh.devices.size
+    pad = (-B) % n_dev
+    padded = jax.tree.map(lambda x: jnp.concatenate([x, jnp.repeat(x[-1:], pad, axis=0)]), experiments) if pad else experiments
+    return batched(padded)[:B]
+
+
+@functools.lru_cache(maxsize=16)
+def _render_batch_fn(dtype, tile, mesh):
+    def one(e):
+        return render_with_stats(e, dtype=dtype, tile=tile, differentiable=False).image
+
+    options = _CPU_OPTIONS if jax.default_backend() == "cpu" else None
+    if mesh is None:
+        return jax.jit(jax.vmap(one), compiler_options=options)
+    from jax.sharding import PartitionSpec as P
+
+    return jax.jit(jax.shard_map(jax.vmap(one), mesh=mesh, in_specs=P("tiles"), out_specs=P("tiles"), check_vma=False), compiler_options=options)
 

@@ -135,6 +135,7 @@ class RunSettings:
     precision: str = "double"
     physical: bool = False
     tile_pixels: int = 0  # 0 = automatic
+    devices: int = 1  # local devices for the tiles; 0 = all
     fast_noise: bool = False  # jax.random noise: same statistics, not C's exact stream
     warnings: list = dataclasses.field(default_factory=list)
     argv: list = dataclasses.field(default_factory=list)  # as parsed, for the collision warnings

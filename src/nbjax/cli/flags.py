@@ -171,6 +171,13 @@ def _tile(s, v, flag):
     s.tile_pixels = n
 
 
+def _devices(s, v, flag):
+    n = to_int(v[0], flag)
+    if n < 0:
+        raise NBError(f"{flag}: expected a number of devices (0 = all), got {v[0]}")
+    s.devices = n
+
+
 # Unit conversions exactly as the C program writes them: x/1000.0 and x*1e-3 can differ in the
 # last bit, which moves a pixel centre onto or off the direct beam.
 def MM(x):  # mm -> m: atof()/1000.0
@@ -332,6 +339,7 @@ NBJAX_HANDLERS: dict[str, Callable] = {
     "-precision": _precision,
     "-physical": _const(physical=True),
     "-tile": _tile,
+    "-devices": _devices,
     "-demo": _const(),  # cli/main.py prepends the demo command line
     "-fastnoise": _const(fast_noise=True),
 }

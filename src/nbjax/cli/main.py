@@ -82,8 +82,18 @@ def _render(exp, settings, err):
         def progress(done, total):
             print(f"nbjax: {100 * done // total}% done", file=err, flush=True)
 
-    result = render_with_stats(exp, dtype=dtype, tile=settings.tile_pixels or None, tiles_per_call=None if progress is None else 8, progress=progress, differentiable=False)
+    result = render_with_stats(exp, dtype=dtype, tile=settings.tile_pixels or None, tiles_per_call=None if progress is None else 8, progress=progress, differentiable=False, devices=_device_count(settings))
     return np.asarray(result.image), float(result.solid_angle_sum), result.interpolation_stop
+
+
+def _device_count(settings):
+    """-devices N (0: all local devices), checked against what JAX sees."""
+    import jax
+
+    available = len(jax.local_devices())
+    if settings.devices > available:
+        raise NBError(f"-devices: {settings.devices} requested, {available} available ({jax.default_backend()})")
+    return None if settings.devices == 0 else settings.devices
 
 
 def _interpolation_warning(stop, out, err):
