@@ -82,20 +82,28 @@ class Objective:
     refs: tuple
     data: tuple
     restraint: object  # theta -> (loss, g, F) of the Gaussian restraints
+    reduce: object = None  # sums a pass's outputs over the processes of a distributed fit
+
+    def _sum(self, out, traceable):
+        if self.reduce is None:
+            return out
+        if traceable:
+            raise NBError("fit: a distributed fit (jax.distributed) runs Levenberg-Marquardt; L-BFGS and Adam are single-process")
+        return self.reduce(out)
 
     def value(self, theta, traceable=False):
         f = self.passes.traceable_value if traceable else self.passes.value
-        return f(theta, self.refs, self.data) + self.restraint(theta)[0]
+        return self._sum(f(theta, self.refs, self.data), traceable) + self.restraint(theta)[0]
 
     def gradient(self, theta, traceable=False):
         f = self.passes.traceable_gradient if traceable else self.passes.gradient
-        L, g = f(theta, self.refs, self.data)
+        L, g = self._sum(f(theta, self.refs, self.data), traceable)
         rL, rg, _ = self.restraint(theta)
         return L + rL, g + rg
 
     def normal(self, theta, traceable=False):
         f = self.passes.traceable_normal if traceable else self.passes.normal
-        L, g, F = f(theta, self.refs, self.data)
+        L, g, F = self._sum(f(theta, self.refs, self.data), traceable)
         rL, rg, rF = self.restraint(theta)
         return L + rL, g + rg, F + rF
 
@@ -135,11 +143,14 @@ class Problem:
     layouts: list
     packed: list
     user_values: object
+    local: list  # indices of the images this process computes
 
 
-def build_problem(exps, obs, free, per_image=(), loss=Poisson(), dtype=jnp.float64, tile=None) -> Problem:
+def build_problem(exps, obs, free, per_image=(), loss=Poisson(), dtype=jnp.float64, tile=None, distributed=False) -> Problem:
     """The objective of a fit (``fit`` without optimising): for benchmarks and custom loops,
-    ``problem.objective.gradient(theta)`` is the one-pass (loss, gradient)."""
+    ``problem.objective.gradient(theta)`` is the one-pass (loss, gradient).  ``distributed``:
+    this process computes images process_index, process_index + process_count, ... and the
+    passes are summed over the processes (``nbjax.distributed``)."""
     exps, obs = _as_list(exps), _as_list(obs)
     if len(exps) == 1 and len(obs) > 1:
         exps = exps * len(obs)
@@ -181,8 +192,11 @@ def build_problem(exps, obs, free, per_image=(), loss=Poisson(), dtype=jnp.float
     S = exps[0].beam.wavelengths.shape[0]
     tangent_sets = [_engine.tangents_for(layout, n, S) for layout in layouts]
     tile = tile or min(_engine.default_tile(e, t.vectors.shape[0]) for e, t in zip(exps, tangent_sets))
+    local = _local_images(len(exps), distributed)
     packed = []
-    for e, o in zip(exps, obs):
+    for i, (e, o) in enumerate(zip(exps, obs)):
+        if i not in local:
+            continue
         shape = (e.detector.spixels, e.detector.fpixels)
         if tuple(np.shape(o.image)) != shape:
             raise NBError(f"fit: {o.name} is {np.shape(o.image)[1]}x{np.shape(o.image)[0]} pixels, the model detector {shape[1]}x{shape[0]}")
@@ -190,7 +204,7 @@ def build_problem(exps, obs, free, per_image=(), loss=Poisson(), dtype=jnp.float
         image = np.asarray(o.image, np.float64)
         sigma = np.ones_like(image) if o.sigma is None else np.asarray(o.sigma, np.float64)
         packed.append(tuple(jnp.asarray(a) for a in (fpix, spix, valid, image[spix, fpix].astype(dtype), sigma[spix, fpix].astype(dtype))))
-    passes = _engine.make_passes(tuple(layouts), n, S, loss, jnp.dtype(dtype))
+    passes = _engine.make_passes(tuple(layouts[i] for i in local), n, S, loss, jnp.dtype(dtype))
 
     def user_values(theta):
         out = []
@@ -203,8 +217,20 @@ def build_problem(exps, obs, free, per_image=(), loss=Poisson(), dtype=jnp.float
         return jnp.concatenate(out)
 
     restraint = _restraints(layouts, free)
-    objective = Objective(passes, tuple(exps), tuple(packed), restraint)
-    return Problem(objective, theta0, labels, units, layouts, packed, user_values)
+    reduce = None
+    if distributed:
+        from nbjax.distributed import sum_over_processes as reduce
+    objective = Objective(passes, tuple(exps[i] for i in local), tuple(packed), restraint, reduce)
+    return Problem(objective, theta0, labels, units, layouts, packed, user_values, local)
+
+
+def _local_images(n_images: int, distributed: bool) -> list[int]:
+    if not distributed:
+        return list(range(n_images))
+    count, index = jax.process_count(), jax.process_index()
+    if n_images < count:
+        raise NBError(f"fit: {n_images} images for {count} processes; give every process at least one image")
+    return list(range(index, n_images, count))
 
 
 def fit(
@@ -218,11 +244,16 @@ def fit(
     dtype=jnp.float64,
     tile: int | None = None,
     progress=None,
+    distributed: bool = False,
 ) -> FitResult:
     """Fit ``free`` (shared by all images) and ``per_image`` parameters (one copy per image) of
     physical-mode Experiments (one per image, same source count) to the observations.
-    ``progress(step, loss, damping)`` is called after every step."""
-    problem = build_problem(experiment, data, free, per_image, loss, dtype, tile)
+    ``progress(step, loss, damping)`` is called after every step.  ``distributed=True`` (after
+    ``nbjax.distributed.initialize``; every process passes the same arguments): each process
+    computes its share of the images and the loss, gradient and Fisher matrix are summed over
+    the processes, so every process takes the same steps and returns the same values; model
+    images and residuals are filled in for this process's images only (None for the others)."""
+    problem = build_problem(experiment, data, free, per_image, loss, dtype, tile, distributed)
     exps, obs = _as_list(experiment), _as_list(data)
     if len(exps) == 1 and len(obs) > 1:
         exps = exps * len(obs)
@@ -240,15 +271,16 @@ def fit(
     with np.errstate(divide="ignore", invalid="ignore"):
         corr = np.where(np.outer(stderr, stderr) > 0, cov / np.outer(stderr, stderr), 0.0)
 
-    fitted_exps, model_images, residuals = [], [], []
-    flat = objective.passes.images(theta, tuple(exps), tuple(packed))
-    for e, o, layout, m, (fpix, spix, valid, _, _) in zip(exps, obs, layouts, flat, packed):
-        fitted_exps.append(_engine.experiment(e, layout, theta))
+    fitted_exps = [_engine.experiment(e, layout, theta) for e, layout in zip(exps, layouts)]
+    model_images, residuals = [None] * len(exps), [None] * len(exps)
+    flat = objective.passes.images(theta, objective.refs, tuple(packed))
+    for i, m, (fpix, spix, valid, _, _) in zip(problem.local, flat, packed):
+        e, o = exps[i], obs[i]
         img = np.zeros((e.detector.spixels, e.detector.fpixels))
         v = np.asarray(valid).reshape(-1)
         img[np.asarray(spix).reshape(-1)[v], np.asarray(fpix).reshape(-1)[v]] = np.asarray(m)[v]
-        model_images.append(img)
-        residuals.append(np.where(np.asarray(o.mask), np.asarray(o.image) - img, 0.0))
+        model_images[i] = img
+        residuals[i] = np.where(np.asarray(o.mask), np.asarray(o.image) - img, 0.0)
     return FitResult(
         names=tuple(labels), units=tuple(units), values=values, start=start, stderr=stderr, covariance=cov,
         correlation=corr, loss_history=tuple(history), converged=converged, message=message,

@@ -1,0 +1,50 @@
+"""Several processes, one job, on JAX's own runtime (``jax.distributed``; no home-made RPC).
+
+Every process runs the same script with the same arguments; each renders or fits its share of
+the images, image i belonging to process i mod process_count:
+
+    import nbjax.distributed as nd
+    nd.initialize("10.0.0.1:5432", num_processes=4, process_id=rank)   # e.g. from Slurm
+    mine, images = nd.render_share(stacked_experiments)                  # this process's images
+    result = nbjax.fit.fit(exps, observations, free, distributed=True)   # joint fit, summed passes
+
+``initialize`` wraps ``jax.distributed.initialize`` and, on CPUs, selects the gloo collectives
+that cross-process reductions need there (a setting the caller asks for by calling it).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+def initialize(coordinator_address: str, num_processes: int, process_id: int, **kwargs) -> None:
+    """Join the job: ``coordinator_address`` "host:port" of process 0, this process's id.
+    Call it first, before any JAX computation (JAX's rule for jax.distributed)."""
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")  # CPU devices' collectives
+    jax.distributed.initialize(coordinator_address=coordinator_address, num_processes=num_processes, process_id=process_id, **kwargs)
+
+
+def my_images(n_images: int) -> np.ndarray:
+    """Indices of the images this process handles: process_index, + process_count, ..."""
+    return np.arange(jax.process_index(), n_images, jax.process_count())
+
+
+def render_share(experiments, **kwargs):
+    """(indices, images) of this process's share of a stacked Experiment (``render_batch``)."""
+    from nbjax.kernel import render_batch
+
+    n = jax.tree.leaves(experiments)[0].shape[0]
+    mine = my_images(n)
+    share = jax.tree.map(lambda x: x[mine], experiments)
+    return mine, render_batch(share, **kwargs)
+
+
+def sum_over_processes(tree):
+    """Sum every leaf of ``tree`` (arrays of the same shape on every process) over processes."""
+    from jax.experimental import multihost_utils
+
+    if jax.process_count() == 1:
+        return tree
+    return jax.tree.map(lambda x: jnp.sum(jnp.asarray(multihost_utils.process_allgather(x)), axis=0), tree)
