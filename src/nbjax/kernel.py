@@ -29,8 +29,25 @@ CPU_TILE_EVALS = 1 << 20
 ACCELERATOR_TILE_EVALS = 1 << 24
 
 
+class PixelTrace(eqx.Module):
+    """What C's -printout prints per pixel (T pixels): the last sample's stol (1/m), sub-pixel
+    position (m), hkl, F_cell and signed F_latt, the accumulated I, the cached polarization,
+    solid angle and capture fraction, and the last rotated cell (rows a, b, c in m)."""
+
+    stol: Float[Array, " T"]
+    pos: Float[Array, "T 3"]
+    hkl: Float[Array, "T 3"]
+    f_cell: Float[Array, " T"]
+    f_latt: Float[Array, " T"]
+    I: Float[Array, " T"]
+    polar: Float[Array, " T"]
+    omega: Float[Array, " T"]
+    capture: Float[Array, " T"]
+    cell: Float[Array, "3 3"]
+
+
 @jax.jit
-def pixel_trace(exp: Experiment, fpix, spix):
+def pixel_trace(exp: Experiment, fpix, spix) -> PixelTrace:
     """What C's -printout prints for pixels (fpix, spix): the last sample's stol (1/m), sub-pixel
     position (m), hkl, F_cell and signed F_latt, the accumulated I, the cached polarization,
     solid angle and capture fraction, and the last rotated cell (m).  C-compatible model."""
@@ -46,7 +63,7 @@ def pixel_trace(exp: Experiment, fpix, spix):
     last = s.hkl.reshape(s.hkl.shape[0], -1, 3)[:, -1]
     xtal = exp.crystal
     T = s.hkl.shape[0]
-    return dict(
+    return PixelTrace(
         stol=jnp.sqrt(s.stol_sq.reshape(T, -1)[:, -1]),
         pos=s.pos[:, -1, -1],
         hkl=last,

@@ -30,7 +30,8 @@ def trace_lines(exp, settings, image32, lambda0: float) -> list[str]:
     lines = []
     for start in range(0, fpix.size, CHUNK):
         f, s = fpix[start : start + CHUNK], spix[start : start + CHUNK]
-        t = {key: np.asarray(v) for key, v in pixel_trace(exp, jnp.asarray(f), jnp.asarray(s)).items()}
+        trace = pixel_trace(exp, jnp.asarray(f), jnp.asarray(s))
+        t = {key: np.asarray(getattr(trace, key)) for key in ("stol", "pos", "hkl", "f_cell", "f_latt", "I", "polar", "omega", "capture", "cell")}
         for i in range(f.size):
             lines += _pixel_lines(int(f[i]), int(s[i]), {key: v[i] for key, v in t.items() if key != "cell"}, t["cell"], float(image32[s[i], f[i]]), exp.steps, lambda0)
     return lines

@@ -271,6 +271,9 @@ def _sources(s: RunSettings, geo: DetectorGeometry, hdiv, vdiv, disp, log):
             log(f"lambda{k} = {wl:.15g}")
     if sources.wavelengths.size == 0:  # C divides by zero sources: an all-NaN image
         raise NBError("the round divergence grid keeps no source (nanoBragg would write a NaN image); give -square_div or more -divsteps")
+    if s.physical and (np.any(sources.weights < 0) or not np.any(sources.weights > 0)):  # physical mode honours them
+        bad = "negative" if np.any(sources.weights < 0) else "all zero"
+        raise NBError(f"{s.sourcefile}: source weights are {bad}; -physical needs weights >= 0 with a positive sum")
     log(f"  created a total of {sources.wavelengths.size} sources:")
     for p, w, wl in zip(sources.positions, sources.weights, sources.wavelengths):
         log(f"{g(p[0])} {g(p[1])} {g(p[2])}   {g(w)} {g(wl)}")
