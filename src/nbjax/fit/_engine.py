@@ -169,9 +169,9 @@ def make_passes(layouts, n_theta, n_sources, loss, dtype):
     the same parameters, images and loss reuse the compiled passes.
     """
     tangent_sets = [tangents_for(layout, n_theta, n_sources) for layout in layouts]
+    canonical = _canonical(layouts, n_sources)
 
-    def scan_image(i, theta, refs, tiles, with_jacobian, with_fisher=True):
-        ref, layout, tangents = refs[i], layouts[i], tangent_sets[i]
+    def scan_image(ref, layout, tangents, theta, tiles, with_jacobian, with_fisher=True):
         n = theta.shape[0]
 
         def body(carry, tile):
@@ -199,12 +199,30 @@ def make_passes(layouts, n_theta, n_sources, loss, dtype):
             init += (jnp.zeros((n,), dtype),) + ((jnp.zeros((n, n), dtype),) if with_fisher else ())
         return jax.lax.scan(body, init, tiles)
 
+    def per_image(theta, refs, data, with_jacobian, with_fisher=True):
+        """Carry sums (loss[, g[, F]]) of every image in the full theta space, and the model
+        values per image.  Images of one static shape and one parameter layout are vmapped."""
+        n = theta.shape[0]
+        if canonical is not None and _same_shapes(refs) and _same_shapes(data):
+            layout, tangents, idx = canonical
+            stack = lambda *xs: jnp.stack(xs)  # noqa: E731
+            carry, m = jax.vmap(lambda th, ref, tiles: scan_image(ref, layout, tangents, th, tiles, with_jacobian, with_fisher))(
+                theta[idx], jax.tree.map(stack, *refs), jax.tree.map(stack, *data))
+            sums = [jnp.sum(carry[0])]
+            if with_jacobian:
+                sums.append(jnp.zeros((n,), dtype).at[idx].add(carry[1]))
+                if with_fisher:
+                    sums.append(jnp.zeros((n, n), dtype).at[idx[:, :, None], idx[:, None, :]].add(carry[2]))
+            return tuple(sums), [m[i] for i in range(len(layouts))]
+        outs = [scan_image(refs[i], layouts[i], tangent_sets[i], theta, data[i], with_jacobian, with_fisher) for i in range(len(layouts))]
+        sums = tuple(sum(o[0][k] for o in outs) for k in range(len(outs[0][0])))
+        return sums, [o[1] for o in outs]
+
     def value(theta, refs, data):
-        return sum(scan_image(i, theta, refs, data[i], False)[0][0] for i in range(len(layouts)))
+        return per_image(theta, refs, data, False)[0][0]
 
     def normal(theta, refs, data):
-        out = [scan_image(i, theta, refs, data[i], True)[0] for i in range(len(layouts))]
-        return sum(o[0] for o in out), sum(o[1] for o in out), sum(o[2] for o in out)
+        return per_image(theta, refs, data, True)[0]
 
     def gradient(theta, refs, data):
         """(loss, g) by reverse mode inside each tile: cost independent of the parameter count."""
@@ -227,11 +245,39 @@ def make_passes(layouts, n_theta, n_sources, loss, dtype):
         return total, g
 
     def images(theta, refs, data):
-        return [scan_image(i, theta, refs, data[i], False)[1].reshape(-1) for i in range(len(layouts))]
+        return [m.reshape(-1) for m in per_image(theta, refs, data, False)[1]]
 
     options = _CPU_OPTIONS if jax.default_backend() == "cpu" else None
     jit = lambda f: jax.jit(f, compiler_options=options)  # noqa: E731
     return Passes(jit(value), jit(normal), jit(gradient), jit(images), value, normal, gradient)
+
+
+def _canonical(layouts, n_sources):
+    """When every image has the same parameters (shared ones first, then its own), one layout
+    over a local theta (shared, then own) and the index (B, n_local) of each image's local theta
+    in the full theta; None otherwise."""
+    first = layouts[0]
+    if len(layouts) < 2 or any(layout.params != first.params or layout.shapes != first.shapes for layout in layouts):
+        return None
+    spans, at = [], 0
+    for a, b in first.spans:
+        spans.append((at, at + b - a))
+        at += b - a
+    local = Layout(first.params, tuple(spans), first.shapes)
+    idx = np.stack([np.concatenate([np.arange(a, b) for a, b in layout.spans]) for layout in layouts])
+    return local, tangents_for(local, at, n_sources), jnp.asarray(idx)
+
+
+def _same_shapes(items) -> bool:
+    """True when the pytrees have one structure and equal leaf shapes and dtypes (vmappable)."""
+    first = jax.tree.structure(items[0])
+    leaves0 = jax.tree.leaves(items[0])
+    for item in items[1:]:
+        if jax.tree.structure(item) != first:
+            return False
+        if any(np.shape(a) != np.shape(b) or a.dtype != b.dtype for a, b in zip(jax.tree.leaves(item), leaves0)):
+            return False
+    return True
 
 
 @dataclasses.dataclass(frozen=True)

@@ -193,6 +193,7 @@ def build_problem(exps, obs, free, per_image=(), loss=Poisson(), dtype=jnp.float
     tangent_sets = [_engine.tangents_for(layout, n, S) for layout in layouts]
     tile = tile or min(_engine.default_tile(e, t.vectors.shape[0]) for e, t in zip(exps, tangent_sets))
     local = _local_images(len(exps), distributed)
+    tile = min(tile, max(int(np.count_nonzero(obs[i].mask)) for i in local))
     packed = []
     for i, (e, o) in enumerate(zip(exps, obs)):
         if i not in local:
@@ -200,10 +201,11 @@ def build_problem(exps, obs, free, per_image=(), loss=Poisson(), dtype=jnp.float
         shape = (e.detector.spixels, e.detector.fpixels)
         if tuple(np.shape(o.image)) != shape:
             raise NBError(f"fit: {o.name} is {np.shape(o.image)[1]}x{np.shape(o.image)[0]} pixels, the model detector {shape[1]}x{shape[0]}")
-        fpix, spix, valid = _engine.pixel_tiles(o.mask, min(tile, int(np.count_nonzero(o.mask))))
+        fpix, spix, valid = _engine.pixel_tiles(o.mask, tile)
         image = np.asarray(o.image, np.float64)
         sigma = np.ones_like(image) if o.sigma is None else np.asarray(o.sigma, np.float64)
-        packed.append(tuple(jnp.asarray(a) for a in (fpix, spix, valid, image[spix, fpix].astype(dtype), sigma[spix, fpix].astype(dtype))))
+        packed.append((fpix, spix, valid, image[spix, fpix].astype(dtype), sigma[spix, fpix].astype(dtype)))
+    packed = _pad_tiles(packed)
     passes = _engine.make_passes(tuple(layouts[i] for i in local), n, S, loss, jnp.dtype(dtype))
 
     def user_values(theta):
@@ -222,6 +224,18 @@ def build_problem(exps, obs, free, per_image=(), loss=Poisson(), dtype=jnp.float
         from nbjax.distributed import sum_over_processes as reduce
     objective = Objective(passes, tuple(exps[i] for i in local), tuple(packed), restraint, reduce)
     return Problem(objective, theta0, labels, units, layouts, packed, user_values, local)
+
+
+def _pad_tiles(packed):
+    """Pad every image's tiles to the same count (with invalid copies of its last tile), so
+    images of one static shape can be vmapped."""
+    most = max(p[0].shape[0] for p in packed)
+    out = []
+    for fpix, spix, valid, d, sigma in packed:
+        extra = most - fpix.shape[0]
+        pad = lambda a, fill=None: np.concatenate([a, np.repeat(a[-1:], extra, axis=0) if fill is None else np.full((extra,) + a.shape[1:], fill)]) if extra else a  # noqa: E731
+        out.append(tuple(jnp.asarray(a) for a in (pad(fpix), pad(spix), pad(valid, False), pad(d), pad(sigma))))
+    return out
 
 
 def _local_images(n_images: int, distributed: bool) -> list[int]:
