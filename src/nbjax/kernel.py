@@ -53,7 +53,7 @@ def pixel_trace(exp: Experiment, fpix, spix) -> PixelTrace:
     solid angle and capture fraction, and the last rotated cell (m).  C-compatible model."""
     from nbjax.accumulation import squared_amplitudes
     from nbjax.ccompat.accumulation import first_unskipped_polar
-    from nbjax.physics.lattice import lattice_amplitude
+    from nbjax.ccompat.lattice import c_lattice_amplitude
     from nbjax.samples import orientation_matrices, pixel_samples
 
     dtype = jnp.float64
@@ -68,7 +68,7 @@ def pixel_trace(exp: Experiment, fpix, spix) -> PixelTrace:
         pos=s.pos[:, -1, -1],
         hkl=last,
         f_cell=f_cell.reshape(T, -1)[:, -1],
-        f_latt=lattice_amplitude(last, xtal.N, xtal.shape, xtal.fudge, exp.model.recip, c_sinc3=True),
+        f_latt=c_lattice_amplitude(last, xtal.N, xtal.shape, xtal.fudge, exp.model.recip),
         I=accumulated,
         polar=first_unskipped_polar(s.polar, s.dmin_skip),
         omega=s.omega[:, 0, 0],

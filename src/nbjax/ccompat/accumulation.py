@@ -24,6 +24,7 @@ import numpy as np
 from jaxtyping import Array, Float
 
 from nbjax.accumulation import PIXELS, AbstractAccumulation, squared_amplitudes
+from nbjax.ccompat.lattice import c_lattice_amplitude
 from nbjax.experiment import R_E_SQR
 from nbjax.physics import structure_factors as sf
 from nbjax.physics.detector_response import polarization
@@ -70,7 +71,8 @@ class CCompatible(AbstractAccumulation):
         if crystal.shape == "square":
             frac = (hkl - jnp.round(hkl)).astype(dtype)
             return lattice_sq(frac, crystal.N.astype(dtype), "square", crystal.fudge.astype(dtype), self.recip.astype(dtype))
-        return lattice_sq(hkl, crystal.N, crystal.shape, crystal.fudge, self.recip, c_sinc3=True).astype(dtype)
+        f = c_lattice_amplitude(hkl, crystal.N, crystal.shape, crystal.fudge, self.recip)
+        return (f * f).astype(dtype)
 
     def miller_indices(self, exp, diffracted, incident, inv_lambda, dmin_skip, first_pixel):
         """In the run's first pixel, C's first executed phi loop (first sample not skipped by

@@ -88,37 +88,28 @@ def grating(h, N):
     return (1.0 - 2.0 * jnp.mod((N - 1) * n + m, 2.0)) * ratio
 
 
-def sinc3_c(x):
-    """C's sinc3(x) = 3 (sin(x)/x - cos(x))/x^2, 1 at x == 0.  For 0 < x < ~1e-4 it cancels
-    (0 for x < ~1e-8, e.g. a pixel centred on the direct beam): C-compatible mode keeps that."""
-    zero = x == 0.0
-    xs = jnp.where(zero, 1.0, x)
-    return jnp.where(zero, 1.0, 3.0 * (jnp.sin(xs) / xs - jnp.cos(xs)) / (xs * xs))
-
-
-def lattice_sq(hkl, N, shape: str, fudge, recip, c_sinc3=False):
+def lattice_sq(hkl, N, shape: str, fudge, recip):
     """F_latt^2 for fractional indices ``hkl`` (..., 3); N (3,); recip rows a*, b*, c* (1/A)."""
     if shape == "square":
         return grating_sq(hkl[..., 0], N[0]) * grating_sq(hkl[..., 1], N[1]) * grating_sq(hkl[..., 2], N[2])
-    f = lattice_amplitude(hkl, N, shape, fudge, recip, c_sinc3)
+    f = lattice_amplitude(hkl, N, shape, fudge, recip)
     return f * f
 
 
-def lattice_amplitude(hkl, N, shape: str, fudge, recip, c_sinc3=False):
-    """F_latt with its sign, as C computes it (for -printout); ``c_sinc3``: C's round-crystal
-    formula with its cancellation near 0 (quirks: C-compatible mode)."""
+def round_radius_sq(hkl, N):
+    """r^2 = sum (h - h0)^2 N^2 of the round crystal shape."""
+    dh = hkl - jnp.round(hkl)
+    return jnp.sum(dh * dh * N * N, axis=-1)
+
+
+def lattice_amplitude(hkl, N, shape: str, fudge, recip):
+    """F_latt with its sign (the grating functions' signs for the square shape)."""
     if shape == "square":
         return grating(hkl[..., 0], N[0]) * grating(hkl[..., 1], N[1]) * grating(hkl[..., 2], N[2])
     dh = hkl - jnp.round(hkl)
     n_cells = N[0] * N[1] * N[2]
     if shape == "round":
-        hrad_sq = jnp.sum(dh * dh * N * N, axis=-1)
-        if c_sinc3:
-            r2 = hrad_sq * fudge
-            positive = r2 > 0.0
-            x = jnp.where(positive, jnp.pi * jnp.sqrt(jnp.where(positive, r2, 1.0)), 0.0)
-            return n_cells * ROUND_VOLUME_FACTOR * sinc3_c(x)
-        return n_cells * ROUND_VOLUME_FACTOR * sinc3_of_sq(jnp.pi**2 * hrad_sq * fudge)
+        return n_cells * ROUND_VOLUME_FACTOR * sinc3_of_sq(jnp.pi**2 * round_radius_sq(hkl, N) * fudge)
     dstar = dh @ recip
     rad_star_sq = jnp.sum(dstar * dstar, axis=-1) * n_cells * n_cells
     if shape == "gauss":
