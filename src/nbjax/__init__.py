@@ -74,10 +74,10 @@ def experiment_from_args(args, physical: bool = False):
     settings = RunSettings(physical=physical)
     apply_headers(settings, list(args))
     parse_argv(list(args), settings)
-    exp, derived, _ = setup.build(settings, write_dump=False)
-    for text in derived.warnings:
+    result = setup.build(settings)
+    for text in result.warnings:
         warnings.warn(f"nbjax: {text}", UserWarning, stacklevel=2)
-    return exp
+    return result.experiment
 
 
 __all__ = ["AbstractAccumulation", "Beam", "CCompatible", "Crystal", "Detector", "Experiment", "Physical", "RenderResult", "StructureFactors", "experiment_from_args", "lattice_from_cell", "render", "render_batch", "render_with_stats", "stack_experiments"]

@@ -188,7 +188,7 @@ def _model_and_data(opts, rest):
     apply_headers(settings, rest)
     flags.parse_argv(rest, settings)
     settings.physical = True
-    exp = setup.build(settings)[0]
+    exp = setup.build(settings).experiment
     shape = (exp.detector.spixels, exp.detector.fpixels)
     fitmask = opts.get("-fitmask")
     maskvalue = None

@@ -53,8 +53,10 @@ def run(argv: list[str], out=sys.stdout, err=sys.stderr) -> int:
     _configure_jax()
     from nbjax import setup
 
-    exp, derived, lines = setup.build(settings)
-    for line in header_lines + lines:
+    derived = setup.build(settings)
+    derived.write_fdump()
+    exp = derived.experiment
+    for line in header_lines + derived.lines:
         print(line, file=out)
     for w in derived.warnings:
         print(f"nbjax: warning: {w}", file=err)
@@ -126,13 +128,7 @@ def _finish(s, exp, derived, image, omega_total, out, err):
         print(line, file=out)
     scale = s.intfile_scale if s.intfile_scale > 0 else smv.auto_int_scale(stats.max_I)
     print(f"intfile_scale = {g(scale)}", file=out)
-    header = smv.SMVHeaderValues(
-        fpixels=geo.fpixels, spixels=geo.spixels, pixel_size_m=geo.pixel_size, distance_m=geo.distance,
-        lambda0_m=s.lambda0, Xbeam_m=geo.Xbeam, Ybeam_m=geo.Ybeam, Fbeam_m=geo.Fbeam, Sbeam_m=geo.Sbeam,
-        detsize_s_m=geo.detsize_s, dials_origin_mm=tuple(float(x) for x in geo.dials_origin), ORGX=geo.ORGX,
-        ORGY=geo.ORGY, close_distance_m=geo.close_distance, phi0_rad=s.phi0, osc_rad=derived.osc,
-        twotheta_rad=geo.twotheta,
-    )
+    header = derived.header
     overflow = smv.header_overflow(header)
     if overflow:
         print(f"nbjax: warning: quirk: the SMV header text is {512 + overflow} bytes but declares HEADER_BYTES=512; written as nanoBragg writes it, so readers will misplace the pixels", file=err)

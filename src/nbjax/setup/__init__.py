@@ -1,7 +1,8 @@
 """From parsed RunSettings to an Experiment, in the C program's order of derivations.
 
-``build`` also returns the lines the C program prints during set-up (geometry summary) so
-the CLI can reproduce its stdout, and the derived values the SMV header needs.
+``build`` is pure: it reads the input files and returns a ``SetupResult`` with the Experiment,
+the lines the C program prints during set-up (the CLI prints them), the quirk warnings, the SMV
+header values, C's random-number state and the Fdump file the CLI writes.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from nbjax.accumulation import Physical
 from nbjax.ccompat import CCompatible, quirks
 from nbjax.errors import NBError, UsageError
 from nbjax.experiment import R_E_SQR, Beam, Crystal, Detector, Experiment, StructureFactors, subpixel_centres
-from nbjax.io import fdump, hkl, matfile, sourcefile
+from nbjax.io import fdump, hkl, matfile, smv, sourcefile
 from nbjax.io.cformat import RTD, cformat_g as g
 from nbjax.settings import RunSettings
 from nbjax.physics.rotations import cdot
@@ -35,14 +36,30 @@ WATER_F, WATER_MW = 2.57, 18.0
 
 
 @dataclasses.dataclass
-class Derived:
-    """Set-up results the CLI prints or writes (beyond what the Experiment holds)."""
+class SetupResult:
+    """Everything the C program's set-up produces: the Experiment to render, and what the CLI
+    prints and writes (set-up reads input files but prints and writes nothing itself)."""
 
+    experiment: Experiment
     geometry: DetectorGeometry
-    osc: float
+    osc: float  # rad
     oversample: int
-    warnings: list  # one-line quirk warnings for stderr
+    warnings: list  # one-line quirk warnings (stderr; Python warnings in the API)
     random_state: rng.CRandom  # C's shared ran1 state after the misset and mosaic streams (the noise stream continues it)
+    header: smv.SMVHeaderValues  # the numbers of the SMV header
+    lines: list  # what the C program prints during set-up (stdout)
+    fdump: tuple | None = None  # (path, HKLGrid): the Fdump file C writes after reading -hkl
+
+    def write_fdump(self) -> None:
+        """Write the Fdump file as the C program does; if it cannot, the stdout line becomes
+        C's warning."""
+        if self.fdump is None:
+            return
+        path, grid = self.fdump
+        try:
+            fdump.write_fdump(path, grid)
+        except NBError:
+            self.lines[self.lines.index(f"writing dump file for next time: {path}")] = f"WARNING: unable to open dump file: {path}"
 
 
 class _Log(list):
@@ -54,9 +71,9 @@ def _usage_exit(message):
     raise UsageError(message)
 
 
-def build(s: RunSettings, write_dump: bool = True) -> tuple[Experiment, Derived, list[str]]:
-    """The C program's set-up.  Returns (experiment, derived values, stdout lines).
-    ``write_dump``: write the Fdump file after reading -hkl, as the C program does (the CLI)."""
+def build(s: RunSettings) -> SetupResult:
+    """The C program's set-up, in its order of derivations (pure: reads the input files, prints
+    and writes nothing)."""
     log = _Log()
     warnings = list(s.warnings)
     _check_inputs(s)
@@ -112,7 +129,7 @@ def build(s: RunSettings, write_dump: bool = True) -> tuple[Experiment, Derived,
     volume = xtal[0] * xtal[1] * xtal[2]
     log(f"approximate MW = {g(volume * 1.2e6 * AVOGADRO / (N[0] * N[1] * N[2]))}")
 
-    grid = _structure_factors(s, have_dump, log, warnings, write_dump)
+    grid, dump = _structure_factors(s, have_dump, log, warnings)
     if grid is None or grid.hkls == 0:
         interpolate = 0
     for t in range(layers):
@@ -171,8 +188,13 @@ def build(s: RunSettings, write_dump: bool = True) -> tuple[Experiment, Derived,
         dmin=f64(s.dmin), mask=None if s.mask is None else jnp.asarray(s.mask), model=model, roi=geo.roi,
     )
     _summary(s, geo, exp, grid, fluence, thick, mu, hdiv, vdiv, disp, sources, domains, spread, phisteps, osc, oversample, log)
-    derived = Derived(geometry=geo, osc=osc, oversample=oversample, warnings=warnings, random_state=random_state)
-    return exp, derived, list(log)
+    header = smv.SMVHeaderValues(
+        fpixels=geo.fpixels, spixels=geo.spixels, pixel_size_m=geo.pixel_size, distance_m=geo.distance,
+        lambda0_m=s.lambda0, Xbeam_m=geo.Xbeam, Ybeam_m=geo.Ybeam, Fbeam_m=geo.Fbeam, Sbeam_m=geo.Sbeam,
+        detsize_s_m=geo.detsize_s, dials_origin_mm=tuple(float(x) for x in geo.dials_origin), ORGX=geo.ORGX,
+        ORGY=geo.ORGY, close_distance_m=geo.close_distance, phi0_rad=s.phi0, osc_rad=osc, twotheta_rad=geo.twotheta,
+    )
+    return SetupResult(exp, geo, osc, oversample, warnings, random_state, header, list(log), dump)
 
 
 def _check_inputs(s: RunSettings) -> None:
@@ -235,7 +257,8 @@ def _lattice(s: RunSettings, log, random_state):
     return lattice
 
 
-def _structure_factors(s: RunSettings, have_dump: bool, log, warnings, write_dump=True):
+def _structure_factors(s: RunSettings, have_dump: bool, log, warnings):
+    """(grid or None, (Fdump path, grid) to write or None)."""
     if s.hklfile is not None:
         log(f"counting entries in {s.hklfile}")
         grid = hkl.read_hkl(s.hklfile, s.default_F)
@@ -245,18 +268,12 @@ def _structure_factors(s: RunSettings, have_dump: bool, log, warnings, write_dum
             log(f"initializing to default_F = {g(s.default_F)}:")
             log("done initializing:")
         log(f"re-reading {s.hklfile}")
-        if not write_dump:
-            return grid
-        try:
-            fdump.write_fdump(s.dumpfile, grid)
-            log(f"writing dump file for next time: {s.dumpfile}")
-        except NBError:
-            log(f"WARNING: unable to open dump file: {s.dumpfile}")
-        return grid
+        log(f"writing dump file for next time: {s.dumpfile}")
+        return grid, (s.dumpfile, grid)
     if have_dump:
         log(f"reading Fs from {s.dumpfile}")
-        return fdump.read_fdump(s.dumpfile)
-    return None
+        return fdump.read_fdump(s.dumpfile), None
+    return None, None
 
 
 def _sources(s: RunSettings, geo: DetectorGeometry, hdiv, vdiv, disp, log):
