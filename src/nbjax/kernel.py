@@ -125,10 +125,12 @@ def _polarization_samples(exp, incident, diffracted, dmin_skip):
 
 
 def _miller_indices(mats, diffracted, incident, inv_lambda):
-    """h = A (d - i)/lambda as (A d - A i)/lambda: (T, L, Q, S, K, 3)."""
-    a_d = jnp.einsum("kij,tlqj->tlqki", mats, diffracted)
-    a_i = jnp.einsum("kij,sj->ski", mats, incident)
-    return (a_d[:, :, :, None] - a_i) * inv_lambda[:, None, None]
+    """h = A S with S = (d - i)/lambda formed first, as C does: (T, L, Q, S, K, 3).
+
+    On the direct beam d == i, so S and h are exactly 0 (C's sinc3 gives 1 there); a pixel
+    1 ulp off the beam keeps its tiny S, which A d - A i would round away."""
+    scattering = (diffracted[:, :, :, None, :] - incident) * inv_lambda[:, None]
+    return jnp.einsum("kij,tlqsj->tlqski", mats, scattering)
 
 
 def _f_cell(exp, hkl, use_interp):
