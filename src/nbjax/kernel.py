@@ -76,7 +76,7 @@ def _pixel_samples(exp: Experiment, fpix, spix, dtype, first_loop=False):
     geo = jnp.float64
     pos = _subpixel_positions(det, fpix, spix, geo)
     airpath = jnp.linalg.norm(pos, axis=-1)  # (T, L, Q)
-    diffracted = pos / airpath[..., None]
+    diffracted = _unit(pos, airpath)
     close_distance = jnp.dot(det.pix0, det.odet)
     omega = solid_angle(airpath, close_distance, det.pixel_size, det.point_pixel)
     if det.thick:
@@ -84,7 +84,7 @@ def _pixel_samples(exp: Experiment, fpix, spix, dtype, first_loop=False):
         capture = capture_fraction(diffracted, det.odet, layer, det.layer_step, det.mu)
     else:
         capture = jnp.ones_like(omega)
-    directions = beam.directions / jnp.linalg.norm(beam.directions, axis=-1, keepdims=True)
+    directions = _unit(beam.directions, jnp.linalg.norm(beam.directions, axis=-1))
     incident = -directions  # (S, 3)
     inv_lambda = 1.0 / beam.wavelengths  # (S,)
     scattering = (diffracted[:, :, :, None, :] - incident) * inv_lambda[:, None]  # (T, L, Q, S, 3)
@@ -122,6 +122,13 @@ def _polarization_samples(exp, incident, diffracted, dmin_skip):
     computed = jnp.any(~dmin_skip.reshape(first.shape[0], -1), axis=1)  # C leaves it 0 otherwise
     polar = jnp.where(computed, polarization(incident[first % S], d, beam.polar_vector, beam.kahn), 0.0)
     return polar[:, None, None, None]
+
+
+def _unit(v, magnitude):
+    """v / |v| by true division per component, as C's unitize: XLA turns a division by a
+    broadcast magnitude into a product with its reciprocal, which can leave a vector on the
+    direct beam 1 ulp off the beam direction (and h off 0 there)."""
+    return jnp.stack([v[..., k] / magnitude for k in range(3)], axis=-1)
 
 
 def _miller_indices(mats, diffracted, incident, inv_lambda):

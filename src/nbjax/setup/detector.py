@@ -17,7 +17,6 @@ from nbjax.errors import NBError
 from nbjax.physics.rotations import cdot, rotate_axis, rotate_xyz, unitize
 from nbjax.settings import RunSettings
 
-DBL_MIN = 2.2250738585072014e-308
 
 # beam, fdet, sdet, odet, twotheta axis, polar, spindle per convention (C convention block)
 _CONVENTION_VECTORS = {
@@ -75,6 +74,17 @@ class DetectorGeometry:
 MAX_PIXELS = 1 << 28
 
 
+def _size_source(s: RunSettings) -> str:
+    """Where the detector's size came from, to name it in a message."""
+    given = lambda pattern: any(t.startswith("-") and pattern in t for t in s.argv)  # noqa: E731
+    if s.fpixels or s.spixels:
+        if given("-detpixels"):
+            return "-detpixels"
+        header = s.imgfile or s.maskfile
+        return f"the SMV header of {header} (SIZE1/SIZE2)" if header else "-detpixels"
+    return "-detsize" if given("-detsize") else "-pixel"
+
+
 def detector_geometry(s: RunSettings) -> DetectorGeometry:
     """C's detector derivations from parsed settings."""
     px = s.pixel_size
@@ -85,7 +95,12 @@ def detector_geometry(s: RunSettings) -> DetectorGeometry:
     fpixels = math.ceil(detsize_f / px - 0.5)
     spixels = math.ceil(detsize_s / px - 0.5)
     if fpixels <= 0 or spixels <= 0 or fpixels * spixels > MAX_PIXELS:
-        raise NBError(f"detector size {fpixels}x{spixels} pixels is not possible (1 to {MAX_PIXELS} pixels)")
+        raise NBError(f"{_size_source(s)}: detector size {fpixels}x{spixels} pixels is not possible "
+                      f"(1 to {MAX_PIXELS} pixels; {detsize_f * 1e3:g}x{detsize_s * 1e3:g} mm at {px * 1e3:g} mm per pixel)")
+    if s.mask is not None and np.shape(s.mask) != (spixels, fpixels):
+        h, w = np.shape(s.mask)
+        raise NBError(f"-mask {s.maskfile}: the mask is {w}x{h} pixels but the detector is {fpixels}x{spixels} "
+                      f"(from {_size_source(s)}); give a mask of the detector's size")
 
     Fclose = (s.ORGX - 0.5) * px if not math.isnan(s.ORGX) else detsize_f / 2.0
     Sclose = (s.ORGY - 0.5) * px if not math.isnan(s.ORGY) else detsize_s / 2.0
@@ -135,8 +150,9 @@ def detector_geometry(s: RunSettings) -> DetectorGeometry:
 
     rot = (s.detector_rotx, s.detector_roty, s.detector_rotz)
     ratio = cdot(beam, rotate_xyz(odet, *rot))
-    if ratio == 0.0:
-        ratio = DBL_MIN
+    if ratio == 0.0:  # C carries on with DBL_MIN and puts the detector at distance 0
+        raise NBError("the beam lies in the detector plane (beam vector . detector normal = 0, after -detector_rotx/y/z): "
+                      "it never reaches the detector; check -beam_vector, -odet_vector/-fdet_vector/-sdet_vector and the rotations")
     distance = s.distance
     close_distance = abs(ratio * distance) if math.isnan(s.close_distance) else s.close_distance
     distance = close_distance / ratio
