@@ -382,13 +382,14 @@ def parse_argv(argv: list[str], settings: RunSettings | None = None) -> RunSetti
             continue
         i = i0 + 1  # C index
         fired = False
-        short = None  # the first matching handler that lacked values
+        short = None  # (nargs, wanted, named by the token) of a matching handler short of values
         for flag in NBJAX_FLAGS + FLAGS:
             if not flag.matches(token):
                 continue
             wanted = max(flag.nargs, 1 if flag.needs_next else 0)
             if not argc > i + wanted:
-                short = short or (flag.nargs, wanted)
+                if short is None or (token in flag.patterns and not short[2]):
+                    short = (flag.nargs, wanted, token in flag.patterns)
                 continue
             fired = True
             values = argv[i0 + 1 : i0 + 1 + max(flag.nargs, flag.reads)]
@@ -399,8 +400,10 @@ def parse_argv(argv: list[str], settings: RunSettings | None = None) -> RunSetti
         prepass = any(p in token for p in PREPASS_PATTERNS)
         if prepass and not fired and i0 + 1 < len(argv):
             continue  # read by the pre-pass (cli/headers.py)
-        if not fired and (short or prepass):
-            nargs, wanted = short or (1, 1)
+        # A handler short of values is an error when nothing else fired for the token, or when
+        # the token is that handler's own name (-misset 10 20: the 1-value -misset probe fired).
+        if (not fired and (short or prepass)) or (short and short[2]):
+            nargs, wanted, _ = short or (1, 1, True)
             raise _missing_values(token, nargs, wanted, len(argv) - i)
         if not fired and not _is_number(token):
             s.warnings.append(f"unknown flag {token} ignored (nanoBragg ignores it too)")
