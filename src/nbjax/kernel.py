@@ -46,6 +46,14 @@ def orientation_matrices(crystal, dtype, first_loop=False):
     return mats.reshape(-1, 3, 3)
 
 
+def _rounded(product):
+    """``product`` rounded to its dtype before it is summed, as C sums: XLA fuses a product
+    into the following addition (a fused multiply-add), which moves a pixel that C puts
+    exactly on the direct beam 1e-19 m off it.  The select is the identity (NaN stays NaN)
+    but keeps the fusion from seeing the multiply."""
+    return jnp.where(jnp.isnan(product), jnp.nan, product)
+
+
 def _subpixel_positions(det, fpix, spix, dtype):
     """Sub-pixel centres in the lab frame, (T, L, Q, 3), C order: layer, slow sub, fast sub."""
     os = det.oversample
@@ -53,11 +61,12 @@ def _subpixel_positions(det, fpix, spix, dtype):
     Fdet = det.fast_positions[fpix[:, None] * os + ff.reshape(-1)[None, :]]  # (T, Q)
     Sdet = det.slow_positions[spix[:, None] * os + ss.reshape(-1)[None, :]]
     Odet = jnp.arange(det.layers, dtype=dtype) * det.layer_step  # (L,)
+    pix0 = det.pix0_offset + _rounded(det.distance * det.pivot_axis)  # Detector.pix0, unfused
     pos = (
-        Fdet[:, None, :, None] * det.fdet
-        + Sdet[:, None, :, None] * det.sdet
-        + Odet[None, :, None, None] * det.odet
-        + det.pix0
+        _rounded(Fdet[:, None, :, None] * det.fdet)
+        + _rounded(Sdet[:, None, :, None] * det.sdet)
+        + _rounded(Odet[None, :, None, None] * det.odet)
+        + pix0
     )
     if det.curved:
         pos = quirks.curved_detector_positions(pos, det)

@@ -85,6 +85,20 @@ def _size_source(s: RunSettings) -> str:
     return "-detsize" if given("-detsize") else "-pixel"
 
 
+def _offset_for(target: np.ndarray, distance: float, axis: np.ndarray) -> np.ndarray:
+    """o with o + distance * axis == target exactly, per component (float64, the product
+    rounded first), wherever the last bits allow; else the nearest try."""
+    step = distance * axis
+    offset = target - step
+    for k in range(3):
+        for _ in range(4):  # off by an ulp or two at most
+            total = offset[k] + step[k]
+            if total == target[k]:
+                break
+            offset[k] = np.nextafter(offset[k], -np.inf if total > target[k] else np.inf)
+    return offset
+
+
 def detector_geometry(s: RunSettings) -> DetectorGeometry:
     """C's detector derivations from parsed settings."""
     px = s.pixel_size
@@ -157,7 +171,7 @@ def detector_geometry(s: RunSettings) -> DetectorGeometry:
     close_distance = abs(ratio * distance) if math.isnan(s.close_distance) else s.close_distance
     distance = close_distance / ratio
     if pivot == "sample":
-        pix0_offset = -Fclose * fdet - Sclose * sdet
+        pix0_c = -Fclose * fdet - Sclose * sdet + close_distance * odet  # C rotates this sum
         pivot_axis, pivot_distance = odet, close_distance
 
     def swing(v):
@@ -165,8 +179,10 @@ def detector_geometry(s: RunSettings) -> DetectorGeometry:
 
     fdet, sdet, odet = swing(fdet), swing(sdet), swing(odet)
     if pivot == "sample":
-        # rotation is linear: R(-F f0 - S s0 + D o0) = -F f - S s + D o
-        pix0_offset, pivot_axis = swing(pix0_offset), swing(pivot_axis)
+        # pix0 keeps its distance term (pix0_offset + distance * axis, for gradients), with the
+        # offset chosen so that the sum is C's rotated pix0 to the last bit
+        pivot_axis = swing(pivot_axis)
+        pix0_offset = _offset_for(swing(pix0_c), pivot_distance, pivot_axis)
     else:
         pix0_offset = -Fbeam * fdet - Sbeam * sdet
         pivot_axis, pivot_distance = beam, distance
