@@ -171,7 +171,14 @@ def test_zero_pixel_size_in_an_img_header_names_the_file(folder, capsys):
     assert status == 0, err  # a flag after it overrides the header, as in C
 
 
-def test_absurd_work_is_refused_with_its_estimate(folder, capsys):
+@pytest.fixture
+def ci_machine(monkeypatch):
+    """The limits as on the CI machine (24 GB, CPU speed), whatever this machine is."""
+    monkeypatch.setattr(workload, "machine_memory", lambda: 24 * 10**9)
+    monkeypatch.setattr(workload, "ACCELERATOR_SAMPLES_PER_SECOND", workload.CPU_SAMPLES_PER_SECOND)
+
+
+def test_absurd_work_is_refused_with_its_estimate(folder, capsys, ci_machine):
     """Too long: refused unless -force, the estimate in the message.  Too big for the memory
     (16-pixel tiles of 9e6 samples each): refused even with -force."""
     big = BASE[:-3] + ["-detpixels", "1024", "-noprogress"]
@@ -185,7 +192,7 @@ def test_absurd_work_is_refused_with_its_estimate(folder, capsys):
     assert _snapshot(folder) == {n: b"old " + n.encode() for n in OUTPUTS}
 
 
-def test_absurd_source_and_domain_counts_are_refused_before_they_are_built(folder, capsys):
+def test_absurd_source_and_domain_counts_are_refused_before_they_are_built(folder, capsys, ci_machine):
     for extra, words in ((["-divergence", "1", "-divsteps", "100000"], "10000000000 sources"),
                          (["-mosaic", "1", "-mosaic_dom", "50000000"], "50000000 mosaic domains")):
         status, _, err = nbjax(BASE + extra, capsys)
