@@ -156,7 +156,7 @@ def test_float32_matches_float64(geo, srcs):
 
 @given(geo=geometries(), srcs=source_sets(max_size=3))
 def test_cli_float_image_equals_api_image(geo, srcs):
-    """nbjax CLI -floatfile (float32) == float32 cast of render(experiment_from_args(argv))."""
+    """nbjax CLI -floatfile (float32) == float32 cast of render(experiment_from_args(argv)), to 1e-6."""
     old_cache = os.environ.get("NBJAX_CACHE_DIR")
     os.environ["NBJAX_CACHE_DIR"] = "off"  # no persistent compilation cache from the CLI
     try:
@@ -172,7 +172,9 @@ def test_cli_float_image_equals_api_image(geo, srcs):
             os.environ.pop("NBJAX_CACHE_DIR", None)
         else:
             os.environ["NBJAX_CACHE_DIR"] = old_cache
-    assert np.array_equal(cli, api), f"max |diff| {np.max(np.abs(cli.astype(float) - api))}"
+    # two compilations (the CLI renders in several jitted calls, without rematerialisation):
+    # equal up to rounding, not necessarily bit for bit on every CPU
+    _assert_close(api.astype(np.float64), cli.astype(np.float64), 1e-6, "CLI float image vs API image")
 
 
 # (e) -----------------------------------------------------------------------------------------

@@ -109,7 +109,7 @@ def test_weights_ignored_in_c_mode_and_honoured_in_physical(tmp_path):
     seed, equal = CASES["src-weights-seed"], CASES["src-weights-equal"]
     a, _, err = golden.run_nbjax(seed, _dir(tmp_path / "a"))
     b, _, _ = golden.run_nbjax(equal, _dir(tmp_path / "b"))
-    assert np.array_equal(a, b)
+    np.testing.assert_allclose(a, b, rtol=1e-6, atol=0)  # two runs: equal up to rounding on any CPU
     assert "weights differ" in err
     pa, _, _ = golden.run_nbjax(seed, _dir(tmp_path / "pa"), extra=["-physical"])
     pb, _, _ = golden.run_nbjax(equal, _dir(tmp_path / "pb"), extra=["-physical"])
@@ -128,7 +128,8 @@ def test_fdump_written_then_read_back_gives_c_image(tmp_path):
     second, out, _ = golden.run_nbjax(again, tmp_path)
     assert "reading Fs from Fdump.bin" in out
     c = golden.c_image(case)
-    assert np.array_equal(first, c) and np.array_equal(second, c)
+    assert np.array_equal(first, second)  # the same program on the same (exactly stored) Fs
+    assert golden.metrics(c, first)["max_rel"] <= 1e-5  # as the golden tests: not bit for bit across CPUs
 
 
 def test_fast_noise_has_poisson_statistics(tmp_path):

@@ -54,24 +54,47 @@ def orientation_matrices(crystal, dtype, phi=None) -> Float[Array, "K 3 3"]:
     return mats.reshape(-1, 3, 3)
 
 
+def _rounded(product):
+    """``product`` rounded to its dtype before it is summed, as C sums: XLA fuses a product
+    into the following addition (a fused multiply-add), which moves a pixel that C puts
+    exactly on the direct beam 1e-19 m off it.  The select is the identity (NaN stays NaN)
+    but keeps the fusion from seeing the multiply (round-xtal-beam-on-pixel-rotated-detector)."""
+    return jnp.where(jnp.isnan(product), jnp.nan, product)
+
+
+def unit(v, magnitude):
+    """v / |v| by true division per component, as C's unitize: XLA turns a division by a
+    broadcast magnitude into a product with its reciprocal, which can leave a vector on the
+    direct beam 1 ulp off the beam direction (round-xtal-beam-on-corner-pixel)."""
+    return jnp.stack([v[..., k] / magnitude for k in range(3)], axis=-1)
+
+
 def subpixel_positions(det, fpix: Int[Array, " T"], spix: Int[Array, " T"]) -> Float[Array, "T L Q 3"]:
-    """Sub-pixel centres in the lab frame (m), C order: layer, slow sub, fast sub."""
+    """Sub-pixel centres in the lab frame (m), C order: layer, slow sub, fast sub; each term
+    rounded before the sum, as C adds them."""
     os = det.oversample
     ss, ff = np.meshgrid(np.arange(os), np.arange(os), indexing="ij")
     Fdet = det.fast_positions[fpix[:, None] * os + ff.reshape(-1)[None, :]]  # (T, Q)
     Sdet = det.slow_positions[spix[:, None] * os + ss.reshape(-1)[None, :]]
     Odet = jnp.arange(det.layers, dtype=jnp.float64) * det.layer_step  # (L,)
-    pos = Fdet[:, None, :, None] * det.fdet + Sdet[:, None, :, None] * det.sdet + Odet[None, :, None, None] * det.odet + det.pix0
+    pix0 = det.pix0_offset + _rounded(det.distance * det.pivot_axis)  # Detector.pix0, unfused
+    pos = (
+        _rounded(Fdet[:, None, :, None] * det.fdet)
+        + _rounded(Sdet[:, None, :, None] * det.sdet)
+        + _rounded(Odet[None, :, None, None] * det.odet)
+        + pix0
+    )
     if det.curved:
         pos = curved_positions(pos, det)
     return pos
 
 
 def miller_indices(mats, diffracted, incident, inv_lambda) -> Float[Array, "T L Q S K 3"]:
-    """h = A (d - i)/lambda, computed as (A d - A i)/lambda (A d once for all sources)."""
-    a_d = jnp.einsum("kij,tlqj->tlqki", mats, diffracted)
-    a_i = jnp.einsum("kij,sj->ski", mats, incident)
-    return (a_d[:, :, :, None] - a_i) * inv_lambda[:, None, None]
+    """h = A S with S = (d - i)/lambda formed first, as C does.  On the direct beam d == i, so
+    S and h are exactly 0 (C's sinc3 gives 1 there); a pixel 1 ulp off the beam keeps its tiny
+    S, which A d - A i would round away (round-xtal-misset-beam-on-pixel)."""
+    scattering = (diffracted[:, :, :, None, :] - incident) * inv_lambda[:, None]
+    return jnp.einsum("kij,tlqsj->tlqski", mats, scattering)
 
 
 def pixel_samples(exp: Experiment, fpix: Int[Array, " T"], spix: Int[Array, " T"], dtype, first_pixel: bool = False) -> PixelSamples:
@@ -80,14 +103,14 @@ def pixel_samples(exp: Experiment, fpix: Int[Array, " T"], spix: Int[Array, " T"
     det, beam, xtal, model = exp.detector, exp.beam, exp.crystal, exp.model
     pos = subpixel_positions(det, fpix, spix)
     airpath = jnp.linalg.norm(pos, axis=-1)  # (T, L, Q)
-    diffracted = pos / airpath[..., None]
+    diffracted = unit(pos, airpath)
     omega = solid_angle(airpath, jnp.dot(det.pix0, det.odet), det.pixel_size, det.point_pixel)
     if det.thick:
         layer = jnp.arange(det.layers, dtype=jnp.float64)[None, :, None]
         capture = capture_fraction(diffracted, det.odet, layer, det.layer_step, det.mu)
     else:
         capture = jnp.ones_like(omega)
-    incident = -beam.directions / jnp.linalg.norm(beam.directions, axis=-1, keepdims=True)  # (S, 3)
+    incident = -unit(beam.directions, jnp.linalg.norm(beam.directions, axis=-1))  # (S, 3)
     inv_lambda = 1.0 / beam.wavelengths  # (S,)
     scattering = (diffracted[:, :, :, None, :] - incident) * inv_lambda[:, None]  # (T, L, Q, S, 3)
     stol_sq = 0.25 * lax.stop_gradient(jnp.sum(scattering * scattering, axis=-1))

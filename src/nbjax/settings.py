@@ -137,6 +137,7 @@ class RunSettings:
     tile_pixels: int = 0  # 0 = automatic
     devices: int = 1  # local devices for the tiles; 0 = all
     fast_noise: bool = False  # jax.random noise: same statistics, not C's exact stream
+    force: bool = False  # run beyond the work limit (setup/workload.py)
     warnings: list = dataclasses.field(default_factory=list)
     argv: list = dataclasses.field(default_factory=list)  # as parsed, for the collision warnings
 

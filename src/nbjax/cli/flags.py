@@ -101,6 +101,12 @@ def _cell(s, v, flag):
         if token.startswith("-"):
             break
         s.cell[i] = to_float(token, flag) / (RTD if i >= 3 else 1.0)
+    if s.cell[0] > 0:
+        from nbjax.setup.crystal import check_cell
+
+        warning = check_cell(s.cell)
+        if warning:
+            s.warnings.append(warning)
 
 
 def _misset_random(s, v, flag):
@@ -135,7 +141,10 @@ def _roi(s, v, flag):
 
 
 def _energy(s, v, flag):
-    s.lambda0 = (HC_EV_ANGSTROM / to_float(v[0], flag)) / 1.0e10
+    energy = to_float(v[0], flag)
+    if not energy > 0:
+        raise NBError(f"{flag}: the photon energy must be positive, got {v[0]} eV")
+    s.lambda0 = (HC_EV_ANGSTROM / energy) / 1.0e10
 
 
 def _printout_pixel(s, v, flag):
@@ -151,6 +160,8 @@ def _neg_seed(attr):
 
 def _file(attr, **also):
     def apply(s, v, flag):
+        if not v[0]:
+            raise NBError(f"{flag}: the file name is empty", exit_code=9)  # C's fopen("") fails: exit 9
         setattr(s, attr, v[0])
         for k, val in also.items():
             setattr(s, k, val)
@@ -340,6 +351,7 @@ NBJAX_HANDLERS: dict[str, Callable] = {
     "-physical": _const(physical=True),
     "-tile": _tile,
     "-devices": _devices,
+    "-force": _const(force=True),
     "-demo": _const(),  # cli/main.py prepends the demo command line
     "-fastnoise": _const(fast_noise=True),
 }
@@ -371,10 +383,30 @@ def _is_number(token: str) -> bool:
         return False
 
 
+# Tokens C's pre-pass reads (cli/headers.py) but its main loop has no handler for.
+PREPASS_PATTERNS = ("-mask",)
+# Handlers whose value C reads with atoi and where 0 means "not given" (the default stays).
+ZERO_MEANS_UNSET = {"-detpixels": "the detector size then comes from -detsize/-pixel (default 1024x1024 pixels)"}
+
+
+def _values_text(n: int) -> str:
+    return f"{n} value{'s' if n != 1 else ''}"
+
+
+def _missing_values(token: str, nargs: int, wanted: int, have: int) -> NBError:
+    if nargs == 0:
+        return NBError(f"{token} must not be the last argument: nanoBragg only reads it when another argument follows, "
+                       "and silently ignores it otherwise; move it before another flag")
+    return NBError(f"{token} needs {_values_text(wanted)}, got {have if have else 'none'}: nanoBragg would silently "
+                   "ignore the flag and use its default; give the value" + ("s" if wanted > 1 else ""))
+
+
 def parse_argv(argv: list[str], settings: RunSettings | None = None) -> RunSettings:
     """Walk ``argv`` (without the program name) over the flag table, as the C main loop does.
 
     Unknown flags add a warning to ``settings.warnings`` and are otherwise ignored, as in C.
+    A flag that C would skip for want of values (at the end of argv) is an NBError: C renders
+    with its default then, which is never what the user asked for.
     """
     s = settings if settings is not None else RunSettings()
     s.argv = list(argv)
@@ -384,20 +416,38 @@ def parse_argv(argv: list[str], settings: RunSettings | None = None) -> RunSetti
             continue
         i = i0 + 1  # C index
         fired = False
+        short = None  # (nargs, wanted, named by the token) of a matching handler short of values
         for flag in NBJAX_FLAGS + FLAGS:
             if not flag.matches(token):
                 continue
             wanted = max(flag.nargs, 1 if flag.needs_next else 0)
             if not argc > i + wanted:
+                if short is None or (token in flag.patterns and not short[2]):
+                    short = (flag.nargs, wanted, token in flag.patterns)
                 continue
             fired = True
             values = argv[i0 + 1 : i0 + 1 + max(flag.nargs, flag.reads)]
             stop = flag.apply(s, values, token)
+            _note_zero_count(s, flag, token, values)
             if flag.stop or stop is True:
                 break
+        prepass = any(p in token for p in PREPASS_PATTERNS)
+        if prepass and not fired and i0 + 1 < len(argv):
+            continue  # read by the pre-pass (cli/headers.py)
+        # A handler short of values is an error when nothing else fired for the token, or when
+        # the token is that handler's own name (-misset 10 20: the 1-value -misset probe fired).
+        if (not fired and (short or prepass)) or (short and short[2]):
+            nargs, wanted, _ = short or (1, 1, True)
+            raise _missing_values(token, nargs, wanted, len(argv) - i)
         if not fired and not _is_number(token):
             s.warnings.append(f"unknown flag {token} ignored (nanoBragg ignores it too)")
     return s
+
+
+def _note_zero_count(s: RunSettings, flag: Flag, token: str, values: list[str]) -> None:
+    for pattern, what in ZERO_MEANS_UNSET.items():
+        if any(p.startswith(pattern) for p in flag.patterns) and values and to_int(values[0], token) == 0:
+            s.warnings.append(f"{token} 0: nanoBragg takes a count of 0 as not given, and so does nbjax: {what}")
 
 
 def usage_text() -> str:

@@ -14,6 +14,7 @@ import math
 import numpy as np
 
 from nbjax.ctables.constants import RTD
+from nbjax.errors import NBError
 from nbjax.io.smv import read_smv
 from nbjax.settings import RunSettings
 
@@ -30,6 +31,20 @@ def header_files(argv: list[str]) -> tuple[str | None, str | None]:
     return mask, img
 
 
+# Header values that must be positive, and the flags that would override them.
+POSITIVE_KEYS = {"PIXEL_SIZE": ("-pixel",), "WAVELENGTH": ("-lambda", "-wave", "-energy")}
+
+
+def _check_positive(path: str, frame, argv: list[str]) -> None:
+    """NBError naming the file for a header value C would use although it is not positive
+    (unless a flag overrides it)."""
+    for key, flags in POSITIVE_KEYS.items():
+        value = frame.value(key)
+        overridden = any(t.startswith("-") and f in t for t in argv for f in flags)
+        if not math.isnan(value) and not value > 0 and not overridden:
+            raise NBError(f"{path}: the SMV header says {key}={value:g}, which is not positive; fix the header or give {flags[0]}")
+
+
 def apply_headers(s: RunSettings, argv: list[str], log=None) -> None:
     """Set geometry from the mask header, then the img header, as C does; ``log`` collects
     the 'reading FILE' lines C prints."""
@@ -38,6 +53,7 @@ def apply_headers(s: RunSettings, argv: list[str], log=None) -> None:
         if path is None:
             continue
         frame = read_smv(path)
+        _check_positive(path, frame, argv)
         if log is not None:
             log.append(f"reading {path}")
         s.fpixels, s.spixels = frame.width, frame.height

@@ -14,6 +14,7 @@ import sys
 import numpy as np
 
 from nbjax.errors import NBError, UsageError
+from nbjax.io.atomic import StagedWrites, check_writable
 from nbjax.io.cformat import cformat_g as g
 
 SUBCOMMANDS = {"batch": "nbjax.cli.batch", "bench": "nbjax.bench"}  # nbjax WORD ARGS
@@ -50,6 +51,8 @@ def run(argv: list[str], out=sys.stdout, err=sys.stderr) -> int:
     header_lines: list[str] = []
     apply_headers(settings, argv, header_lines)
     flags.parse_argv(argv, settings)
+    for flag, path in output_files(settings):
+        check_writable(path, flag)
     _configure_jax()
     from nbjax import setup
 
@@ -68,21 +71,51 @@ def run(argv: list[str], out=sys.stdout, err=sys.stderr) -> int:
         for line in trace_lines(exp, settings, image.astype(np.float32), settings.lambda0):
             print(line, file=out)
     _interpolation_warning(stop, out, err)
-    _finish(settings, exp, derived, image, omega, out, err)
+    with StagedWrites() as files:
+        _finish(settings, exp, derived, image, omega, out, err, files)
+        files.commit()
     return 0
 
 
+def output_files(s) -> list[tuple[str, str]]:
+    """(flag, path) of every file the run will write, checked before any work is done."""
+    files = [("-floatfile", s.floatfile), ("-intfile", s.intfile)]
+    if s.write_pgm:
+        files.append(("-pgmfile", s.pgmfile))
+    if s.calculate_noise:
+        files.append(("-noisefile", s.noisefile))
+    return files
+
+
+PROGRESS_EVERY_S = 2.0  # at most one progress line per this many seconds (and the last one)
+ANNOUNCE_WORK_S = 10.0  # runs estimated to take longer say what they will render first
+
+
 def _render(exp, settings, err):
+    import time
+
     import jax.numpy as jnp
 
     from nbjax.kernel import render_with_stats
+    from nbjax.setup.workload import Workload, duration
 
     dtype = jnp.float32 if settings.precision == "single" else jnp.float64
     progress = None
     if settings.progress and not settings.printout:
+        work = Workload.of(exp)
+        if work.seconds >= ANNOUNCE_WORK_S:
+            print(f"nbjax: rendering {work.describe()}", file=err, flush=True)
+        t0 = last = time.perf_counter()
 
         def progress(done, total):
-            print(f"nbjax: {100 * done // total}% done", file=err, flush=True)
+            nonlocal last
+            now = time.perf_counter()
+            if done < total and now - last < PROGRESS_EVERY_S:
+                return
+            last = now
+            left = (now - t0) * (total - done) / done
+            eta = f", about {duration(left)} left" if done < total else f" in {duration(now - t0)}"
+            print(f"nbjax: {100 * done // total}% done{eta}", file=err, flush=True)
 
     result = render_with_stats(exp, dtype=dtype, tile=settings.tile_pixels or None, tiles_per_call=None if progress is None else 8, progress=progress, differentiable=False, devices=_device_count(settings))
     return np.asarray(result.image), float(result.solid_angle_sum), result.interpolation_stop
@@ -112,18 +145,20 @@ def _interpolation_warning(stop, out, err):
     print(f"nbjax: warning: quirk: pixel ({f}, {s}) needs structure factors outside the HKL table; like nanoBragg, interpolation is off from there on", file=err)
 
 
-def _finish(s, exp, derived, image, omega_total, out, err):
+def _finish(s, exp, derived, image, omega_total, out, err, files):
+    """C's closing statistics and files; the files are staged in ``files`` (committed by the
+    caller once all of them are written, so a run leaves all of them or none)."""
     from nbjax.io import noise
     from nbjax.cli.report import image_stats, solid_angle_line, stats_lines
     from nbjax.io import pgm, smv
-    from nbjax.io.floatimage import write_float_image
+    from nbjax.io.floatimage import float_image_bytes
 
     geo = derived.geometry
     image32 = image if image.dtype == np.float32 else image.astype(np.float32)
     print(solid_angle_line(omega_total, exp.steps), file=out)
     stats = image_stats(image32, geo.roi, s.mask, geo.pixel_size, derived.oversample)
     print(f"writing {s.floatfile} as {image32.size} 4-byte floats", file=out)
-    write_float_image(s.floatfile, image32)
+    files.stage(s.floatfile, float_image_bytes(image32))
     for line in stats_lines(stats):
         print(line, file=out)
     scale = s.intfile_scale if s.intfile_scale > 0 else smv.auto_int_scale(stats.max_I)
@@ -132,12 +167,12 @@ def _finish(s, exp, derived, image, omega_total, out, err):
     overflow = smv.header_overflow(header)
     if overflow:
         print(f"nbjax: warning: quirk: the SMV header text is {512 + overflow} bytes but declares HEADER_BYTES=512; written as nanoBragg writes it, so readers will misplace the pixels", file=err)
-    smv.write_smv(s.intfile, header, smv.int_image(image32, scale, s.adc_offset, geo.roi))
+    files.stage(s.intfile, smv.smv_bytes(header, smv.int_image(image32, scale, s.adc_offset, geo.roi)))
     print(f"writing {s.intfile} as 2-byte integers", file=out)
     if s.write_pgm:
         pgm_scale = s.pgm_scale if s.pgm_scale > 0 else pgm.auto_pgm_scale(stats.rmsd, scale)
         print(f"pgm_scale = {g(pgm_scale)}", file=out)
-        pgm.write_pgm(s.pgmfile, image32, pgm_scale, geo.roi)
+        files.stage(s.pgmfile, pgm.pgm_bytes(image32, pgm_scale, geo.roi))
         print(f"writing {s.pgmfile} as 1-byte integers", file=out)
     if s.calculate_noise:
         if s.fast_noise:
@@ -145,8 +180,45 @@ def _finish(s, exp, derived, image, omega_total, out, err):
         else:
             noisy, photons, overloads = noise.poisson_noise_image(image32, -s.seed, s.adc_offset, geo.roi, rng=derived.random_state)
         print(f"{photons:.0f} photons on noise image ({overloads} overloads)", file=out)
-        smv.write_smv(s.noisefile, header, noisy, noise_image=True)
+        files.stage(s.noisefile, smv.smv_bytes(header, noisy, noise_image=True))
         print(f"writing {s.noisefile} as 2-byte integers", file=out)
+
+
+class _PipeSafe:
+    """A console stream for which a closed pipe (``nbjax -h | head -2``) is normal use: once the
+    reader has gone, output is dropped quietly (the fd is pointed at /dev/null, so the final
+    flush is quiet too) and the run goes on to write its files."""
+
+    def __init__(self, stream):
+        self.stream = stream
+        self.gone = False
+
+    def write(self, text):
+        if not self.gone:
+            try:
+                return self.stream.write(text)
+            except BrokenPipeError:
+                self._reader_gone()
+        return len(text)
+
+    def flush(self):
+        if not self.gone:
+            try:
+                self.stream.flush()
+            except BrokenPipeError:
+                self._reader_gone()
+
+    def _reader_gone(self):
+        self.gone = True
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self.stream.fileno())
+            os.close(devnull)
+        except (OSError, ValueError):
+            pass
+
+    def __getattr__(self, name):
+        return getattr(self.stream, name)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -154,24 +226,26 @@ def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] and argv[0] in SUBCOMMANDS:  # nanoBragg's own arguments all begin with '-'
         sys.exit(importlib.import_module(SUBCOMMANDS[argv[0]]).main(argv[1:]))
+    out, err = _PipeSafe(sys.stdout), _PipeSafe(sys.stderr)
     try:
-        code = run(argv)
+        code = run(argv, out=out, err=err)
     except UsageError as exc:
         from nbjax.cli.flags import usage_text
 
-        print(usage_text())
-        print(f"nbjax: error: {exc}", file=sys.stderr)
+        print(usage_text(), file=out)
+        print(f"nbjax: error: {exc}", file=err)
         code = exc.exit_code
     except NBError as exc:
-        print(f"nbjax: error: {exc}", file=sys.stderr)
+        print(f"nbjax: error: {exc}", file=err)
         code = exc.exit_code
     except KeyboardInterrupt:
-        print("nbjax: interrupted", file=sys.stderr)
+        print("nbjax: interrupted", file=err)
         code = 130
     except Exception as exc:  # noqa: BLE001 (the CLI promises one line, never a traceback)
         if os.environ.get("NBJAX_DEBUG"):
             raise
-        print(f"nbjax: internal error: {type(exc).__name__}: {exc} (set NBJAX_DEBUG=1 for details)", file=sys.stderr)
+        print(f"nbjax: internal error: {type(exc).__name__}: {exc} (set NBJAX_DEBUG=1 for details)", file=err)
         code = 1
-    sys.stdout.flush()
+    out.flush()
+    err.flush()
     sys.exit(code)

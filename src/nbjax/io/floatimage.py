@@ -11,12 +11,17 @@ from nbjax.errors import NBError
 from nbjax.io.atomic import write_bytes_atomic
 
 
-def write_float_image(path: str | os.PathLike, image) -> None:
-    """Write a (spixels, fpixels) image as raw little-endian float32 (4*spixels*fpixels bytes)."""
+def float_image_bytes(image) -> bytes:
+    """A (spixels, fpixels) image as raw little-endian float32 (4*spixels*fpixels bytes)."""
     data = np.asarray(image)
     if data.ndim != 2:
-        raise NBError(f"cannot write {path}: expected a 2-D (spixels, fpixels) image, got shape {data.shape}")
-    write_bytes_atomic(path, np.ascontiguousarray(data, dtype="<f4").tobytes())
+        raise NBError(f"float image: expected a 2-D (spixels, fpixels) image, got shape {data.shape}")
+    return np.ascontiguousarray(data, dtype="<f4").tobytes()
+
+
+def write_float_image(path: str | os.PathLike, image) -> None:
+    """Write :func:`float_image_bytes` to ``path`` atomically."""
+    write_bytes_atomic(path, float_image_bytes(image))
 
 
 def read_float_image(path: str | os.PathLike, fpixels: int | None = None,

@@ -32,4 +32,10 @@ def read_mat(path: str | os.PathLike) -> np.ndarray:
         values.append(value)
     if len(values) < 9:
         raise NBError(f"{path}: expected 9 numbers (3 rows of a* b* c* components), found {len(values)}")
-    return np.array(values, dtype=np.float64).reshape(3, 3)
+    mat = np.array(values, dtype=np.float64).reshape(3, 3)
+    with np.errstate(all="ignore"):
+        det = float(np.linalg.det(mat))
+    if det == 0.0 or not math.isfinite(1.0 / det):
+        raise NBError(f"{path}: the A matrix is singular (determinant {det:g}): its columns a*, b*, c* span no unit cell "
+                      "(nanoBragg would render a NaN image)")
+    return mat

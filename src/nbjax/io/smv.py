@@ -82,14 +82,18 @@ def header_overflow(values: SMVHeaderValues) -> int:
     return max(0, len(format_smv_header(values)) - HEADER_BYTES)
 
 
-def write_smv(path: str | os.PathLike, values: SMVHeaderValues, image, noise_image: bool = False) -> None:
-    """Write header + (spixels, fpixels) uint16 pixels (little-endian), atomically."""
+def smv_bytes(values: SMVHeaderValues, image, noise_image: bool = False) -> bytes:
+    """The whole SMV file: header + (spixels, fpixels) uint16 pixels (little-endian)."""
     data = np.asarray(image)
     if data.shape != (values.spixels, values.fpixels):
-        raise NBError(f"cannot write {path}: image shape {data.shape} does not match "
+        raise NBError(f"SMV image: shape {data.shape} does not match "
                       f"SIZE2 x SIZE1 = {values.spixels} x {values.fpixels}")
-    payload = format_smv_header(values, noise_image) + np.ascontiguousarray(data, dtype="<u2").tobytes()
-    write_bytes_atomic(path, payload)
+    return format_smv_header(values, noise_image) + np.ascontiguousarray(data, dtype="<u2").tobytes()
+
+
+def write_smv(path: str | os.PathLike, values: SMVHeaderValues, image, noise_image: bool = False) -> None:
+    """Write :func:`smv_bytes` to ``path`` atomically."""
+    write_bytes_atomic(path, smv_bytes(values, image, noise_image))
 
 
 def auto_int_scale(max_I: float) -> float:

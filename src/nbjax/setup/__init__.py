@@ -23,7 +23,7 @@ from nbjax.io import fdump, hkl, matfile, smv, sourcefile
 from nbjax.io.cformat import RTD, cformat_g as g
 from nbjax.settings import RunSettings
 from nbjax.physics.rotations import cdot
-from nbjax.setup import sampling
+from nbjax.setup import sampling, workload
 from nbjax.setup.crystal import cell_parameters, fill_cell_defaults, lattice_from_reciprocal, reciprocal_from_cell
 from nbjax.setup.detector import DetectorGeometry, detector_geometry
 from nbjax.setup.sources import divergence_grid, from_table
@@ -126,6 +126,7 @@ def build(s: RunSettings) -> SetupResult:
         log(f"         but reciprocal pixel size is {g(reciprocal_pixel * 1e10)} A")
         log("         intensity may vary significantly across a pixel!")
         log(f"         recommend -oversample {recommended} to work around this")
+    workload.check_settings(s, geo, oversample, layers, phisteps, domains, hdiv, vdiv, disp)
     volume = xtal[0] * xtal[1] * xtal[2]
     log(f"approximate MW = {g(volume * 1.2e6 * AVOGADRO / (N[0] * N[1] * N[2]))}")
 

@@ -15,6 +15,7 @@ from typing import NamedTuple
 import numpy as np
 
 from nbjax.ctables.constants import DBL_MIN
+from nbjax.errors import NBError
 from nbjax.physics.rotations import cdot, rotate_xyz
 
 
@@ -134,3 +135,28 @@ def cell_parameters(lat: Lattice):
     real = (lat.a * 1e10, lat.b * 1e10, lat.c * 1e10)
     recip = (lat.a_star, lat.b_star, lat.c_star)
     return params(*real, recip, V), params(*recip, real, 1.0 / V)
+
+
+def angles_possible(alpha, beta, gamma) -> bool:
+    """Whether three cell angles (rad) belong to a real cell: each below the sum of the other
+    two, and all three below 360 degrees together."""
+    a, b, c = alpha, beta, gamma
+    return 0 < a < math.pi and 0 < b < math.pi and 0 < c < math.pi and a + b + c < 2 * math.pi and a < b + c and b < a + c and c < a + b
+
+
+def check_cell(cell) -> str | None:
+    """The cell (a, b, c in A, angles in rad, C's defaults not yet filled) as C will use it:
+    NBError when its formulas give no finite lattice (C renders a NaN image), a warning line
+    when the angles describe no real cell but C's formulas give another one, else None."""
+    cell = fill_cell_defaults(cell)
+    if angles_possible(*cell[3:]):
+        return None
+    typed = " ".join(f"{math.degrees(x):g}" for x in cell[3:])
+    with np.errstate(all="ignore"):
+        lattice = lattice_from_cell(cell)
+        finite = all(np.all(np.isfinite(np.asarray(v))) for v in lattice) and float(lattice.V_cell) > DBL_MIN
+        real = cell_parameters(lattice)[0] if finite else None
+    if not finite or not all(math.isfinite(x) for x in real):
+        raise NBError(f"-cell: the angles {typed} deg describe no unit cell and give it no volume (nanoBragg would render a NaN image)")
+    return (f"-cell: the angles {typed} deg describe no unit cell (each must be below the sum of the other two, all three below 360); "
+            f"like nanoBragg, nbjax renders the cell its formulas give: {' '.join(f'{x:g}' for x in real)}")

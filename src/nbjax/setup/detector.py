@@ -65,6 +65,31 @@ class DetectorGeometry:
 MAX_PIXELS = 1 << 28
 
 
+def _size_source(s: RunSettings) -> str:
+    """Where the detector's size came from, to name it in a message."""
+    given = lambda pattern: any(t.startswith("-") and pattern in t for t in s.argv)  # noqa: E731
+    if s.fpixels or s.spixels:
+        if given("-detpixels"):
+            return "-detpixels"
+        header = s.imgfile or s.maskfile
+        return f"the SMV header of {header} (SIZE1/SIZE2)" if header else "-detpixels"
+    return "-detsize" if given("-detsize") else "-pixel"
+
+
+def _offset_for(target: np.ndarray, distance: float, axis: np.ndarray) -> np.ndarray:
+    """o with o + distance * axis == target exactly, per component (float64, the product
+    rounded first), wherever the last bits allow; else the nearest try."""
+    step = distance * axis
+    offset = target - step
+    for k in range(3):
+        for _ in range(4):  # off by an ulp or two at most
+            total = offset[k] + step[k]
+            if total == target[k]:
+                break
+            offset[k] = np.nextafter(offset[k], -np.inf if total > target[k] else np.inf)
+    return offset
+
+
 def detector_geometry(s: RunSettings) -> DetectorGeometry:
     """C's detector derivations from parsed settings."""
     px = s.pixel_size
@@ -75,7 +100,12 @@ def detector_geometry(s: RunSettings) -> DetectorGeometry:
     fpixels = math.ceil(detsize_f / px - 0.5)
     spixels = math.ceil(detsize_s / px - 0.5)
     if fpixels <= 0 or spixels <= 0 or fpixels * spixels > MAX_PIXELS:
-        raise NBError(f"detector size {fpixels}x{spixels} pixels is not possible (1 to {MAX_PIXELS} pixels)")
+        raise NBError(f"{_size_source(s)}: detector size {fpixels}x{spixels} pixels is not possible "
+                      f"(1 to {MAX_PIXELS} pixels; {detsize_f * 1e3:g}x{detsize_s * 1e3:g} mm at {px * 1e3:g} mm per pixel)")
+    if s.mask is not None and np.shape(s.mask) != (spixels, fpixels):
+        h, w = np.shape(s.mask)
+        raise NBError(f"-mask {s.maskfile}: the mask is {w}x{h} pixels but the detector is {fpixels}x{spixels} "
+                      f"(from {_size_source(s)}); give a mask of the detector's size")
 
     Fclose = (s.ORGX - 0.5) * px if not math.isnan(s.ORGX) else detsize_f / 2.0
     Sclose = (s.ORGY - 0.5) * px if not math.isnan(s.ORGY) else detsize_s / 2.0
@@ -125,13 +155,14 @@ def detector_geometry(s: RunSettings) -> DetectorGeometry:
 
     rot = (s.detector_rotx, s.detector_roty, s.detector_rotz)
     ratio = cdot(beam, rotate_xyz(odet, *rot))
-    if ratio == 0.0:
-        ratio = DBL_MIN
+    if ratio == 0.0:  # C carries on with DBL_MIN and puts the detector at distance 0
+        raise NBError("the beam lies in the detector plane (beam vector . detector normal = 0, after -detector_rotx/y/z): "
+                      "it never reaches the detector; check -beam_vector, -odet_vector/-fdet_vector/-sdet_vector and the rotations")
     distance = s.distance
     close_distance = abs(ratio * distance) if math.isnan(s.close_distance) else s.close_distance
     distance = close_distance / ratio
     if pivot == "sample":
-        pix0_offset = -Fclose * fdet - Sclose * sdet
+        pix0_c = -Fclose * fdet - Sclose * sdet + close_distance * odet  # C rotates this sum
         pivot_axis, pivot_distance = odet, close_distance
 
     def swing(v):
@@ -139,8 +170,10 @@ def detector_geometry(s: RunSettings) -> DetectorGeometry:
 
     fdet, sdet, odet = swing(fdet), swing(sdet), swing(odet)
     if pivot == "sample":
-        # rotation is linear: R(-F f0 - S s0 + D o0) = -F f - S s + D o
-        pix0_offset, pivot_axis = swing(pix0_offset), swing(pivot_axis)
+        # pix0 keeps its distance term (pix0_offset + distance * axis, for gradients), with the
+        # offset chosen so that the sum is C's rotated pix0 to the last bit
+        pivot_axis = swing(pivot_axis)
+        pix0_offset = _offset_for(swing(pix0_c), pivot_distance, pivot_axis)
     else:
         pix0_offset = -Fbeam * fdet - Sbeam * sdet
         pivot_axis, pivot_distance = beam, distance
