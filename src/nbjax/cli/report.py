@@ -34,17 +34,20 @@ def image_stats(image32: np.ndarray, roi, mask, pixel_size: float, oversample: i
     mean = sum/N and rms = sqrt(sum x^2/(N-1)) over unmasked ROI pixels; rmsd over all ROI
     pixels, masked ones counting as 0 (D26); N <= 1 is replaced by 2 in the denominators.
     max_I is the first maximum in C order; its location is the (Fdet, Sdet) of that pixel's
-    last sub-pixel, (pixel + (os - 0.5)/os) * pixel_size.
+    last sub-pixel, (pixel + (os - 0.5)/os) * pixel_size.  As in C, each pixel is squared in
+    float32 for rms and every sum runs in C's pixel order in float64.
     """
     rows, cols = Roi.clip(roi, image32.shape).slices
     total = total_sq = 0.0
     count = 0
     max_I, max_at = 0.0, None
     for r in _row_chunks(rows, image32.shape[1]):
-        block = image32[r, cols].astype(np.float64)
-        values = block.reshape(-1) if mask is None else block[np.asarray(mask)[r, cols] != 0]
-        total += float(np.sum(values))
-        total_sq += float(np.dot(values, values))
+        block32 = image32[r, cols]
+        values32 = block32.reshape(-1) if mask is None else block32[np.asarray(mask)[r, cols] != 0]
+        block = block32.astype(np.float64)
+        values = values32.astype(np.float64)
+        total = _ordered_sum(total, values)
+        total_sq = _ordered_sum(total_sq, (values32 * values32).astype(np.float64))  # C: float*float
         count += values.size
         if values.size and values.max() > max_I:
             masked = block if mask is None else np.where(np.asarray(mask)[r, cols] != 0, block, -np.inf)
@@ -55,7 +58,7 @@ def image_stats(image32: np.ndarray, roi, mask, pixel_size: float, oversample: i
     dev_sq, n_roi = 0.0, 0
     for r in _row_chunks(rows, image32.shape[1]):
         dev = image32[r, cols].astype(np.float64).reshape(-1) - mean
-        dev_sq += float(np.dot(dev, dev))
+        dev_sq = _ordered_sum(dev_sq, dev * dev)
         n_roi += dev.size
     rmsd = math.sqrt(dev_sq / (max(n_roi, 2) - 1))
     mx = my = 0.0
@@ -63,6 +66,13 @@ def image_stats(image32: np.ndarray, roi, mask, pixel_size: float, oversample: i
         sub = pixel_size / oversample
         mx, my = (sub * (p * oversample + oversample - 1) + sub / 2.0 for p in max_at)
     return ImageStats(max_I, mx, my, mean, rms, rmsd)
+
+
+def _ordered_sum(start: float, values: np.ndarray) -> float:
+    """start + v0 + v1 + ... added one by one in float64, as C's loop adds them."""
+    if values.size == 0:
+        return start
+    return float(np.cumsum(np.concatenate([[start], values]))[-1])
 
 
 def stats_lines(stats: ImageStats) -> list[str]:
