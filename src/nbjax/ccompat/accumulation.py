@@ -29,7 +29,7 @@ from nbjax.experiment import R_E_SQR
 from nbjax.physics import structure_factors as sf
 from nbjax.physics.detector_response import polarization
 from nbjax.physics.lattice import lattice_sq
-from nbjax.samples import PixelSamples, miller_indices, orientation_matrices, pixel_samples
+from nbjax.samples import PixelSamples, miller_indices_c_order, orientation_matrices, pixel_samples
 
 FIRST_OUT_OF_RANGE = "first_out_of_range"  # per pixel: first sample outside the interpolation table
 FIRST_PIXEL = "first_pixel"  # the run's first pixel, whose first phi loop uses phi_first
@@ -75,13 +75,14 @@ class CCompatible(AbstractAccumulation):
         return (f * f).astype(dtype)
 
     def miller_indices(self, exp, diffracted, incident, inv_lambda, dmin_skip, first_pixel):
-        """In the run's first pixel, C's first executed phi loop (first sample not skipped by
+        """C's order of operations (S = (d - i)/lambda first: exact zeros on the direct beam);
+        in the run's first pixel, C's first executed phi loop (first sample not skipped by
         dmin) uses the true angles ``phi_first`` (quirk-phi-zero-reuse, phi-zero-middle-step)."""
-        hkl = miller_indices(orientation_matrices(exp.crystal, jnp.float64), diffracted, incident, inv_lambda)
+        hkl = miller_indices_c_order(orientation_matrices(exp.crystal, jnp.float64), diffracted, incident, inv_lambda)
         if not first_pixel:
             return hkl
         first_mats = orientation_matrices(exp.crystal, jnp.float64, self.phi_first)
-        hkl_first = miller_indices(first_mats, diffracted, incident, inv_lambda)
+        hkl_first = miller_indices_c_order(first_mats, diffracted, incident, inv_lambda)
         group = jnp.arange(np.prod(dmin_skip.shape[1:])).reshape(dmin_skip.shape[1:]) == first_unskipped_index(dmin_skip)[:, None, None, None]
         return jnp.where(group[..., None, None], hkl_first, hkl)
 
