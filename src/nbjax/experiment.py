@@ -129,4 +129,4 @@ class Experiment(eqx.Module):
     @property
     def physical(self) -> bool:
         """True when the intended physics sums this image (not the C program's behaviour)."""
-        return not getattr(self.model, "c_compatible", False)
+        return not self.model.c_compatible

@@ -70,9 +70,9 @@ def read_image(path: str | os.PathLike, shape: tuple[int, int] | None = None, ad
     return data, np.isfinite(data) & (data >= 0)
 
 
-def build_mask(shape, usable=None, mask_file=None, mask_value=None, roi=None) -> np.ndarray:
-    """The pixels to fit: ``usable`` (from the reader) and the mask file's non-zero pixels and
-    pixels not equal to ``mask_value`` (compared with the data by the caller) within ``roi``."""
+def build_mask(shape, usable=None, mask_file=None, roi=None) -> np.ndarray:
+    """The pixels to fit: ``usable`` (from the reader), the mask file's non-zero pixels, within
+    ``roi`` (xmin, xmax, ymin, ymax inclusive)."""
     keep = np.ones(shape, bool) if usable is None else np.asarray(usable, bool).copy()
     if mask_file is not None:
         m, _ = read_image(mask_file, shape, adc=0.0, overload=np.inf)
@@ -88,7 +88,8 @@ def build_mask(shape, usable=None, mask_file=None, mask_value=None, roi=None) ->
 
 
 def observation(path, shape=None, *, adc=40.0, mask_file=None, mask_value=None, roi=None, sigma=None, name=None) -> Observation:
-    """Read an observed image and build its mask (module docstring)."""
+    """Read an observed image and build its mask (module docstring); ``mask_value`` drops the
+    pixels whose value (in photons, after the ADC offset) equals it."""
     image, usable = read_image(path, shape, adc=adc)
     if shape is not None and image.shape != tuple(shape):
         raise NBError(f"{path}: image is {image.shape[1]}x{image.shape[0]} pixels, the model detector {shape[1]}x{shape[0]}")

@@ -274,9 +274,8 @@ class Divergence(AbstractParameter):
         if kept.shape[0] * self.dispsteps != exp.beam.wavelengths.shape[0]:
             raise ValueError(f"Divergence: a {self.hsteps}x{self.vsteps} grid with {self.dispsteps} wavelengths does not match the Experiment's {exp.beam.wavelengths.shape[0]} sources")
         d = np.asarray(exp.beam.directions)
-        centre = -np.asarray(exp.detector.beam)
-        span = []
-        for k, axis in ((0, 0), (1, 1)):
+        span = []  # full divergence = angle between the extreme grid points / their span in f
+        for k in (0, 1):
             f = kept[:, k]
             if np.ptp(f) == 0:
                 span.append(1e-3)
@@ -284,7 +283,6 @@ class Divergence(AbstractParameter):
             i, j = int(np.argmin(f)), int(np.argmax(f))
             angle = math.acos(min(1.0, float(np.dot(d[i * self.dispsteps], d[j * self.dispsteps]))))
             span.append(max(angle / (f[j] - f[i]) / MRAD, 1e-3))
-        del centre
         return np.array(span)
 
     def apply(self, exp, u, reference):
