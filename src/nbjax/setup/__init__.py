@@ -11,6 +11,7 @@ import dataclasses
 import math
 import os
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -152,7 +153,7 @@ def build(s: RunSettings) -> SetupResult:
         layer_step = thick / layers
 
     water_bg = WATER_F**2 * R_E_SQR * fluence * s.water_size**3 * 1e6 * AVOGADRO / WATER_MW
-    f64 = lambda x: jnp.asarray(np.asarray(x, dtype=np.float64))  # noqa: E731
+    f64 = lambda x: jax.device_put(np.asarray(x, dtype=np.float64))  # noqa: E731 (device_put: no compiled op per shape)
     detector = Detector(
         fdet=f64(geo.fdet), sdet=f64(geo.sdet), odet=f64(geo.odet), beam=f64(geo.beam),
         pix0_offset=f64(geo.pix0_offset), pivot_axis=f64(geo.pivot_axis), distance=f64(geo.pivot_distance),
