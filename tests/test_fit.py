@@ -256,3 +256,20 @@ def test_joint_fit_vmapped_images_equal_the_loop(monkeypatch):
     _engine.make_passes.cache_clear()
     for a, b in zip(vm, loop):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-11, atol=1e-11 * float(np.max(np.abs(np.asarray(b)))))
+
+
+def test_background_towards_zero_converges_and_poisson_refuses_nonpositive_models():
+    """Sparse data with no background: the non-negative background goes to 0 and the other
+    values equal the fit without a background; a model pixel <= 0 has an infinite Poisson loss."""
+    start, obs, free, truth = _demo.problem(noise=False)
+    sparse = nf.Observation(image=np.random.default_rng(9).poisson(np.maximum(np.asarray(obs.image) - 2.0, 0.0) * 0.01).astype(float), mask=obs.mask)
+    shared = [p for p in free if p.name in ("weight", "scale")]
+    with_bg = nf.fit(start, sparse, shared + [nf.Background()])
+    without = nf.fit(start, sparse, shared)
+    assert with_bg.converged and without.converged
+    mean = float(np.mean(np.asarray(sparse.image)))
+    assert with_bg.value("background") < 0.01 * mean, (with_bg.value("background"), mean)
+    for i in range(5):
+        assert abs(with_bg.value(f"weight[{i}]") - without.value(f"weight[{i}]")) < 0.2 * without.error(f"weight[{i}]")
+    l, _, _ = nf.Poisson().terms(jnp.asarray([-1.0, 0.0, 2.0]), jnp.asarray([1.0, 0.0, 2.0]), 1.0)
+    assert np.isinf(np.asarray(l)[:2]).all() and np.asarray(l)[2] == 0.0

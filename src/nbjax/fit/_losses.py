@@ -5,7 +5,8 @@ E[d^2 l/dm^2] that the Gauss-Newton / Levenberg-Marquardt step and the error bar
 
 * ``Poisson`` (default): l = m - d + d log(d/m) (half the Poisson deviance; the negative
   log-likelihood up to a constant, 0 for a perfect model, finite at d = 0), dl/dm = 1 - d/m,
-  Fisher weight 1/m.  The model is floored at ``floor`` photons so that log m stays finite.
+  Fisher weight 1/m.  It is defined for m > 0 only: a pixel with m <= 0 makes the loss +inf, so
+  an optimiser step there is rejected (derivatives use m floored at ``floor`` photons).
 * ``Gaussian``: l = (m - d)^2 / (2 sigma^2) with a per-pixel sigma (or 1), dl/dm = (m - d)/sigma^2,
   Fisher weight 1/sigma^2.
 """
@@ -28,11 +29,12 @@ class Poisson(AbstractLoss):
     floor: float = 1e-12
 
     def terms(self, m, d, sigma):
+        defined = m > 0
         m = jnp.maximum(m, self.floor)
-        positive = d > 0
-        safe_d = jnp.where(positive, d, 1.0)
-        log_term = jnp.where(positive, d * (jnp.log(safe_d) - jnp.log(m)), 0.0)
-        return m - d + log_term, 1.0 - d / m, 1.0 / m
+        counts = d > 0
+        safe_d = jnp.where(counts, d, 1.0)
+        log_term = jnp.where(counts, d * (jnp.log(safe_d) - jnp.log(m)), 0.0)
+        return jnp.where(defined, m - d + log_term, jnp.inf), 1.0 - d / m, 1.0 / m
 
 
 class Gaussian(AbstractLoss):

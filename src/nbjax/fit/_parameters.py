@@ -159,15 +159,27 @@ class Scale(AbstractParameter):
 
 
 class Background(AbstractParameter):
-    """A constant background added to every pixel (photons per pixel), starting at 0 unless
-    ``start`` is given."""
+    """A constant background added to every pixel (photons per pixel).  Non-negative (log
+    transform), starting at ``start`` or 1e-3; ``signed=True`` allows negative values (for a
+    Gaussian fit of background-subtracted data)."""
 
+    signed: bool = eqx.field(static=True, default=False)
     name: ClassVar[str] = "background"
     units: ClassVar[str] = "photons/pixel"
     role: ClassVar[str] = "background"
 
     def current(self, exp):
-        return np.float64(0.0)
+        return np.float64(0.0 if self.signed else 1e-3)
+
+    def to_theta(self, u):
+        if self.signed or self.bounds is not None:
+            return super().to_theta(u)
+        return jnp.log(jnp.maximum(jnp.asarray(u, jnp.float64), 1e-12))
+
+    def from_theta(self, theta):
+        if self.signed or self.bounds is not None:
+            return super().from_theta(theta)
+        return jnp.exp(theta)
 
 
 class Wavelengths(AbstractParameter):

@@ -5,7 +5,9 @@ the loss (``value``) or the loss, gradient g and Fisher / Gauss-Newton matrix F 
 (``normal``).  Each returns (theta, history, converged, message).
 
 Levenberg-Marquardt (Fisher scoring with Marquardt damping): solve (F + lambda diag F) delta =
--g; accept when the loss drops (lambda /= 3), else lambda *= 4 and retry.  It stops when every
+-g, halve delta while it leaves the likelihood's domain (a Poisson model pixel <= 0, e.g. a
+background fitted towards 0); accept when the loss drops (lambda /= 3), else lambda *= 4 and
+retry.  It stops when every
 accepted step changes every parameter by less than ``xtol`` of its standard error
 (sqrt of diag F^-1), or the loss by less than ``ftol`` relative, or after ``max_steps``.
 
@@ -49,6 +51,7 @@ class LevenbergMarquardt(AbstractMethod):
     xtol: float = 1e-7
     ftol: float = 1e-14
     lambda0: float = 1e-3
+    max_halvings: int = 40
 
     def run(self, objective, theta0, progress=None):
         theta = jnp.asarray(theta0)
@@ -58,8 +61,14 @@ class LevenbergMarquardt(AbstractMethod):
         message, converged = f"stopped after {self.max_steps} steps", False
         for step in range(1, self.max_steps + 1):
             delta = _solve_jit(F, g, lam)
+            L1, g1, F1 = objective.normal(theta + delta)
+            if not bool(jnp.isfinite(L1)):  # the step left the model's domain (m <= 0): shorter
+                for _ in range(self.max_halvings):
+                    delta = 0.5 * delta
+                    if bool(jnp.isfinite(objective.value(theta + delta))):
+                        L1, g1, F1 = objective.normal(theta + delta)
+                        break
             trial = theta + delta
-            L1, g1, F1 = objective.normal(trial)
             if bool(jnp.isfinite(L1)) and float(L1) <= float(L):
                 sigma = np.sqrt(np.maximum(np.diag(np.linalg.pinv(np.asarray(F1))), 0.0))
                 small = np.all(np.abs(np.asarray(delta)) <= self.xtol * np.maximum(sigma, 1e-300))
