@@ -269,7 +269,7 @@ def render_batch(experiments: Experiment, *, dtype=jnp.float64, tile: int | None
     require_x64("nbjax.render_batch")
     B = jax.tree.leaves(experiments)[0].shape[0]
     mesh = device_mesh(devices)
-    tile = tile or max(16, default_tile(jax.tree.map(lambda x: x[0], experiments)) // 4)
+    tile = tile or max(16, default_tile(jax.tree.map(lambda x: x[0], experiments)) // jax.tree.leaves(experiments)[0].shape[0])
     batched = _render_batch_fn(dtype, tile, mesh)
     if mesh is None:
         return batched(experiments)
