@@ -127,6 +127,11 @@ class Experiment(eqx.Module):
         return self.beam.wavelengths.shape[0] * c.mosaic_umats.shape[0] * c.phi.shape[0] * d.oversample**2
 
     @property
+    def samples_per_pixel(self) -> int:
+        """Evaluations per pixel: sensor layers x steps (sub-pixels, sources, phi, mosaic)."""
+        return self.detector.layers * self.steps
+
+    @property
     def physical(self) -> bool:
         """True when the intended physics sums this image (not the C program's behaviour)."""
         return not self.model.c_compatible

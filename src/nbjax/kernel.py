@@ -77,12 +77,17 @@ def pixel_trace(exp: Experiment, fpix, spix) -> PixelTrace:
     )
 
 
-def default_tile(exp: Experiment) -> int:
-    """Pixels per tile so one tile holds about 1M samples on CPU, 16M on an accelerator."""
-    per_pixel = exp.detector.layers * exp.detector.oversample**2 * exp.beam.wavelengths.shape[0] * exp.crystal.phi.shape[0] * exp.crystal.mosaic_umats.shape[0]
+def default_tile(exp: Experiment, copies: int = 1) -> int:
+    """Pixels per tile so one tile holds about 1M samples on CPU, 16M on an accelerator, each
+    sample held ``copies`` times (a fit's forward-mode tangents, a batch's images)."""
     budget = CPU_TILE_EVALS if jax.default_backend() == "cpu" else ACCELERATOR_TILE_EVALS
-    tile = max(16, budget // max(per_pixel, 1))
+    tile = max(16, budget // max(exp.samples_per_pixel * copies, 1))
     return int(min(tile, budget // 16))
+
+
+def compiler_options():
+    """The compiler options of a top-level jit on this backend (XLA:CPU: no YNN fusions)."""
+    return _CPU_OPTIONS if jax.default_backend() == "cpu" else None
 
 
 def window_of(exp: Experiment) -> Roi:
@@ -156,9 +161,8 @@ def _sharded_jit(mesh, window, tile, dtype, stage, remat):
     def body(exp, starts, context):
         return _map_tiles_impl(exp, starts, context, window, tile, dtype, stage, remat)
 
-    options = _CPU_OPTIONS if jax.default_backend() == "cpu" else None
     sharded = jax.shard_map(body, mesh=mesh, in_specs=(P(), P("tiles"), P()), out_specs=P("tiles"), check_vma=False)
-    return jax.jit(sharded, compiler_options=options)
+    return jax.jit(sharded, compiler_options=compiler_options())
 
 
 def device_mesh(devices: int | None):
@@ -269,7 +273,7 @@ def render_batch(experiments: Experiment, *, dtype=jnp.float64, tile: int | None
     require_x64("nbjax.render_batch")
     B = jax.tree.leaves(experiments)[0].shape[0]
     mesh = device_mesh(devices)
-    tile = tile or max(16, default_tile(jax.tree.map(lambda x: x[0], experiments)) // jax.tree.leaves(experiments)[0].shape[0])
+    tile = tile or default_tile(jax.tree.map(lambda x: x[0], experiments), copies=B)
     batched = _render_batch_fn(dtype, tile, mesh)
     if mesh is None:
         return batched(experiments)
@@ -284,7 +288,7 @@ def _render_batch_fn(dtype, tile, mesh):
     def one(e):
         return render_with_stats(e, dtype=dtype, tile=tile, differentiable=False).image
 
-    options = _CPU_OPTIONS if jax.default_backend() == "cpu" else None
+    options = compiler_options()
     if mesh is None:
         return jax.jit(jax.vmap(one), compiler_options=options)
     from jax.sharding import PartitionSpec as P

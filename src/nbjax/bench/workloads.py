@@ -38,8 +38,7 @@ PROBE_PIXELS = 16  # cost-analysis detector: one tile, so loop bodies are counte
 
 def samples_per_image(exp) -> int:
     """Evaluations per image: pixels x sub-pixels x sources x phi x mosaic domains x layers."""
-    d, c = exp.detector, exp.crystal
-    return int(d.fpixels * d.spixels * d.oversample**2 * d.layers * exp.beam.wavelengths.shape[0] * c.phi.shape[0] * c.mosaic_umats.shape[0])
+    return int(exp.detector.fpixels * exp.detector.spixels * exp.samples_per_pixel)
 
 
 def timed(fn, repeat: int, budget_s: float = 60.0):

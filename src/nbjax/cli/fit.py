@@ -37,6 +37,7 @@ import numpy as np
 from nbjax.errors import NBError
 
 OUTPUT_NAMES = ("fitted_sources.txt", "fit.json", "fit_report.png")
+IMAGE_NAMES = ("model.bin", "residual.bin")
 _VALUED = {"-data": 1, "-free": 1, "-per_image": 1, "-loss": 1, "-method": 1, "-steps": 1, "-fitmask": 1, "-maskvalue": 1, "-outdir": 1}
 _SWITCHES = {"-demo"}
 
@@ -116,10 +117,11 @@ def _loss(opts):
 
 
 def _check_outdir(outdir):
-    if not os.path.isdir(outdir):
-        raise NBError(f"-outdir: {outdir} is not a folder", exit_code=9)
-    if not os.access(outdir, os.W_OK):
-        raise NBError(f"-outdir: {outdir} is not writable", exit_code=9)
+    """Every output (one image's names) can be written, before any work (as a render does)."""
+    from nbjax.io.atomic import check_writable
+
+    for name in OUTPUT_NAMES + IMAGE_NAMES:
+        check_writable(os.path.join(outdir, name), "-outdir")
 
 
 def run(argv, out=sys.stdout, err=sys.stderr) -> int:

@@ -27,7 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from nbjax.kernel import CPU_TILE_EVALS, ACCELERATOR_TILE_EVALS, _CPU_OPTIONS
+from nbjax import kernel
 
 @dataclasses.dataclass(frozen=True)
 class Layout:
@@ -98,10 +98,9 @@ def experiment(reference, layout: Layout, theta):
 
 
 def default_tile(reference, n_tangents: int) -> int:
-    d, c = reference.detector, reference.crystal
-    per_pixel = d.layers * d.oversample**2 * reference.beam.wavelengths.shape[0] * c.phi.shape[0] * c.mosaic_umats.shape[0]
-    budget = CPU_TILE_EVALS if jax.default_backend() == "cpu" else ACCELERATOR_TILE_EVALS
-    return int(max(8, min(4096, budget // max(per_pixel * (1 + n_tangents), 1))))
+    """The kernel's tile for the primal and its tangents, at most 4096 pixels (the Jacobian
+    of a tile is tile x parameters)."""
+    return min(4096, kernel.default_tile(reference, copies=1 + n_tangents))
 
 
 def pixel_tiles(mask, tile: int):
@@ -247,8 +246,7 @@ def make_passes(layouts, n_theta, n_sources, loss, dtype):
     def images(theta, refs, data):
         return [m.reshape(-1) for m in per_image(theta, refs, data, False)[1]]
 
-    options = _CPU_OPTIONS if jax.default_backend() == "cpu" else None
-    jit = lambda f: jax.jit(f, compiler_options=options)  # noqa: E731
+    jit = lambda f: jax.jit(f, compiler_options=kernel.compiler_options())  # noqa: E731
     return Passes(jit(value), jit(normal), jit(gradient), jit(images), value, normal, gradient)
 
 

@@ -144,6 +144,8 @@ class Problem:
     packed: list
     user_values: object
     local: list  # indices of the images this process computes
+    experiments: list  # the starting Experiment of every image
+    observations: list
 
 
 def build_problem(exps, obs, free, per_image=(), loss=Poisson(), dtype=jnp.float64, tile=None, distributed=False) -> Problem:
@@ -223,7 +225,7 @@ def build_problem(exps, obs, free, per_image=(), loss=Poisson(), dtype=jnp.float
     if distributed:
         from nbjax.distributed import sum_over_processes as reduce
     objective = Objective(passes, tuple(exps[i] for i in local), tuple(packed), restraint, reduce)
-    return Problem(objective, theta0, labels, units, layouts, packed, user_values, local)
+    return Problem(objective, theta0, labels, units, layouts, packed, user_values, local, exps, obs)
 
 
 def _pad_tiles(packed):
@@ -268,9 +270,7 @@ def fit(
     the processes, so every process takes the same steps and returns the same values; model
     images and residuals are filled in for this process's images only (None for the others)."""
     problem = build_problem(experiment, data, free, per_image, loss, dtype, tile, distributed)
-    exps, obs = _as_list(experiment), _as_list(data)
-    if len(exps) == 1 and len(obs) > 1:
-        exps = exps * len(obs)
+    exps, obs = problem.experiments, problem.observations
     objective, theta0, labels, units, layouts, packed, user_values = (
         problem.objective, problem.theta0, problem.labels, problem.units, problem.layouts, problem.packed, problem.user_values)
     theta, history, converged, message = method.run(objective, jnp.asarray(theta0, dtype), progress)

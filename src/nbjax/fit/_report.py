@@ -46,6 +46,8 @@ def write_outputs(result, outdir: str, meta: dict, names: tuple[str, ...], repor
     written.append(path)
     warn("the C program ignores source weights: render the fitted spectrum with -physical (nbjax) to honour them")
     for i, (model, residual) in enumerate(zip(result.model_images, result.residuals)):
+        if model is None:  # another process's image (a distributed fit)
+            continue
         suffix = "" if len(result.model_images) == 1 else f"_{i}"
         for stem, image in (("model", model), ("residual", residual)):
             p = os.path.join(outdir, f"{stem}{suffix}.bin")
