@@ -273,3 +273,53 @@ def test_background_towards_zero_converges_and_poisson_refuses_nonpositive_model
         assert abs(with_bg.value(f"weight[{i}]") - without.value(f"weight[{i}]")) < 0.2 * without.error(f"weight[{i}]")
     l, _, _ = nf.Poisson().terms(jnp.asarray([-1.0, 0.0, 2.0]), jnp.asarray([1.0, 0.0, 2.0]), 1.0)
     assert np.isinf(np.asarray(l)[:2]).all() and np.asarray(l)[2] == 0.0
+
+
+SOURCE_ONLY = {
+    "sources": lambda: [nf.Weights(), nf.Wavelengths(), nf.SourceAngles(), nf.BeamDirection(), nf.Scale(), nf.Background(start=0.5)],
+    "grid": lambda: [nf.Divergence(hsteps=3, vsteps=3, dispsteps=3, round_div=False), nf.Dispersion(dispsteps=3), nf.Spectrum(), nf.Scale()],
+}
+SOURCE_EXTRA = {  # model variations the written-out adjoint must follow (on the "sources" experiment)
+    "plain": [],
+    "nopolar-round-dmin": ["-nopolar", "-round_xtal", "-dmin", "2.2"],
+    "gauss-thick-oversample": ["-gauss_xtal", "-oversample", "2", "-detector_thick", "100", "-detector_abs", "300", "-thicksteps", "2"],
+    "kahn-degenerate-water": ["-polar", "1", "-polar_vector", "1", "0", "0", "-water", "50"],
+}
+
+
+@pytest.mark.parametrize(("which", "extra"), [("grid", "plain")] + [("sources", e) for e in sorted(SOURCE_EXTRA)])
+def test_source_adjoint_equals_the_forward_mode_pass(which, extra, tmp_path):
+    """Beam-only parameters take the written-out adjoint of fit/_source_gradient.py; its loss
+    and gradient equal the forward-mode pass's J^T dl/dm (itself checked against central
+    differences above) for every lattice shape, polarization, dmin, layers and oversampling."""
+    from nbjax.fit import _source_gradient
+
+    if which == "sources":
+        path = tmp_path / "sources.txt"
+        path.write_text(SOURCES)
+        args = BASE + ["-sourcefile", str(path), "-mosaic", "0.3", "-mosaic_dom", "3"]
+    else:
+        args = BASE + ["-divergence", "1.0", "-divsteps", "3", "-dispersion", "2", "-dispsteps", "3", "-square_div"]
+    exp = nbjax.experiment_from_args(args + SOURCE_EXTRA[extra], physical=True)
+    params = SOURCE_ONLY[which]()
+    m0 = np.asarray(nbjax.render(exp))
+    obs = nf.Observation(image=np.random.default_rng(4).poisson(m0 / m0.max() * 200 + 1.0).astype(float), mask=np.ones(m0.shape, bool))
+    p = nf.build_problem(exp, obs, params, tile=100)  # several tiles, a padded last one
+    assert _source_gradient.eligible(exp, p.layouts[0]), "these parameters must take the written-out adjoint"
+    theta = jnp.asarray(p.theta0) + 0.01 * jnp.asarray(np.random.default_rng(5).standard_normal(np.size(p.theta0)))
+    L1, g1 = p.objective.gradient(theta)
+    L2, g2, _ = p.objective.normal(theta)
+    np.testing.assert_allclose(float(L1), float(L2), rtol=1e-12)
+    np.testing.assert_allclose(np.asarray(g1), np.asarray(g2), rtol=1e-9, atol=1e-9 * float(jnp.max(jnp.abs(g2))))
+
+
+def test_source_adjoint_not_used_where_it_does_not_apply(sources_exp):
+    """Detector or crystal parameters, or the C-compatible model, keep reverse mode."""
+    from nbjax.fit import _source_gradient
+
+    layout = _engine.Layout((nf.Wavelengths(), nf.Distance()), ((0, 3), (3, 4)), ((3,), ()))
+    assert not _source_gradient.eligible(sources_exp, layout)
+    beam_only = _engine.Layout((nf.Wavelengths(), nf.Scale()), ((0, 3), (3, 4)), ((3,), ()))
+    assert _source_gradient.eligible(sources_exp, beam_only)
+    c_model = nbjax.experiment_from_args(BASE + ["-default_F", "100"])
+    assert not _source_gradient.eligible(c_model, beam_only)

@@ -31,7 +31,7 @@ from jaxtyping import Array, Float
 from nbjax.experiment import R_E_SQR
 from nbjax.physics import structure_factors as sf
 from nbjax.physics.detector_response import polarization
-from nbjax.physics.lattice import lattice_sq
+from nbjax.physics.lattice import lattice_sq_in
 from nbjax.samples import PixelSamples, miller_indices, orientation_matrices, pixel_samples
 
 PIXELS = "pixels"  # the tile stage every model implements: (values, solid-angle sums)
@@ -98,10 +98,7 @@ class Physical(AbstractAccumulation):
         return polarization(incident, diffracted[:, :, :, None, :], beam.polar_vector, beam.kahn)
 
     def lattice_sq(self, hkl, crystal, dtype):
-        if crystal.shape == "square":  # reduce h to its fraction first: float32 keeps the peaks
-            frac = (hkl - jnp.round(hkl)).astype(dtype)
-            return lattice_sq(frac, crystal.N.astype(dtype), "square", crystal.fudge.astype(dtype), crystal.recip.astype(dtype))
-        return lattice_sq(hkl, crystal.N, crystal.shape, crystal.fudge, crystal.recip).astype(dtype)
+        return lattice_sq_in(hkl, crystal.N, crystal.fudge, crystal.recip, crystal.shape, dtype)
 
     def per_source(self, exp, fpix, spix, dtype) -> Float[Array, "T S"]:
         """I_s of each pixel for each source, including r_e^2 fluence (photons per pixel for a

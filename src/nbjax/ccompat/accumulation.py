@@ -28,7 +28,7 @@ from nbjax.ccompat.lattice import c_lattice_amplitude
 from nbjax.experiment import R_E_SQR
 from nbjax.physics import structure_factors as sf
 from nbjax.physics.detector_response import polarization
-from nbjax.physics.lattice import lattice_sq
+from nbjax.physics.lattice import lattice_sq_in
 from nbjax.samples import PixelSamples, miller_indices_c_order, orientation_matrices, pixel_samples
 
 FIRST_OUT_OF_RANGE = "first_out_of_range"  # per pixel: first sample outside the interpolation table
@@ -69,8 +69,7 @@ class CCompatible(AbstractAccumulation):
         falls where C's doubles put it (with C's own reciprocal vectors:
         tophat-mosaic-misset-random); round with C's sinc3 (round-xtal-beam-on-pixel)."""
         if crystal.shape == "square":
-            frac = (hkl - jnp.round(hkl)).astype(dtype)
-            return lattice_sq(frac, crystal.N.astype(dtype), "square", crystal.fudge.astype(dtype), self.recip.astype(dtype))
+            return lattice_sq_in(hkl, crystal.N, crystal.fudge, self.recip, "square", dtype)
         f = c_lattice_amplitude(hkl, crystal.N, crystal.shape, crystal.fudge, self.recip)
         return (f * f).astype(dtype)
 

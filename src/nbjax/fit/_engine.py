@@ -28,6 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from nbjax import kernel
+from nbjax.fit import _source_gradient as source_gradient
 
 @dataclasses.dataclass(frozen=True)
 class Layout:
@@ -224,30 +225,69 @@ def make_passes(layouts, n_theta, n_sources, loss, dtype):
         return per_image(theta, refs, data, True)[0]
 
     def gradient(theta, refs, data):
-        """(loss, g) by reverse mode inside each tile: cost independent of the parameter count."""
+        """(loss, g) in one pass over the tiles: by the written-out adjoint of
+        ``_source_gradient`` where it applies, else by reverse mode inside each tile; the cost
+        is independent of the parameter count either way."""
         total, g = jnp.zeros((), dtype), jnp.zeros_like(theta)
         for i in range(len(layouts)):
             ref, layout = refs[i], layouts[i]
-
-            def body(carry, tile):
-                fpix, spix, valid, d, sigma = tile
-
-                def tile_loss(th):
-                    m = _tile_model(ref, layout, th, fpix, spix, dtype).astype(dtype)
-                    return jnp.sum(jnp.where(valid, loss.terms(m, d, sigma)[0], 0.0))
-
-                l, g_tile = jax.value_and_grad(tile_loss)(theta)
-                return (carry[0] + l, carry[1] + g_tile.astype(carry[1].dtype)), None
-
-            (l_i, g_i), _ = jax.lax.scan(body, (jnp.zeros((), dtype), jnp.zeros_like(theta)), data[i])
+            if source_gradient.eligible(ref, layout):
+                l_i, g_i = _source_pass(ref, layout, theta, data[i])
+            else:
+                l_i, g_i = _reverse_pass(ref, layout, theta, data[i])
             total, g = total + l_i, g + g_i
         return total, g
+
+    def _source_pass(ref, layout, theta, tiles):
+        def beam_map(th):
+            w, scale, background = linear_parts(ref, layout, th)
+            return source_gradient.beam_values(experiment(ref, layout, th), w, scale, background)
+
+        b, b_vjp = jax.vjp(beam_map, theta)
+        exp = experiment(ref, layout, theta)
+
+        def body(carry, tile):
+            fpix, spix, valid, d, sigma = tile
+            l, cot = source_gradient.tile_terms(exp, b, fpix, spix, valid, d, sigma, loss, dtype)
+            return (carry[0] + l.astype(carry[0].dtype), jax.tree.map(lambda a, b: a + b.astype(a.dtype), carry[1], cot)), None
+
+        init = (jnp.zeros((), dtype), jax.tree.map(jnp.zeros_like, b))
+        (l_i, cot), _ = jax.lax.scan(body, init, _split_tiles(tiles, ref.samples_per_pixel))
+        (g_i,) = b_vjp(cot)
+        return l_i, g_i.astype(theta.dtype)
+
+    def _reverse_pass(ref, layout, theta, tiles):
+        def body(carry, tile):
+            fpix, spix, valid, d, sigma = tile
+
+            def tile_loss(th):
+                m = _tile_model(ref, layout, th, fpix, spix, dtype).astype(dtype)
+                return jnp.sum(jnp.where(valid, loss.terms(m, d, sigma)[0], 0.0))
+
+            l, g_tile = jax.value_and_grad(tile_loss)(theta)
+            return (carry[0] + l, carry[1] + g_tile.astype(carry[1].dtype)), None
+
+        (l_i, g_i), _ = jax.lax.scan(body, (jnp.zeros((), dtype), jnp.zeros_like(theta)), tiles)
+        return l_i, g_i
 
     def images(theta, refs, data):
         return [m.reshape(-1) for m in per_image(theta, refs, data, False)[1]]
 
     jit = lambda f: jax.jit(f, compiler_options=kernel.compiler_options())  # noqa: E731
     return Passes(jit(value), jit(normal), jit(gradient), jit(images), value, normal, gradient)
+
+
+SOURCE_TILE_SAMPLES = 1 << 16  # the adjoint pass's samples per tile: its per-sample derivatives stay in cache
+
+
+def _split_tiles(tiles, samples_per_pixel):
+    """Tiles (n, tile) split into (n k, tile / k) with k a power of two, until a tile holds at
+    most SOURCE_TILE_SAMPLES samples (or its length is odd)."""
+    n, tile = tiles[0].shape
+    k = 1
+    while tile % (2 * k) == 0 and (tile // k) * samples_per_pixel > SOURCE_TILE_SAMPLES:
+        k *= 2
+    return jax.tree.map(lambda x: x.reshape(n * k, tile // k), tiles)
 
 
 def _canonical(layouts, n_sources):

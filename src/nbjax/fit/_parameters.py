@@ -49,6 +49,7 @@ class AbstractParameter(eqx.Module):
     role: ClassVar[str] = "experiment"
     per_source: ClassVar[bool] = False
     positive: ClassVar[bool] = False
+    beam_only: ClassVar[bool] = False  # apply() changes only beam.wavelengths / beam.directions
 
     def labels(self, exp: Experiment) -> list[str]:
         """One label per user value (``name`` or ``name[i]``)."""
@@ -185,6 +186,7 @@ class Background(AbstractParameter):
 class Wavelengths(AbstractParameter):
     """Every source's wavelength (Angstrom), free one by one."""
 
+    beam_only: ClassVar[bool] = True
     name: ClassVar[str] = "wavelength"
     units: ClassVar[str] = "A"
     per_source: ClassVar[bool] = True
@@ -216,6 +218,7 @@ class SourceAngles(AbstractParameter):
     """Every source's direction as two small angles (mrad) from its starting direction: about
     the polarization axis (vertical divergence) and about beam x polarization (horizontal)."""
 
+    beam_only: ClassVar[bool] = True
     name: ClassVar[str] = "source_angle"
     units: ClassVar[str] = "mrad"
     per_source: ClassVar[bool] = True
@@ -234,6 +237,7 @@ class BeamDirection(AbstractParameter):
     """The whole beam (every source together) tilted by two small angles (mrad), as
     ``SourceAngles``; the detector stays where it is."""
 
+    beam_only: ClassVar[bool] = True
     name: ClassVar[str] = "beam_angle"
     units: ClassVar[str] = "mrad"
 
@@ -259,6 +263,7 @@ class Divergence(AbstractParameter):
     vsteps: int = eqx.field(static=True, default=1)
     dispsteps: int = eqx.field(static=True, default=1)
     round_div: bool = eqx.field(static=True, default=True)
+    beam_only: ClassVar[bool] = True
     name: ClassVar[str] = "divergence"
     units: ClassVar[str] = "mrad"
     positive: ClassVar[bool] = True
@@ -310,6 +315,7 @@ class Dispersion(AbstractParameter):
     the Experiment's wavelengths), repeated for every divergence point."""
 
     dispsteps: int = eqx.field(static=True, default=1)
+    beam_only: ClassVar[bool] = True
     name: ClassVar[str] = "dispersion"
     units: ClassVar[str] = "fraction"
     positive: ClassVar[bool] = True

@@ -85,6 +85,12 @@ class LevenbergMarquardt(AbstractMethod):
                 lam *= 4.0
                 if progress is not None:
                     progress(step, float(L), lam)
+                # the quadratic model promises less than rounding can show: at the optimum
+                # (a rejected step there only measures rounding; MINPACK's predicted-reduction test)
+                predicted = -float(jnp.dot(g, delta) + 0.5 * jnp.dot(delta, F @ delta))
+                if bool(jnp.isfinite(L1)) and predicted <= self.ftol * max(abs(float(L)), 1e-300):
+                    message, converged = "predicted loss decrease below ftol", True
+                    break
                 if lam > 1e12:
                     message, converged = "no further decrease of the loss (damping at its limit)", True
                     break

@@ -14,6 +14,7 @@ reciprocal vectors in 1/A (as the C program does).  All return F_latt^2.
 
 import math
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -117,3 +118,27 @@ def lattice_amplitude(hkl, N, shape: str, fudge, recip):
     if shape == "tophat":
         return n_cells * (rad_star_sq * fudge < 0.3969)
     raise ValueError(f"unknown crystal shape {shape!r}")
+
+
+def lattice_sq_in(hkl, N, fudge, recip, shape: str, dtype):
+    """F_latt^2 in ``dtype``; the square shape reduces h to its fraction in float64 first
+    (float32 keeps the peaks), the others compute in float64."""
+    if shape == "square":
+        frac = (hkl - jnp.round(hkl)).astype(dtype)
+        return lattice_sq(frac, N.astype(dtype), "square", fudge.astype(dtype), recip.astype(dtype))
+    return lattice_sq(hkl, N, shape, fudge, recip).astype(dtype)
+
+
+def lattice_sq_and_gradient(hkl, N, fudge, recip, shape: str, dtype):
+    """(``lattice_sq_in``, its derivative dF_latt^2/dh (..., 3)), elementwise by forward mode
+    (reverse mode would keep every term of the lattice polynomials per sample).  The square
+    shape is a product over axes, g(h_0) g(h_1) g(h_2), so one derivative per axis
+    (d frac/dh = 1); the others take three tangents.  Used by ``nbjax.fit``'s source adjoint."""
+    if shape == "square":
+        frac = (hkl - jnp.round(hkl)).astype(dtype)
+        n = N.astype(dtype)
+        (g0, d0), (g1, d1), (g2, d2) = [jax.jvp(lambda f, k=k: grating_sq(f, n[k]), (frac[..., k],), (jnp.ones_like(frac[..., k]),)) for k in range(3)]
+        return g0 * g1 * g2, jnp.stack([d0 * g1 * g2, g0 * d1 * g2, g0 * g1 * d2], axis=-1)
+    f = lambda h: lattice_sq_in(h, N, fudge, recip, shape, dtype)  # noqa: E731
+    units = [jnp.zeros_like(hkl).at[..., k].set(1.0) for k in range(3)]
+    return f(hkl), jnp.stack([jax.jvp(f, (hkl,), (u,))[1] for u in units], axis=-1)

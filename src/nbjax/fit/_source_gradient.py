@@ -1,0 +1,128 @@
+"""The loss gradient for source parameters, one tile at a time, with the adjoint written out.
+
+When every free parameter changes only the beam (wavelengths, source directions, weights) or
+the linear parts (scale, background), theta reaches the model pixels only through
+
+    b(theta) = (1/lambda_s, incident i_s, polarization form M_s, weights w_s, scale, background)
+
+of S sources.  With the physical model (``nbjax.Physical``), per tile of pixels p
+
+    m_p  = scale sum_s w_s I_s(p) + background,     I_s(p) = R mean_q sum_l omega c [P (B + mean_k x)]
+    x    = F^2 G(h),   h_{s,k} = (A_k d - A_k i_s) / lambda_s,   P = 1/2 (1 + d^T M_s d)
+
+(R = r_e^2 fluence; d the diffracted unit vector of a sub-pixel; A_k the k-th rotated cell;
+G the lattice transform; M_s = i i^T - K (e e^T - b b^T), the Kahn form of
+``physics.detector_response.polarization``).  With r_p = dl/dm_p the adjoint of b is
+
+    dL/dw_s       = scale sum_p r_p I_s(p)
+    dL/dscale     = sum_p r_p sum_s w_s I_s(p),         dL/dbackground = sum_p r_p
+    eta           = r_p R scale w_s omega c P / (Q K) F^2 dG/dh       (a 3-vector per sample)
+    dL/d(1/lam_s) = sum eta . h lambda_s,                dL/di_s |lattice = -(1/lam_s) sum_k A_k^T sum_(p,l,q) eta
+    dL/dM_s       = 1/2 sum_(p,l,q) r_p R scale w_s omega c (B + mean_k x)/Q d d^T
+
+so a tile costs its forward samples, one elementwise derivative of x and a few contractions,
+and no stored intermediates beyond the tile.  The small map theta -> b is differentiated by
+``jax.vjp`` after all tiles.  ``eligible`` says when this applies; otherwise the engine uses
+reverse mode through the whole tile (the same numbers, more slowly; tests/test_fit.py checks
+the two agree, and both against central finite differences).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from nbjax.accumulation import Physical, f_cell
+from nbjax.experiment import R_E_SQR
+from nbjax.physics.lattice import lattice_sq_and_gradient
+from nbjax.samples import orientation_matrices, pixel_samples, unit
+
+BEAM_ROLES = ("weights", "scale", "background")
+
+
+def eligible(reference, layout) -> bool:
+    """True when the hand-written adjoint covers this image's parameters and model."""
+    if type(reference.model) is not Physical:
+        return False
+    sfac = reference.structure_factors
+    if sfac.grid is not None and sfac.interpolate:  # F_cell(h) then varies with h
+        return False
+    return all(p.role in BEAM_ROLES or getattr(p, "beam_only", False) for p in layout.params)
+
+
+def polarization_form(incident, polar_vector, kahn):
+    """M_s (S, 3, 3) with P = 1/2 (1 + d^T M_s d) for unit d: the Kahn factor
+    1/2 (1 + (i.d)^2 - K ((e.d)^2 - (b.d)^2)) of ``physics.detector_response.polarization``
+    (p parallel to i: the azimuthal term is 1 - (i.d)^2).  Unused with -nopolar (P = 1)."""
+    from nbjax.physics.detector_response import _unit
+
+    b = _unit(jnp.cross(polar_vector, incident))
+    e = _unit(jnp.cross(incident, b))
+    outer = lambda u: u[:, :, None] * u[:, None, :]  # noqa: E731
+    degenerate = (jnp.sum(b * b, axis=-1) == 0.0)[:, None, None]
+    # degenerate: azimuthal term = 1 - (i.d)^2 = d^T (1 - i i^T) d for unit d
+    azimuthal = jnp.where(degenerate, jnp.eye(3) - outer(incident), outer(e) - outer(b))
+    return outer(incident) - kahn * azimuthal
+
+
+def tile_terms(exp, beam_values, fpix, spix, valid, data, sigma, loss, dtype):
+    """(loss of the tile, cotangents of ``beam_values``) for one tile; ``beam_values`` =
+    (inv_lambda (S,), incident (S, 3), M (S, 3, 3), w (S,), scale, background)."""
+    inv_lambda, incident, M, w, scale, background = beam_values
+    s = pixel_samples(exp, fpix, spix, dtype)  # geometry, omega, capture, dmin (float64 indices)
+    d = unit(s.pos, jnp.linalg.norm(s.pos, axis=-1)).astype(dtype)  # (T, L, Q, 3)
+    mats = orientation_matrices(exp.crystal, jnp.float64)  # (K, 3, 3)
+    a_d = jnp.einsum("kij,tlqj->tlqki", mats, unit(s.pos, jnp.linalg.norm(s.pos, axis=-1)))
+    a_i = jnp.einsum("kij,sj->ski", mats, incident)
+    hkl = (a_d[:, :, :, None] - a_i) * inv_lambda[:, None, None]  # (T, L, Q, S, K, 3), as samples.miller_indices
+    T, L, Q, S, K = hkl.shape[:5]
+    fc = f_cell(exp, hkl, True).astype(dtype)
+    keep = ~s.dmin_skip[..., None]
+
+    x, grad_x = _x_and_gradient(hkl, fc, keep, exp.crystal, dtype)
+    if exp.beam.nopolar:
+        P = jnp.ones((T, L, Q, S), dtype)
+    else:
+        P = 0.5 * (1.0 + jnp.einsum("tlqi,sij,tlqj->tlqs", d, M.astype(dtype), d))
+    oc = (s.omega * s.capture)[..., None]  # (T, L, Q, 1)
+    inner = exp.background + jnp.mean(x, axis=-1)  # (T, L, Q, S)
+    R = (R_E_SQR * exp.beam.fluence).astype(dtype)
+    I = R * jnp.sum(oc * P * inner, axis=(1, 2)) / Q  # (T, S)
+    wd, scale_d = w.astype(dtype), scale.astype(dtype)
+    Iw = I @ wd
+    m = scale_d * Iw + background.astype(dtype)
+    l, dl, _ = loss.terms(m, data, sigma)
+    total = jnp.sum(jnp.where(valid, l, 0.0))
+    r = jnp.where(valid, dl, 0.0).astype(dtype)  # (T,)
+    g_w = scale_d * (r @ I)
+    g_scale = jnp.sum(r * Iw)
+    g_background = jnp.sum(r)
+    coef = R * scale_d * wd  # (S,)
+    rc = r[:, None, None, None] * oc  # (T, L, Q, 1)
+    zeta = (rc * P * coef / (Q * K))[..., None]  # (T, L, Q, S, 1) per sample cotangent of x
+    eta = (zeta[..., None] * grad_x).astype(jnp.float64)  # (T, L, Q, S, K, 3)
+    sums = jnp.sum(jnp.concatenate([eta, jnp.sum(eta * hkl, axis=-1, keepdims=True)], axis=-1), axis=(0, 1, 2))  # (S, K, 4)
+    eta_sum = sums[..., :3]
+    g_inv_lambda = jnp.sum(sums[..., 3], axis=-1) / inv_lambda
+    g_incident = -inv_lambda[:, None] * jnp.einsum("kij,ski->sj", mats, eta_sum)
+    if exp.beam.nopolar:
+        g_M = jnp.zeros_like(M)
+    else:
+        psi = rc * inner * coef / Q  # (T, L, Q, S)
+        g_M = 0.5 * jnp.einsum("tlqs,tlqi,tlqj->sij", psi, d, d).astype(M.dtype)
+    cot = (g_inv_lambda, g_incident, g_M, g_w.astype(w.dtype), g_scale.astype(scale.dtype), g_background.astype(background.dtype))
+    return total, cot
+
+
+def _x_and_gradient(hkl, fc, keep, crystal, dtype):
+    """x = F^2 G(h) (0 where dmin skips the sample) and dx/dh (..., 3), elementwise."""
+    f2 = jnp.where(keep, fc * fc, 0.0)
+    x, grad = lattice_sq_and_gradient(hkl, crystal.N, crystal.fudge, crystal.recip, crystal.shape, dtype)
+    return f2 * x, f2[..., None] * grad
+
+
+def beam_values(exp, w, scale, background):
+    """b(theta) of the module docstring from an Experiment and the linear parts."""
+    beam = exp.beam
+    incident = -unit(beam.directions, jnp.linalg.norm(beam.directions, axis=-1))
+    return (1.0 / beam.wavelengths, incident, polarization_form(incident, beam.polar_vector, beam.kahn), w, scale, background)
