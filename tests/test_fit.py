@@ -67,13 +67,16 @@ PARAM_SETS = {
     "sources": lambda: [nf.Weights(), nf.Wavelengths(), nf.SourceAngles(), nf.BeamDirection(), nf.Scale(), nf.Background(start=0.5),
                         nf.Distance(), nf.BeamCentre(), nf.Cell(), nf.Misset(), nf.CrystalSize(), nf.MosaicSpread(spread0=0.3)],
     "grid": lambda: [nf.Divergence(hsteps=3, vsteps=3, dispsteps=3, round_div=False), nf.Dispersion(dispsteps=3), nf.Spectrum(), nf.Scale()],
+    # no crystal size: the tangents share dF_latt^2/dh (fit/_tangents.py)
+    "geometry": lambda: [nf.Weights(), nf.Wavelengths(), nf.SourceAngles(), nf.BeamDirection(), nf.Scale(), nf.Background(start=0.5),
+                         nf.Distance(), nf.BeamCentre(), nf.Cell(), nf.Misset(), nf.MosaicSpread(spread0=0.3)],
 }
 
 
 @pytest.mark.parametrize("which", sorted(PARAM_SETS))
 def test_engine_jacobian_matches_jacfwd(which, sources_exp, grid_exp):
     """Every parameter type: the per-source tangent Jacobian equals jax.jacfwd of the model."""
-    exp = sources_exp if which == "sources" else grid_exp
+    exp = grid_exp if which == "grid" else sources_exp
     params = PARAM_SETS[which]()
     layout, theta, fpix, spix = _problem(exp, params)
     S = exp.beam.wavelengths.shape[0]
@@ -90,7 +93,7 @@ def test_engine_jacobian_matches_jacfwd(which, sources_exp, grid_exp):
 @pytest.mark.parametrize("which", sorted(PARAM_SETS))
 def test_one_pass_gradient_matches_finite_differences(which, sources_exp, grid_exp):
     """Gradient of the Poisson loss (one pass) against float64 4-point central differences."""
-    exp = sources_exp if which == "sources" else grid_exp
+    exp = grid_exp if which == "grid" else sources_exp
     params = PARAM_SETS[which]()
     layout, theta, fpix, spix = _problem(exp, params)
     m0 = np.asarray(_engine._tile_model(exp, layout, theta, fpix, spix, jnp.float64))
@@ -309,6 +312,7 @@ def test_source_adjoint_equals_the_forward_mode_pass(which, extra, tmp_path):
     theta = jnp.asarray(p.theta0) + 0.01 * jnp.asarray(np.random.default_rng(5).standard_normal(np.size(p.theta0)))
     L1, g1 = p.objective.gradient(theta)
     L2, g2, _ = p.objective.normal(theta)
+    assert np.isfinite(float(L1)) and np.all(np.isfinite(np.asarray(g1)))
     np.testing.assert_allclose(float(L1), float(L2), rtol=1e-12)
     np.testing.assert_allclose(np.asarray(g1), np.asarray(g2), rtol=1e-9, atol=1e-9 * float(jnp.max(jnp.abs(g2))))
 
@@ -323,3 +327,28 @@ def test_source_adjoint_not_used_where_it_does_not_apply(sources_exp):
     assert _source_gradient.eligible(sources_exp, beam_only)
     c_model = nbjax.experiment_from_args(BASE + ["-default_F", "100"])
     assert not _source_gradient.eligible(c_model, beam_only)
+
+
+@pytest.mark.parametrize("extra", sorted(SOURCE_EXTRA))
+def test_shared_lattice_tangents_match_jacfwd(extra, tmp_path):
+    """The Jacobian with dF_latt^2/dh shared by the tangents (fit/_tangents.py) equals
+    jax.jacfwd of the model for detector, crystal, mosaic and source parameters together, on
+    every lattice shape, polarization, dmin, layers and oversampling variant."""
+    from nbjax.fit import _tangents
+
+    path = tmp_path / "sources.txt"
+    path.write_text(SOURCES)
+    exp = nbjax.experiment_from_args(BASE + ["-sourcefile", str(path), "-mosaic", "0.3", "-mosaic_dom", "3"] + SOURCE_EXTRA[extra], physical=True)
+    params = PARAM_SETS["geometry"]()
+    if exp.crystal.shape == "gauss":  # G uses a*, b*, c*: the cell then takes plain forward mode
+        params = [p for p in params if not isinstance(p, nf.Cell)]
+    layout, theta, fpix, spix = _problem(exp, params)
+    assert _tangents.eligible(exp, layout)
+    tangents = _engine.tangents_for(layout, theta.size, exp.beam.wavelengths.shape[0])
+    m, J = _engine._tile_model_and_jacobian(exp, layout, tangents, theta, fpix, spix, jnp.float64)
+    J_ref = jax.jacfwd(lambda th: _engine._tile_model(exp, layout, th, fpix, spix, jnp.float64))(theta)
+    assert np.all(np.isfinite(np.asarray(m))) and np.all(np.isfinite(np.asarray(J)))
+    np.testing.assert_allclose(np.asarray(m), np.asarray(_engine._tile_model(exp, layout, theta, fpix, spix, jnp.float64)), rtol=1e-12, atol=0)
+    scale = np.max(np.abs(np.asarray(J_ref)), axis=0)
+    assert np.all(scale > 0)
+    np.testing.assert_allclose(np.asarray(J) / scale, np.asarray(J_ref) / scale, rtol=0, atol=1e-10)

@@ -29,6 +29,7 @@ import numpy as np
 
 from nbjax import kernel
 from nbjax.fit import _source_gradient as source_gradient
+from nbjax.fit import _tangents as shared_lattice
 
 @dataclasses.dataclass(frozen=True)
 class Layout:
@@ -126,7 +127,9 @@ def _tile_model_and_jacobian(reference, layout, tangents, theta, fpix, spix, dty
         return exp.model.per_source(exp, fpix, spix, dtype)
 
     vecs = jnp.asarray(tangents.vectors, dtype=theta.dtype)
-    if vecs.shape[0]:
+    if vecs.shape[0] and shared_lattice.eligible(reference, layout):
+        images, d_images = shared_lattice.images_and_tangents(lambda th: experiment(reference, layout, th), theta, vecs, fpix, spix, dtype)
+    elif vecs.shape[0]:
         images, d_images = jax.vmap(lambda v: jax.jvp(per_source, (theta,), (v,)), out_axes=(None, 0))(vecs)
     else:
         images, d_images = per_source(theta), jnp.zeros((0, fpix.shape[0], S), dtype)

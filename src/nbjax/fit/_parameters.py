@@ -204,6 +204,10 @@ def _beam_axes(exp):
     beam = exp.detector.beam
     p = exp.beam.polar_vector
     p = p - jnp.dot(p, beam) * beam
+    # a polarization axis along the beam defines no direction: take the lab axis most
+    # perpendicular to the beam instead (tests/test_fit.py, kahn-degenerate-water)
+    lab = jnp.eye(3)[jnp.argmin(jnp.abs(beam))]
+    p = jnp.where(jnp.dot(p, p) > 1e-20, p, lab - jnp.dot(lab, beam) * beam)
     p = p / jnp.linalg.norm(p)
     return p, jnp.cross(beam, p)
 
