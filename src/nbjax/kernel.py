@@ -267,12 +267,20 @@ def stack_experiments(experiments) -> Experiment:
 
 
 def render_batch(experiments: Experiment, *, dtype=jnp.float64, tile: int | None = None, devices: int | None = 1) -> Float[Array, "B spixels fpixels"]:
-    """Images (B, spixels, fpixels) of a stacked Experiment (``stack_experiments``): one
-    compiled, vmapped render; with ``devices`` > 1 (None: all local devices) the images are
+    """Images (B, spixels, fpixels) of a stacked Experiment (``stack_experiments``), with one
+    compilation: on an accelerator one vmapped render, on a CPU one per-image program called
+    for every image; with ``devices`` > 1 (None: all local devices) the images are
     split over the devices (B is padded to a multiple of their number)."""
     require_x64("nbjax.render_batch")
     B = jax.tree.leaves(experiments)[0].shape[0]
     mesh = device_mesh(devices)
+    if mesh is None and jax.default_backend() == "cpu":
+        # XLA:CPU spreads one image's fusions over the cores, but not a loop or a vmap over
+        # images (0.55-0.67x the throughput of separate renders, 64 x 256^2 on 2 cores): one
+        # compiled per-image program, called for every image (asynchronously dispatched)
+        leaves, treedef = jax.tree.flatten(experiments)  # flattened once, not per call
+        item = _render_item_fn(dtype, tile, treedef)
+        return jnp.stack([item(leaves, np.int32(i)) for i in range(B)])
     tile = tile or default_tile(jax.tree.map(lambda x: x[0], experiments), copies=B)
     batched = _render_batch_fn(dtype, tile, mesh)
     if mesh is None:
@@ -281,6 +289,17 @@ def render_batch(experiments: Experiment, *, dtype=jnp.float64, tile: int | None
     pad = (-B) % n_dev
     padded = jax.tree.map(lambda x: jnp.concatenate([x, jnp.repeat(x[-1:], pad, axis=0)]), experiments) if pad else experiments
     return batched(padded)[:B]
+
+
+@functools.lru_cache(maxsize=16)
+def _render_item_fn(dtype, tile, treedef):
+    """Image i of a stacked Experiment (as its leaves), compiled once for every i."""
+
+    def item(leaves, i):
+        e = jax.tree.unflatten(treedef, [lax.dynamic_index_in_dim(x, i, keepdims=False) for x in leaves])
+        return render_with_stats(e, dtype=dtype, tile=tile, differentiable=False).image
+
+    return jax.jit(item, compiler_options=compiler_options())
 
 
 @functools.lru_cache(maxsize=16)
