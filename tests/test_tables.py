@@ -49,6 +49,26 @@ def test_import_nbjax_leaves_jax_config_alone():
     assert second.startswith("X64Error ") and "jax.config.update('jax_enable_x64', True)" in second
 
 
+def test_backend_without_float64_is_refused_in_one_line(monkeypatch, tmp_path, capsys):
+    """On a backend without float64 (TPU) a render or set-up is refused with one line naming
+    the backend and the way out, from the library and from the command line (non-zero exit, no file written)."""
+    import jax
+
+    import nbjax
+    from nbjax.cli.main import main
+
+    monkeypatch.setattr(jax, "default_backend", lambda: "tpu")
+    with pytest.raises(nbjax.errors.NBError, match="TPU, which has no float64") as info:
+        nbjax.experiment_from_args(["-cell", "100", "100", "100", "90", "90", "90", "-default_F", "1"])
+    assert "\n" not in str(info.value) and "JAX_PLATFORMS=cpu" in str(info.value)
+    out_file = tmp_path / "x.bin"
+    with pytest.raises(SystemExit) as code:
+        main(["-default_F", "1", "-cell", "100", "100", "100", "90", "90", "90", "-detpixels", "8", "-floatfile", str(out_file)])
+    err = capsys.readouterr().err
+    assert code.value.code != 0 and "no float64" in err and len(err.strip().splitlines()) == 1
+    assert not out_file.exists()
+
+
 def test_public_names_resolve_to_their_modules():
     import nbjax
     from nbjax import experiment, kernel

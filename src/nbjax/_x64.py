@@ -24,9 +24,21 @@ MESSAGE = (
 )
 
 
+NO_FLOAT64_BACKENDS = ("tpu",)  # XLA backends without float64 arithmetic
+NO_FLOAT64 = (
+    "{what}: JAX's default backend is {backend}, which has no float64 arithmetic, and nanoBragg's "
+    "geometry needs it in both precisions (-precision single included); run on a CPU or GPU "
+    "backend (JAX_PLATFORMS=cpu or cuda)"
+)
+
+
 def require_x64(what: str = "nbjax") -> None:
-    """Raise :class:`X64Error` unless ``jax_enable_x64`` is on; ``what`` names the caller."""
+    """Raise :class:`X64Error` unless ``jax_enable_x64`` is on and the default backend has
+    float64 arithmetic; ``what`` names the caller."""
     import jax
 
     if not jax.config.jax_enable_x64:
         raise X64Error(MESSAGE.format(what=what))
+    backend = jax.default_backend()
+    if backend in NO_FLOAT64_BACKENDS:
+        raise X64Error(NO_FLOAT64.format(what=what, backend=backend.upper()))
