@@ -23,8 +23,8 @@ G the lattice transform; M_s = i i^T - K (e e^T - b b^T), the Kahn form of
 so a tile costs its forward samples, one elementwise derivative of x and a few contractions,
 and no stored intermediates beyond the tile.  The small map theta -> b is differentiated by
 ``jax.vjp`` after all tiles.  ``eligible`` says when this applies; otherwise the engine uses
-reverse mode through the whole tile (the same numbers, more slowly; tests/test_fit.py checks
-the two agree, and both against central finite differences).
+reverse mode through the whole tile.  tests/test_fit.py checks this gradient against the
+Levenberg-Marquardt pass's J^T dl/dm, which is checked against central finite differences.
 """
 
 from __future__ import annotations
@@ -32,8 +32,9 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from nbjax.accumulation import Physical, f_cell
+from nbjax.accumulation import f_cell
 from nbjax.experiment import R_E_SQR
+from nbjax.fit._tangents import through_miller_indices
 from nbjax.physics.lattice import lattice_sq_and_gradient
 from nbjax.samples import orientation_matrices, pixel_samples, unit
 
@@ -42,10 +43,7 @@ BEAM_ROLES = ("weights", "scale", "background")
 
 def eligible(reference, layout) -> bool:
     """True when the hand-written adjoint covers this image's parameters and model."""
-    if type(reference.model) is not Physical:
-        return False
-    sfac = reference.structure_factors
-    if sfac.grid is not None and sfac.interpolate:  # F_cell(h) then varies with h
+    if not through_miller_indices(reference):
         return False
     return all(p.role in BEAM_ROLES or getattr(p, "beam_only", False) for p in layout.params)
 
@@ -70,9 +68,10 @@ def tile_terms(exp, beam_values, fpix, spix, valid, data, sigma, loss, dtype):
     (inv_lambda (S,), incident (S, 3), M (S, 3, 3), w (S,), scale, background)."""
     inv_lambda, incident, M, w, scale, background = beam_values
     s = pixel_samples(exp, fpix, spix, dtype)  # geometry, omega, capture, dmin (float64 indices)
-    d = unit(s.pos, jnp.linalg.norm(s.pos, axis=-1)).astype(dtype)  # (T, L, Q, 3)
+    d64 = unit(s.pos, jnp.linalg.norm(s.pos, axis=-1))  # (T, L, Q, 3)
+    d = d64.astype(dtype)
     mats = orientation_matrices(exp.crystal, jnp.float64)  # (K, 3, 3)
-    a_d = jnp.einsum("kij,tlqj->tlqki", mats, unit(s.pos, jnp.linalg.norm(s.pos, axis=-1)))
+    a_d = jnp.einsum("kij,tlqj->tlqki", mats, d64)
     a_i = jnp.einsum("kij,sj->ski", mats, incident)
     hkl = (a_d[:, :, :, None] - a_i) * inv_lambda[:, None, None]  # (T, L, Q, S, K, 3), as samples.miller_indices
     T, L, Q, S, K = hkl.shape[:5]

@@ -28,13 +28,17 @@ from nbjax.physics.lattice import lattice_sq_and_gradient
 from nbjax.samples import miller_indices, orientation_matrices, pixel_samples, unit
 
 
-def eligible(reference, layout) -> bool:
-    """Physical model, F_cell not interpolated, and no parameter that changes the lattice
-    transform other than through h (crystal size; the cell for shapes that use a*, b*, c*)."""
-    if type(reference.model) is not Physical:
-        return False
+def through_miller_indices(reference) -> bool:
+    """True when a sample depends on theta through its geometry and h only: the physical
+    model with F_cell not interpolated (nearest table entries are constant in h)."""
     sfac = reference.structure_factors
-    if sfac.grid is not None and sfac.interpolate:
+    return type(reference.model) is Physical and not (sfac.grid is not None and sfac.interpolate)
+
+
+def eligible(reference, layout) -> bool:
+    """``through_miller_indices``, and no parameter that changes the lattice transform other
+    than through h (crystal size; the cell for shapes that use a*, b*, c*)."""
+    if not through_miller_indices(reference):
         return False
     names = {type(p).__name__ for p in layout.params}
     if "CrystalSize" in names:
