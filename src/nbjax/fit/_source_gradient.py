@@ -98,11 +98,10 @@ def tile_terms(exp, beam_values, fpix, spix, valid, data, sigma, loss, dtype):
     g_background = jnp.sum(r)
     coef = R * scale_d * wd  # (S,)
     rc = r[:, None, None, None] * oc  # (T, L, Q, 1)
-    zeta = (rc * P * coef / (Q * K))[..., None]  # (T, L, Q, S, 1) per sample cotangent of x
-    eta = (zeta[..., None] * grad_x).astype(jnp.float64)  # (T, L, Q, S, K, 3)
-    sums = jnp.sum(jnp.concatenate([eta, jnp.sum(eta * hkl, axis=-1, keepdims=True)], axis=-1), axis=(0, 1, 2))  # (S, K, 4)
-    eta_sum = sums[..., :3]
-    g_inv_lambda = jnp.sum(sums[..., 3], axis=-1) / inv_lambda
+    zeta = (rc * P * coef / (Q * K))[..., None]  # (T, L, Q, S, 1): the cotangent of every x
+    eta = [(zeta * grad_x[..., c]).astype(jnp.float64) for c in range(3)]  # 3 x (T, L, Q, S, K)
+    eta_sum = jnp.stack([jnp.sum(e, axis=(0, 1, 2)) for e in eta], axis=-1)  # (S, K, 3)
+    g_inv_lambda = jnp.sum(sum(e * hkl[..., c] for c, e in enumerate(eta)), axis=(0, 1, 2, 4)) / inv_lambda
     g_incident = -inv_lambda[:, None] * jnp.einsum("kij,ski->sj", mats, eta_sum)
     if exp.beam.nopolar:
         g_M = jnp.zeros_like(M)
