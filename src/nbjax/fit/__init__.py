@@ -9,7 +9,9 @@ observed diffraction images, with error bars from the Fisher information.
 
 Public names are re-exported from private modules: parameters (``_parameters``), losses,
 optimisers (``_solvers``), data (``_data``), the fit and its result (``_fit``), the demo
-(``_demo``).
+(``_demo``).  The compiled passes are in ``_engine``: the Levenberg-Marquardt Jacobian by
+forward mode with the lattice derivative shared by the tangents (``_tangents``), and the
+one-pass gradient by a written-out adjoint for beam parameters (``_source_gradient``).
 """
 
 from nbjax.fit._data import Observation, observation, read_image
