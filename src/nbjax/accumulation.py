@@ -87,6 +87,15 @@ def squared_amplitudes(exp, s: PixelSamples, interpolated, dtype):
     return jnp.where(s.dmin_skip[..., None], 0.0, fc * fc * s.f_latt_sq), fc
 
 
+def source_images(exp, x, omega, capture, polar, dtype) -> Float[Array, "T S"]:
+    """I_s = r_e^2 fluence mean_q sum_l omega c P (I_bg + mean_k x) of every pixel and source,
+    from the samples' x (T, L, Q, S, K) and the factors (the physical model's sum)."""
+    per_sample = exp.background + jnp.mean(x, axis=-1)  # (T, L, Q, S)
+    factors = omega[..., None] * capture[..., None] * polar
+    per_source = jnp.mean(jnp.sum(per_sample * factors, axis=1), axis=1)  # (T, S)
+    return (R_E_SQR * exp.beam.fluence).astype(dtype) * per_source
+
+
 class Physical(AbstractAccumulation):
     """The intended physics (module docstring): per-sample factors, weighted sources, layers
     that tile the sensor, interpolation wherever the 4x4x4 stencil is inside the table."""
@@ -109,10 +118,7 @@ class Physical(AbstractAccumulation):
         sfac = exp.structure_factors
         inside = True if sfac.grid is None else ~sf.out_of_interpolation_range(s.hkl, sfac.lo, sfac.hi)
         x, _ = squared_amplitudes(exp, s, inside, dtype)
-        per_sample = exp.background + jnp.mean(x, axis=-1)  # (T, L, Q, S)
-        factors = s.omega[..., None] * s.capture[..., None] * s.polar
-        per_source = jnp.mean(jnp.sum(per_sample * factors, axis=1), axis=1)  # (T, S)
-        return (R_E_SQR * exp.beam.fluence).astype(dtype) * per_source
+        return source_images(exp, x, s.omega, s.capture, s.polar, dtype)
 
     def tile(self, exp, fpix, spix, context, dtype, stage):
         s = pixel_samples(exp, fpix, spix, dtype)

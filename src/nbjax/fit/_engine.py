@@ -244,10 +244,10 @@ def make_passes(layouts, n_theta, n_sources, loss, dtype):
     def _source_pass(ref, layout, theta, tiles):
         def beam_map(th):
             w, scale, background = linear_parts(ref, layout, th)
-            return source_gradient.beam_values(experiment(ref, layout, th), w, scale, background)
+            exp = experiment(ref, layout, th)
+            return source_gradient.beam_values(exp, w, scale, background), exp
 
-        b, b_vjp = jax.vjp(beam_map, theta)
-        exp = experiment(ref, layout, theta)
+        b, b_vjp, exp = jax.vjp(beam_map, theta, has_aux=True)
 
         def body(carry, tile):
             fpix, spix, valid, d, sigma = tile

@@ -51,6 +51,11 @@ class AbstractParameter(eqx.Module):
     positive: ClassVar[bool] = False
     beam_only: ClassVar[bool] = False  # apply() changes only beam.wavelengths / beam.directions
 
+    def changes_lattice(self, exp: Experiment) -> bool:
+        """True when apply() changes the lattice transform G other than through the Miller
+        indices (``fit._tangents`` then differentiates G by plain forward mode)."""
+        return False
+
     def labels(self, exp: Experiment) -> list[str]:
         """One label per user value (``name`` or ``name[i]``)."""
         n = int(np.size(self.initial(exp)))
@@ -401,6 +406,9 @@ class Cell(AbstractParameter):
     def current(self, exp):
         return _cell_constants(exp)
 
+    def changes_lattice(self, exp):
+        return exp.crystal.shape in ("gauss", "tophat")  # these use a*, b*, c*
+
     def apply(self, exp, u, reference):
         start = _cell_constants(reference, jnp)
         b0 = _cell_matrix(start)
@@ -448,6 +456,9 @@ class CrystalSize(AbstractParameter):
 
     def current(self, exp):
         return np.asarray(exp.crystal.N, dtype=np.float64)
+
+    def changes_lattice(self, exp):
+        return True
 
     def apply(self, exp, u, reference):
         return eqx.tree_at(lambda e: e.crystal.N, exp, u)

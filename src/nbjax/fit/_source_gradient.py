@@ -12,7 +12,7 @@ of S sources.  With the physical model (``nbjax.Physical``), per tile of pixels 
 
 (R = r_e^2 fluence; d the diffracted unit vector of a sub-pixel; A_k the k-th rotated cell;
 G the lattice transform; M_s = i i^T - K (e e^T - b b^T), the Kahn form of
-``physics.detector_response.polarization``).  With r_p = dl/dm_p the adjoint of b is
+``physics.detector_response.polarization_form``).  With r_p = dl/dm_p the adjoint of b is
 
     dL/dw_s       = scale sum_p r_p I_s(p)
     dL/dscale     = sum_p r_p sum_s w_s I_s(p),         dL/dbackground = sum_p r_p
@@ -29,14 +29,13 @@ Levenberg-Marquardt pass's J^T dl/dm, which is checked against central finite di
 
 from __future__ import annotations
 
-import jax
 import jax.numpy as jnp
 
-from nbjax.accumulation import f_cell
+from nbjax.accumulation import source_images
 from nbjax.experiment import R_E_SQR
-from nbjax.fit._tangents import through_miller_indices
-from nbjax.physics.lattice import lattice_sq_and_gradient
-from nbjax.samples import orientation_matrices, pixel_samples, unit
+from nbjax.fit._tangents import geometry, hkl_of, through_miller_indices, x_and_gradient
+from nbjax.physics.detector_response import polarization_form
+from nbjax.samples import unit
 
 BEAM_ROLES = ("weights", "scale", "background")
 
@@ -45,48 +44,24 @@ def eligible(reference, layout) -> bool:
     """True when the hand-written adjoint covers this image's parameters and model."""
     if not through_miller_indices(reference):
         return False
-    return all(p.role in BEAM_ROLES or getattr(p, "beam_only", False) for p in layout.params)
-
-
-def polarization_form(incident, polar_vector, kahn):
-    """M_s (S, 3, 3) with P = 1/2 (1 + d^T M_s d) for unit d: the Kahn factor
-    1/2 (1 + (i.d)^2 - K ((e.d)^2 - (b.d)^2)) of ``physics.detector_response.polarization``
-    (p parallel to i: the azimuthal term is 1 - (i.d)^2).  Unused with -nopolar (P = 1)."""
-    from nbjax.physics.detector_response import _unit
-
-    b = _unit(jnp.cross(polar_vector, incident))
-    e = _unit(jnp.cross(incident, b))
-    outer = lambda u: u[:, :, None] * u[:, None, :]  # noqa: E731
-    degenerate = (jnp.sum(b * b, axis=-1) == 0.0)[:, None, None]
-    # degenerate: azimuthal term = 1 - (i.d)^2 = d^T (1 - i i^T) d for unit d
-    azimuthal = jnp.where(degenerate, jnp.eye(3) - outer(incident), outer(e) - outer(b))
-    return outer(incident) - kahn * azimuthal
+    return all(p.role in BEAM_ROLES or p.beam_only for p in layout.params)
 
 
 def tile_terms(exp, beam_values, fpix, spix, valid, data, sigma, loss, dtype):
     """(loss of the tile, cotangents of ``beam_values``) for one tile; ``beam_values`` =
     (inv_lambda (S,), incident (S, 3), M (S, 3, 3), w (S,), scale, background)."""
     inv_lambda, incident, M, w, scale, background = beam_values
-    s = pixel_samples(exp, fpix, spix, dtype)  # geometry, omega, capture, dmin (float64 indices)
-    d64 = unit(s.pos, jnp.linalg.norm(s.pos, axis=-1))  # (T, L, Q, 3)
-    d = d64.astype(dtype)
-    mats = orientation_matrices(exp.crystal, jnp.float64)  # (K, 3, 3)
-    a_d = jnp.einsum("kij,tlqj->tlqki", mats, d64)
-    a_i = jnp.einsum("kij,sj->ski", mats, incident)
-    hkl = (a_d[:, :, :, None] - a_i) * inv_lambda[:, None, None]  # (T, L, Q, S, K, 3), as samples.miller_indices
+    g, skip = geometry(exp, fpix, spix, dtype)
+    g = dict(g, incident=incident, inv_lambda=inv_lambda)  # the beam as b carries it
+    hkl = hkl_of(g)  # (T, L, Q, S, K, 3)
     T, L, Q, S, K = hkl.shape[:5]
-    fc = f_cell(exp, hkl, True).astype(dtype)
-    keep = ~s.dmin_skip[..., None]
-
-    x, grad_x = _x_and_gradient(hkl, fc, keep, exp.crystal, dtype)
+    x, grad_x = x_and_gradient(exp, hkl, skip, dtype)
+    d = g["d"].astype(dtype)  # (T, L, Q, 3)
     if exp.beam.nopolar:
         P = jnp.ones((T, L, Q, S), dtype)
     else:
         P = 0.5 * (1.0 + jnp.einsum("tlqi,sij,tlqj->tlqs", d, M.astype(dtype), d))
-    oc = (s.omega * s.capture)[..., None]  # (T, L, Q, 1)
-    inner = exp.background + jnp.mean(x, axis=-1)  # (T, L, Q, S)
-    R = (R_E_SQR * exp.beam.fluence).astype(dtype)
-    I = R * jnp.sum(oc * P * inner, axis=(1, 2)) / Q  # (T, S)
+    I = source_images(exp, x, g["omega"], g["capture"], P, dtype)  # (T, S)
     wd, scale_d = w.astype(dtype), scale.astype(dtype)
     Iw = I @ wd
     m = scale_d * Iw + background.astype(dtype)
@@ -96,27 +71,20 @@ def tile_terms(exp, beam_values, fpix, spix, valid, data, sigma, loss, dtype):
     g_w = scale_d * (r @ I)
     g_scale = jnp.sum(r * Iw)
     g_background = jnp.sum(r)
-    coef = R * scale_d * wd  # (S,)
-    rc = r[:, None, None, None] * oc  # (T, L, Q, 1)
+    coef = (R_E_SQR * exp.beam.fluence).astype(dtype) * scale_d * wd  # (S,)
+    rc = r[:, None, None, None] * (g["omega"] * g["capture"])[..., None]  # (T, L, Q, 1)
     zeta = (rc * P * coef / (Q * K))[..., None]  # (T, L, Q, S, 1): the cotangent of every x
     eta = [(zeta * grad_x[..., c]).astype(jnp.float64) for c in range(3)]  # 3 x (T, L, Q, S, K)
     eta_sum = jnp.stack([jnp.sum(e, axis=(0, 1, 2)) for e in eta], axis=-1)  # (S, K, 3)
     g_inv_lambda = jnp.sum(sum(e * hkl[..., c] for c, e in enumerate(eta)), axis=(0, 1, 2, 4)) / inv_lambda
-    g_incident = -inv_lambda[:, None] * jnp.einsum("kij,ski->sj", mats, eta_sum)
+    g_incident = -inv_lambda[:, None] * jnp.einsum("kij,ski->sj", g["mats"], eta_sum)
     if exp.beam.nopolar:
         g_M = jnp.zeros_like(M)
     else:
-        psi = rc * inner * coef / Q  # (T, L, Q, S)
+        psi = rc * (exp.background + jnp.mean(x, axis=-1)) * coef / Q  # (T, L, Q, S)
         g_M = 0.5 * jnp.einsum("tlqs,tlqi,tlqj->sij", psi, d, d).astype(M.dtype)
     cot = (g_inv_lambda, g_incident, g_M, g_w.astype(w.dtype), g_scale.astype(scale.dtype), g_background.astype(background.dtype))
     return total, cot
-
-
-def _x_and_gradient(hkl, fc, keep, crystal, dtype):
-    """x = F^2 G(h) (0 where dmin skips the sample) and dx/dh (..., 3), elementwise."""
-    f2 = jnp.where(keep, fc * fc, 0.0)
-    x, grad = lattice_sq_and_gradient(hkl, crystal.N, crystal.fudge, crystal.recip, crystal.shape, dtype)
-    return f2 * x, f2[..., None] * grad
 
 
 def beam_values(exp, w, scale, background):

@@ -22,8 +22,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from nbjax.accumulation import Physical, f_cell
-from nbjax.experiment import R_E_SQR
+from nbjax.accumulation import Physical, f_cell, source_images
 from nbjax.physics.lattice import lattice_sq_and_gradient
 from nbjax.samples import miller_indices, orientation_matrices, pixel_samples, unit
 
@@ -37,51 +36,51 @@ def through_miller_indices(reference) -> bool:
 
 def eligible(reference, layout) -> bool:
     """``through_miller_indices``, and no parameter that changes the lattice transform other
-    than through h (crystal size; the cell for shapes that use a*, b*, c*)."""
+    than through h (``changes_lattice``: the crystal size; the cell for shapes that use a*,
+    b*, c*)."""
     if not through_miller_indices(reference):
         return False
-    names = {type(p).__name__ for p in layout.params}
-    if "CrystalSize" in names:
-        return False
-    return not ("Cell" in names and reference.crystal.shape in ("gauss", "tophat"))
+    return not any(p.changes_lattice(reference) for p in layout.params)
 
 
-def _geometry(exp, fpix, spix, dtype):
-    """The per-sub-pixel, per-orientation and per-source quantities of a tile."""
+def geometry(exp, fpix, spix, dtype):
+    """(per-sub-pixel, per-orientation and per-source quantities of a tile, its dmin mask):
+    d (T, L, Q, 3) float64, omega, capture, polar (model's), mats (K, 3, 3), incident (S, 3),
+    inv_lambda (S,)."""
     s = pixel_samples(exp, fpix, spix, dtype)  # (its Miller indices and lattice are not used: XLA drops them)
-    d = unit(s.pos, jnp.linalg.norm(s.pos, axis=-1))
     beam = exp.beam
-    incident = -unit(beam.directions, jnp.linalg.norm(beam.directions, axis=-1))
-    mats = orientation_matrices(exp.crystal, jnp.float64)
-    return {"d": d, "omega": s.omega, "capture": s.capture, "polar": s.polar, "mats": mats, "incident": incident,
-            "inv_lambda": 1.0 / beam.wavelengths}, s.dmin_skip
+    g = {"d": unit(s.pos, jnp.linalg.norm(s.pos, axis=-1)), "omega": s.omega, "capture": s.capture, "polar": s.polar,
+         "mats": orientation_matrices(exp.crystal, jnp.float64),
+         "incident": -unit(beam.directions, jnp.linalg.norm(beam.directions, axis=-1)), "inv_lambda": 1.0 / beam.wavelengths}
+    return g, s.dmin_skip
 
 
-def _hkl(g):
+def hkl_of(g):
     return miller_indices(g["mats"], g["d"], g["incident"], g["inv_lambda"])
+
+
+def x_and_gradient(exp, hkl, skip, dtype):
+    """x = F^2 G(h) per sample (0 where dmin skips it) and dx/dh (..., 3); F_cell is the
+    nearest table entry, constant in h."""
+    xtal = exp.crystal
+    fc = f_cell(exp, hkl, True).astype(dtype)
+    f2 = jnp.where(skip[..., None], 0.0, fc * fc)
+    G, dG = lattice_sq_and_gradient(hkl, xtal.N, xtal.fudge, xtal.recip, xtal.shape, dtype)
+    return f2 * G, f2[..., None] * dG
 
 
 def images_and_tangents(experiment_of, theta, vectors, fpix, spix, dtype):
     """(I (T, S), dI (n_t, T, S)) for ``experiment_of(theta)`` along ``vectors`` (n_t, n)."""
     exp = experiment_of(theta)
-    geometry = lambda th: _geometry(experiment_of(th), fpix, spix, dtype)[0]  # noqa: E731
-    g, g_dots = jax.vmap(lambda v: jax.jvp(geometry, (theta,), (v,)), out_axes=(None, 0))(vectors)
-    skip = _geometry(exp, fpix, spix, dtype)[1]
-    hkl = _hkl(g)
-    xtal = exp.crystal
-    fc = f_cell(exp, hkl, True).astype(dtype)
-    f2 = jnp.where(skip[..., None], 0.0, fc * fc)
-    G, dG = lattice_sq_and_gradient(hkl, xtal.N, xtal.fudge, xtal.recip, xtal.shape, dtype)
-    x, dx_dh = f2 * G, f2[..., None] * dG  # computed once, kept for every tangent
-    R = (R_E_SQR * exp.beam.fluence).astype(dtype)
+    g, g_dots, skip = jax.vmap(lambda v: jax.jvp(lambda th: geometry(experiment_of(th), fpix, spix, dtype), (theta,), (v,), has_aux=True),
+                               out_axes=(None, 0, None))(vectors)
+    x, dx_dh = x_and_gradient(exp, hkl_of(g), skip, dtype)  # computed once, kept for every tangent
 
-    def combine(g, x):  # as Physical._per_source
-        per_sample = exp.background + jnp.mean(x, axis=-1)
-        factors = (g["omega"] * g["capture"])[..., None] * g["polar"]
-        return R * jnp.mean(jnp.sum(per_sample * factors, axis=1), axis=1)
+    def combine(g, x):
+        return source_images(exp, x, g["omega"], g["capture"], g["polar"], dtype)
 
     def tangent(g_dot):  # one tangent at a time: its per-sample work fuses into one loop
-        _, h_dot = jax.jvp(_hkl, (g,), (g_dot,))
+        _, h_dot = jax.jvp(hkl_of, (g,), (g_dot,))
         x_dot = jnp.sum(dx_dh * h_dot.astype(dtype), axis=-1)
         return jax.jvp(combine, (g, x), (g_dot, x_dot))[1]
 

@@ -34,6 +34,18 @@ def polarization(incident, diffracted, polar_axis, kahn):
     return 0.5 * (1.0 + cos2t_sq - kahn * azimuthal)
 
 
+def polarization_form(incident, polar_axis, kahn):
+    """M (S, 3, 3) with ``polarization`` = 1/2 (1 + d^T M d) for unit diffracted d: the Kahn
+    factor as a quadratic form in d, M = i i^T - K (E E^T - B B^T) (p parallel to i: the
+    azimuthal term is 1 - (i.d)^2, M = i i^T - K (1 - i i^T)).  ``nbjax.fit`` differentiates M."""
+    b_in = _unit(jnp.cross(polar_axis, incident))
+    e_in = _unit(jnp.cross(incident, b_in))
+    outer = lambda u: u[:, :, None] * u[:, None, :]  # noqa: E731
+    degenerate = (jnp.sum(b_in * b_in, axis=-1) == 0.0)[:, None, None]
+    azimuthal = jnp.where(degenerate, jnp.eye(3) - outer(incident), outer(e_in) - outer(b_in))
+    return outer(incident) - kahn * azimuthal
+
+
 def _unit(v):
     """v/|v|, and zero for a zero vector (as C's unitize)."""
     n2 = jnp.sum(v * v, axis=-1, keepdims=True)
