@@ -32,7 +32,7 @@ import pytest
 import nbjax
 from nbjax.io.cformat import RTD
 from nbjax.samples import pixel_samples
-from nbjax.physics.lattice import grating_sq, lattice_sq, sinc3_of_sq
+from nbjax.physics.lattice import grating_sq, grating_sq_and_derivative, lattice_sq, sinc3_of_sq
 
 RTOL = 1e-6
 
@@ -300,6 +300,34 @@ def test_grating_and_sinc3_derivatives_at_zero():
         np.testing.assert_allclose(float(jax.grad(jax.grad(grating_sq))(jnp.asarray(h), N)),
                                    -2.0 * np.pi**2 * 25.0 * (25.0 - 1.0) / 3.0, rtol=1e-10)
     np.testing.assert_allclose(float(jax.grad(sinc3_of_sq)(jnp.asarray(0.0))), -0.1, rtol=1e-14)
+
+
+@pytest.mark.parametrize("N", [1.0, 2.0, 5.0, 7.0, 50.0])
+def test_grating_closed_form_derivative(N):
+    """``grating_sq_and_derivative`` (the fit's lattice derivative) against an independent
+    float64 formula, (r^2)' = 2 r pi [N cos(pi N d) sin(pi d) - sin(pi N d) cos(pi d)] / sin^2(pi d)
+    with r = sin(pi N d)/sin(pi d), away from d = 0, and its series -2 pi^2 N^2 (N^2 - 1) d / 3
+    next to it; the value is ``grating_sq``'s bit for bit; finite at d = 0, the zeros of the
+    grating and the ends of the reduced range; float32 stays float32 (NumPy float64 polynomial
+    coefficients once promoted the single-precision lattice to float64)."""
+    rng = np.random.default_rng(3)
+    d = np.concatenate([rng.uniform(-0.5, 0.5, 4000), [0.5, -0.5, 0.4999, 1.0 / N, 0.5 / N, 0.5 / N + 1e-12, 2.0 / N - 1e-13]])
+    d = d[np.abs(d) <= 0.5]
+    value, slope = grating_sq_and_derivative(jnp.asarray(d), jnp.asarray(N))
+    np.testing.assert_array_equal(np.asarray(value), np.asarray(grating_sq(jnp.asarray(d), jnp.asarray(N))))
+    far = np.abs(d) > 1e-2
+    x = np.pi * d[far]
+    r = np.sin(N * x) / np.sin(x)
+    expected = 2.0 * r * np.pi * (N * np.cos(N * x) * np.sin(x) - np.sin(N * x) * np.cos(x)) / np.sin(x) ** 2
+    np.testing.assert_allclose(np.asarray(slope)[far], expected, rtol=1e-9, atol=1e-11 * N**4)
+    small = np.array([0.0, 1e-12, -3e-9, 1e-7])
+    v0, s0 = grating_sq_and_derivative(jnp.asarray(small), jnp.asarray(N))
+    np.testing.assert_allclose(np.asarray(s0), -2.0 * np.pi**2 * N**2 * (N**2 - 1.0) * small / 3.0, rtol=1e-6, atol=1e-300)
+    np.testing.assert_allclose(np.asarray(v0), N**2 * (1.0 - np.pi**2 * (N**2 - 1.0) * small**2 / 3.0), rtol=1e-12)
+    v32, s32 = grating_sq_and_derivative(jnp.asarray(d, jnp.float32), jnp.asarray(N, jnp.float32))
+    assert v32.dtype == s32.dtype == grating_sq(jnp.asarray(d, jnp.float32), jnp.float32(N)).dtype == jnp.float32
+    assert np.all(np.isfinite(np.asarray(s32))) and np.all(np.isfinite(np.asarray(slope)))
+    np.testing.assert_allclose(np.asarray(s32, np.float64), np.asarray(slope), atol=2e-5 * N**4 * np.pi)
 
 
 def test_sinc3_smooth_across_series_switch():

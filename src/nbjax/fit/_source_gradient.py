@@ -74,7 +74,7 @@ def tile_terms(exp, beam_values, fpix, spix, valid, data, sigma, loss, dtype):
     coef = (R_E_SQR * exp.beam.fluence).astype(dtype) * scale_d * wd  # (S,)
     rc = r[:, None, None, None] * (g["omega"] * g["capture"])[..., None]  # (T, L, Q, 1)
     zeta = (rc * P * coef / (Q * K))[..., None]  # (T, L, Q, S, 1): the cotangent of every x
-    eta = [(zeta * grad_x[..., c]).astype(jnp.float64) for c in range(3)]  # 3 x (T, L, Q, S, K)
+    eta = [(zeta * grad_x[c]).astype(jnp.float64) for c in range(3)]  # 3 x (T, L, Q, S, K)
     eta_sum = jnp.stack([jnp.sum(e, axis=(0, 1, 2)) for e in eta], axis=-1)  # (S, K, 3)
     g_inv_lambda = jnp.sum(sum(e * hkl[..., c] for c, e in enumerate(eta)), axis=(0, 1, 2, 4)) / inv_lambda
     g_incident = -inv_lambda[:, None] * jnp.einsum("kij,ski->sj", g["mats"], eta_sum)

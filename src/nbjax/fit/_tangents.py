@@ -60,13 +60,15 @@ def hkl_of(g):
 
 
 def x_and_gradient(exp, hkl, skip, dtype):
-    """x = F^2 G(h) per sample (0 where dmin skips it) and dx/dh (..., 3); F_cell is the
+    """x = F^2 G(h) per sample (0 where dmin skips it) and dx/dh (three arrays, one per axis of h:
+    separate arrays, because XLA:CPU recomputes a stacked array's elementwise producers for every
+    component); F_cell is the
     nearest table entry, constant in h."""
     xtal = exp.crystal
     fc = f_cell(exp, hkl, True).astype(dtype)
     f2 = jnp.where(skip[..., None], 0.0, fc * fc)
     G, dG = lattice_sq_and_gradient(hkl, xtal.N, xtal.fudge, xtal.recip, xtal.shape, dtype)
-    return f2 * G, f2[..., None] * dG
+    return f2 * G, tuple(f2 * dG_c for dG_c in dG)
 
 
 def images_and_tangents(experiment_of, theta, vectors, fpix, spix, dtype):
@@ -81,7 +83,7 @@ def images_and_tangents(experiment_of, theta, vectors, fpix, spix, dtype):
 
     def tangent(g_dot):  # one tangent at a time: its per-sample work fuses into one loop
         _, h_dot = jax.jvp(hkl_of, (g,), (g_dot,))
-        x_dot = jnp.sum(dx_dh * h_dot.astype(dtype), axis=-1)
+        x_dot = sum(dx_dh[c] * h_dot[..., c].astype(dtype) for c in range(3))
         return jax.jvp(combine, (g, x), (g_dot, x_dot))[1]
 
     return combine(g, x), jax.lax.map(tangent, g_dots)
