@@ -73,6 +73,14 @@ def grating_sq(h, N):
     return ratio * ratio
 
 
+def _kept(x, one):
+    """x / one with ``one`` == 1 known only at run time: x exactly, but as a division, which
+    XLA:CPU computes once and keeps, where it would recompute a cheap elementwise producer (a
+    polynomial) inside every consumer's fusion.  With it the spectrum gradient went from 2.97x
+    to 1.75x the forward render (scripts/bench-fit, 1024^2 x 25 sources, float64)."""
+    return x / one
+
+
 def grating_sq_and_derivative(d, N):
     """(``grating_sq``(d, N), its derivative in d) for a reduced index |d| <= 1/2, in closed form.
 
@@ -92,7 +100,8 @@ def grating_sq_and_derivative(d, N):
     u = nd - m
     near = m == 0
     safe_d = jnp.where(near, 1.0, dd)
-    p_u, p_d = _sinc_pi_reduced(u), _sinc_pi_reduced(dd)
+    one = N * 0.0 + 1.0  # 1, known only at run time (XLA keeps x * 0 for NaN's sake)
+    p_u, p_d = _kept(_sinc_pi_reduced(u), one), _kept(_sinc_pi_reduced(dd), one)
     q_u, q_d = _sinc_pi_reduced_dy(u), _sinc_pi_reduced_dy(dd)
     ratio = jnp.where(near, N, u / safe_d) * p_u / p_d
     cross = N * u * q_u * p_d - dd * p_u * q_d
