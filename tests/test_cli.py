@@ -140,3 +140,31 @@ def test_fast_noise_has_poisson_statistics(tmp_path):
     counts = np.frombuffer((tmp_path / "n.img").read_bytes()[512:], "<u2").astype(float)
     assert abs(counts.sum() - mean.sum()) < 5 * np.sqrt(mean.sum())
     assert not np.array_equal(counts, np.round(mean))
+
+
+def test_process_exit_keeps_every_output(tmp_path):
+    """The console entry ends with os._exit (no interpreter or JAX tear-down): its piped stdout,
+    stderr and files are complete, and equal to an in-process run's (the run's statistics lines,
+    the float image and the SMV file byte for byte)."""
+    import contextlib
+    import io
+    import os
+
+    from nbjax.cli.main import run
+
+    args = BASE + ["-floatfile", "f.bin", "-intfile", "i.img", "-noisefile", "n.img", "-seed", "7"]
+    proc = _cli(args, _dir(tmp_path / "process"))
+    assert proc.returncode == 0, proc.stderr
+    inproc = _dir(tmp_path / "inproc")
+    out, err = io.StringIO(), io.StringIO()
+    old = os.getcwd()
+    os.chdir(inproc)
+    try:
+        with contextlib.redirect_stdout(out):
+            assert run(args, out=out, err=err) == 0
+    finally:
+        os.chdir(old)
+    assert proc.stdout.splitlines()[-4:] == out.getvalue().splitlines()[-4:] and "intfile_scale" in proc.stdout
+    assert proc.stderr == err.getvalue()
+    for name in ("f.bin", "i.img", "n.img"):
+        assert (tmp_path / "process" / name).read_bytes() == (inproc / name).read_bytes(), name
