@@ -1,5 +1,6 @@
 """The command line: files byte-identical to the C program's, one-line errors, help."""
 
+import os
 import subprocess
 import sys
 
@@ -38,8 +39,8 @@ def _dir(path):
     return path
 
 
-def _cli(args, cwd):
-    return subprocess.run([sys.executable, "-m", "nbjax", *args], cwd=cwd, capture_output=True, text=True, timeout=300)
+def _cli(args, cwd, env=None):
+    return subprocess.run([sys.executable, "-m", "nbjax", *args], cwd=cwd, capture_output=True, text=True, timeout=300, env=env)
 
 
 def _assert_one_line_error(proc, *words):
@@ -143,17 +144,19 @@ def test_fast_noise_has_poisson_statistics(tmp_path):
 
 
 def test_process_exit_keeps_every_output(tmp_path):
-    """The console entry ends with os._exit (no interpreter or JAX tear-down): its piped stdout,
-    stderr and files are complete, and equal to an in-process run's (the run's statistics lines,
-    the float image and the SMV file byte for byte)."""
+    """The console entry asks for host devices (here 3) and ends with os._exit (no interpreter
+    or JAX tear-down): its piped stdout, stderr and files are complete, and equal to a
+    one-device in-process run's (the run's statistics lines, and the float image, SMV and
+    noise files byte for byte, with the 9 tiles split over the 3 devices)."""
     import contextlib
     import io
     import os
 
     from nbjax.cli.main import run
 
-    args = BASE + ["-floatfile", "f.bin", "-intfile", "i.img", "-noisefile", "n.img", "-seed", "7"]
-    proc = _cli(args, _dir(tmp_path / "process"))
+    args = BASE + ["-tile", "64", "-floatfile", "f.bin", "-intfile", "i.img", "-noisefile", "n.img", "-seed", "7"]
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"} | {"NBJAX_HOST_DEVICES": "3"}
+    proc = _cli(args, _dir(tmp_path / "process"), env=env)
     assert proc.returncode == 0, proc.stderr
     inproc = _dir(tmp_path / "inproc")
     out, err = io.StringIO(), io.StringIO()
@@ -168,3 +171,27 @@ def test_process_exit_keeps_every_output(tmp_path):
     assert proc.stderr == err.getvalue()
     for name in ("f.bin", "i.img", "n.img"):
         assert (tmp_path / "process" / name).read_bytes() == (inproc / name).read_bytes(), name
+
+
+def test_host_devices_requested_before_jax_starts(tmp_path):
+    """nbjax.cpu_devices.request: one XLA host device per usable core by default, N with
+    NBJAX_HOST_DEVICES, never over a user's own XLA_FLAGS setting or once JAX is imported."""
+    script = (
+        "import os, sys\n"
+        "from nbjax import cpu_devices\n"
+        "asked = cpu_devices.request()\n"
+        "import jax\n"
+        "print(asked, len(jax.devices('cpu')), cpu_devices.request(), cpu_devices.usable_cores())\n"
+    )
+    base = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "NBJAX_HOST_DEVICES")}
+
+    def child(**env):
+        out = subprocess.run([sys.executable, "-c", script], env=base | env, capture_output=True, text=True, timeout=120, check=True)
+        return out.stdout.split()
+
+    asked, count, again, cores = child(NBJAX_HOST_DEVICES="3")
+    assert (asked, count, again) == ("3", "3", "None")
+    asked, count, _, cores = child()
+    assert count == cores and asked == ("None" if cores == "1" else cores)
+    assert child(XLA_FLAGS="--xla_force_host_platform_device_count=2", NBJAX_HOST_DEVICES="3")[:2] == ["None", "2"]
+    assert child(NBJAX_HOST_DEVICES="1")[:2] == ["None", "1"]

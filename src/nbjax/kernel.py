@@ -201,6 +201,8 @@ def render_with_stats(exp: Experiment, *, dtype=jnp.float64, tile: int | None = 
     tile = min(tile or default_tile(exp), window.n)
     starts = np.arange(0, window.n, tile, dtype=np.int32)
     per_call = tiles_per_call or starts.size
+    if mesh is not None and mesh.devices.size > min(per_call, starts.size):  # no device without a tile
+        mesh = device_mesh(min(per_call, starts.size))
     calls = [starts[i : i + per_call] for i in range(0, starts.size, per_call)]
     keep = rendered_mask(window, exp.mask)
     no_context = jnp.zeros((2,), jnp.int32)

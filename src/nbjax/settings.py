@@ -135,7 +135,7 @@ class RunSettings:
     precision: str = "double"
     physical: bool = False
     tile_pixels: int = 0  # 0 = automatic
-    devices: int = 1  # local devices for the tiles; 0 = all
+    devices: int = 0  # local devices for the tiles; 0 = all (the CLI process has one per CPU core)
     fast_noise: bool = False  # jax.random noise: same statistics, not C's exact stream
     force: bool = False  # run beyond the work limit (setup/workload.py)
     warnings: list = dataclasses.field(default_factory=list)

@@ -226,8 +226,14 @@ def main(argv: list[str] | None = None) -> None:
 
     As the process's entry point (``argv`` None) it ends with ``os._exit`` once its files are
     closed and its streams flushed: Python's and JAX's tear-down (``jax.clear_backends`` at
-    exit) would add about 0.15 s to every run and have nothing left to do."""
+    exit) would add about 0.15 s to every run and have nothing left to do.  Before JAX starts
+    it asks for one XLA host device per CPU core (``nbjax.cpu_devices``), over which the
+    default ``-devices 0`` splits the tiles."""
     process = argv is None
+    if process:
+        from nbjax import cpu_devices
+
+        cpu_devices.request()  # one host device per core, before JAX starts (-devices 0: all)
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] and argv[0] in SUBCOMMANDS:  # nanoBragg's own arguments all begin with '-'
         _exit(importlib.import_module(SUBCOMMANDS[argv[0]]).main(argv[1:]), process)

@@ -222,7 +222,7 @@ NBJAX_OPTIONS: tuple[Option, ...] = (
     opt("-physical", 0, "intended physics: weights honoured, per-sample factors", patterns=(exact("-physical"),)),
     opt("-tile", 1, "pixels per kernel tile (default auto)", patterns=(exact("-tile"),)),
     opt("-force", 0, "run even when the estimated time exceeds the limit (1 h; memory limits still apply)", patterns=(exact("-force"),)),
-    opt("-devices", 1, "local devices to split the tiles over (default 1; 0 = all); same image", patterns=(exact("-devices"),)),
+    opt("-devices", 1, "local devices to split the tiles over (default 0 = all: on CPU one per core); same image", patterns=(exact("-devices"),)),
     opt("-demo", 0, "render the built-in default pattern", patterns=(exact("-demo"),)),
     opt("-fastnoise", 0, "noise image from jax.random: same Poisson statistics, not C's exact stream", patterns=(exact("-fastnoise"),)),
 )
