@@ -26,6 +26,7 @@ from typing import ClassVar
 
 import equinox as eqx
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Float
 
 from nbjax.experiment import R_E_SQR
@@ -62,7 +63,7 @@ class AbstractAccumulation(eqx.Module):
     def prepare(self, exp, run_stage, keep):
         """A whole-image pre-pass; returns (context array for ``tile``, host info or None).
         ``run_stage(stage)`` maps ``tile`` over the image's tiles at that stage."""
-        return jnp.zeros((2,), jnp.int32), None
+        return np.zeros((2,), np.int32), None
 
     def finish(self, exp, values, context, run_pixel):
         """Last changes to the flat ROI values (``run_pixel(stage, k)``: one pixel re-rendered)."""

@@ -150,19 +150,19 @@ def _map_tiles_sharded(exp, starts, context, window, tile, dtype, stage=PIXELS, 
     starts = np.asarray(starts)
     n = starts.size
     padded = np.concatenate([starts, np.repeat(starts[-1:], (-n) % n_dev)])
-    out = _sharded_jit(mesh, window, tile, dtype, stage, remat)(exp, jnp.asarray(padded), context)
-    return jax.tree.map(lambda x: x[:n], out)
+    return _sharded_jit(mesh, window, tile, dtype, stage, remat, n)(exp, padded, context)
 
 
 @functools.lru_cache(maxsize=32)
-def _sharded_jit(mesh, window, tile, dtype, stage, remat):
+def _sharded_jit(mesh, window, tile, dtype, stage, remat, n):
+    """The sharded tile map over padded starts, cut back to the first ``n`` tiles."""
     from jax.sharding import PartitionSpec as P
 
     def body(exp, starts, context):
         return _map_tiles_impl(exp, starts, context, window, tile, dtype, stage, remat)
 
     sharded = jax.shard_map(body, mesh=mesh, in_specs=(P(), P("tiles"), P()), out_specs=P("tiles"), check_vma=False)
-    return jax.jit(sharded, compiler_options=compiler_options())
+    return jax.jit(lambda *a: jax.tree.map(lambda x: x[:n], sharded(*a)), compiler_options=compiler_options())
 
 
 def device_mesh(devices: int | None):
@@ -205,22 +205,20 @@ def render_with_stats(exp: Experiment, *, dtype=jnp.float64, tile: int | None = 
         mesh = device_mesh(min(per_call, starts.size))
     calls = [starts[i : i + per_call] for i in range(0, starts.size, per_call)]
     keep = rendered_mask(window, exp.mask)
-    no_context = jnp.zeros((2,), jnp.int32)
+    no_context = np.zeros((2,), np.int32)
 
     def run_stage(stage):
-        out = jnp.concatenate([_map_tiles(exp, st, no_context, window, tile, dtype, stage=stage, mesh=mesh).reshape(-1) for st in calls])
-        return out[: window.n], window
+        return _flat_values(tuple(_map_tiles(exp, st, no_context, window, tile, dtype, stage=stage, mesh=mesh) for st in calls), window.n), window
 
     context, stop_info = exp.model.prepare(exp, run_stage, keep)
     values, omegas = [], []
     for done, st in enumerate(calls, 1):
         v, o = _map_tiles(exp, st, context, window, tile, dtype, remat=differentiable, mesh=mesh)
-        values.append(v.reshape(-1))
-        omegas.append(o.reshape(-1))
+        values.append(v)
+        omegas.append(o)
         if progress is not None:
             progress(done, len(calls))
-    values = values[0] if len(values) == 1 else jnp.concatenate(values)
-    omega_total = _rendered_sum(omegas[0] if len(omegas) == 1 else jnp.concatenate(omegas), keep, window.n)
+    values, omega_total = _values_and_solid_angle(tuple(values), tuple(omegas), keep, window.n)
 
     def run_pixel(stage):
         first = jnp.zeros((1,), jnp.int32) if keep is None else jnp.argmax(keep)[None].astype(jnp.int32)
@@ -233,10 +231,18 @@ def render_with_stats(exp: Experiment, *, dtype=jnp.float64, tile: int | None = 
 
 
 @functools.partial(jax.jit, static_argnames=("n",))
-def _rendered_sum(per_pixel, keep, n):
-    """Sum over the n rendered ROI pixels (tile padding dropped, masked pixels skipped)."""
-    per_pixel = per_pixel[:n]
-    return jnp.sum(per_pixel if keep is None else jnp.where(keep, per_pixel, 0.0))
+def _flat_values(per_call, n):
+    """The tile maps' (tiles, tile) outputs of every call as the n ROI pixels' values, flat
+    (tile padding dropped)."""
+    return jnp.concatenate([v.reshape(-1) for v in per_call])[:n]
+
+
+@functools.partial(jax.jit, static_argnames=("n",))
+def _values_and_solid_angle(values, omegas, keep, n):
+    """(the n ROI pixels' values, the solid angle summed over the rendered ones: tile padding
+    dropped, masked pixels skipped); one compiled call for what would be several small ones."""
+    per_pixel = _flat_values.__wrapped__(omegas, n)
+    return _flat_values.__wrapped__(values, n), jnp.sum(per_pixel if keep is None else jnp.where(keep, per_pixel, 0.0))
 
 
 @functools.partial(jax.jit, static_argnames=("window", "shape", "dtype"))

@@ -143,7 +143,7 @@ class CCompatible(AbstractAccumulation):
         """C's global cut-off for interpolation (hkl-interpolate-out-of-range): (imgidx, sample
         index) of the first out-of-range sample in loop order, and outside a trace that pixel
         and its Miller indices for C's warning."""
-        none = jnp.array(NO_STOP, dtype=jnp.int32)
+        none = np.array(NO_STOP, dtype=np.int32)
         sfac = exp.structure_factors
         if sfac.grid is None or not sfac.interpolate:
             return none, None
