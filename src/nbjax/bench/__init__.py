@@ -57,7 +57,7 @@ def run(opts) -> dict:
     dtypes = {"double": jnp.float64, "single": jnp.float32}
     report = {
         "meta": {"date": time.strftime("%Y-%m-%d %H:%M:%S"), "host": platform.node(), "cpus": os.cpu_count(),
-                 "jax": jax.__version__, "backend": jax.default_backend(), "device": str(device),
+                 "jax": jax.__version__, "backend": jax.default_backend(), "device": str(device), "local_devices": jax.local_device_count(),
                  "device_kind": getattr(device, "device_kind", None), "quick": opts.quick, "repeat": opts.repeat},
         "workloads": [],
     }

@@ -21,7 +21,7 @@ def table(report: dict) -> list[str]:
     meta, peak, comp, grad, mem = report["meta"], report["peak_flops"], report["compile"], report["grad"], report["memory"]
     lines += [
         "",
-        f"device: {meta['device']} ({meta['device_kind']}), jax {meta['jax']}; peak FP32 {_fmt(peak.get('float32'))} FP64 {_fmt(peak.get('float64'))} FLOP/s ({peak['source']})",
+        f"device: {meta['device']} ({meta['device_kind']}; renders split over {meta.get('local_devices', 1)} local devices), jax {meta['jax']}; peak FP32 {_fmt(peak.get('float32'))} FP64 {_fmt(peak.get('float64'))} FLOP/s ({peak['source']})",
         f"warm per-call overhead, {OVERHEAD_PIXELS}^2 image: {1e3 * report['overhead_64px_s']:.2f} ms",
         ("first render call in a fresh process: skipped (--no-compile)" if len(comp) == 1 else
          f"first render call in a fresh process: {_fmt(comp.get('cold_first_call_s'))} s with an empty compilation cache, "
