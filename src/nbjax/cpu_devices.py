@@ -1,11 +1,13 @@
 """One XLA host device per CPU core, for a process that owns JAX's start-up (the CLI).
 
-XLA:CPU runs the kernel's tile loop (``kernel._map_tiles_impl``, a ``lax.map``) on one thread:
-each step's pixel sums are written in place into the stacked result, and XLA does not split
-such a fusion over its thread pool.  Given K host devices, ``kernel.render_with_stats`` deals
-the tiles out to them (``shard_map``; every tile computed as on one device, so the image is the
-same bit for bit) and K cores work.  Measured (1 -> 2 host devices, 2-core Xeon, 512^2 x 25
-sources x 4 sub-pixels): 0.37 -> 0.21 s in single precision, 0.43 -> 0.26 s in double.
+XLA:CPU can run the kernel's tile loop (``kernel._map_tiles_impl``, a ``lax.map``) on one
+thread: when a step's pixel values are computed inside the fusion that writes them in place
+into the stacked result, XLA does not split that fusion over its thread pool.  Given K host
+devices, ``kernel.render_with_stats`` deals the tiles out to them (``shard_map``; every tile
+computed as on one device, so the image is the same bit for bit) and K cores work.  Measured on
+a 2-core Xeon, 1 -> 2 host devices, C-compatible single precision: 2048^2 x 1 source (one
+sample per pixel) 0.19 -> 0.11 s; 512^2 x 25 sources x 4 sub-pixels 0.37 -> 0.21 s before
+``ccompat.accumulation.sample_sum``, which lets one device use both cores there (0.15 s).
 
 XLA reads the device count once, when its CPU client starts, so this can only be asked for
 before JAX starts in the process; the library never does it on its own (``nbjax.render``

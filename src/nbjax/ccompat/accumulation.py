@@ -112,7 +112,7 @@ class CCompatible(AbstractAccumulation):
         cached = {"thick": s.capture[:, -1, 0], "polar": first_unskipped_polar(s.polar, s.dmin_skip), "omega": s.omega[:, 0, 0]}
         flags = {"thick": self.oversample_thick, "polar": self.oversample_polar, "omega": self.oversample_omega}
         if not any(flags.values()):
-            intensity = exp.background + jnp.sum(x.reshape(T, -1), axis=1)
+            intensity = exp.background + sample_sum(x.reshape(T, -1))
         else:
             reaches = _reaches_f_cell(exp, s)
             m = jnp.ones_like(x)
@@ -169,6 +169,21 @@ class CCompatible(AbstractAccumulation):
             return values
         k, v1 = run_pixel(FIRST_PIXEL)
         return values.at[k].set(v1)
+
+
+def sample_sum(flat):
+    """sum(flat, axis=1), as partial sums over k interleaved groups of samples and a product
+    with ones(k).  Summed directly, XLA:CPU fuses the sum into the tile map's in-place output
+    and runs it as one scalar loop per pixel; this way the samples go through a vectorized,
+    parallel reduction (C-compatible 512^2 x 25 sources x 4 sub-pixels, one device: 0.36 ->
+    0.16 s single, 0.43 -> 0.19 s double).  The order of the additions differs from C's
+    (as background + sum already did); every golden case stays as bit-identical in float64
+    as before (tests/test_golden_float.py, scripts/bench)."""
+    n = flat.shape[1]
+    k = next((k for k in range(min(n, 32), 1, -1) if n % k == 0), 1)
+    if k == 1:
+        return jnp.sum(flat, axis=1)
+    return jnp.sum(flat.reshape(flat.shape[0], n // k, k), axis=1) @ jnp.ones(k, flat.dtype)
 
 
 def first_unskipped_index(skip):
