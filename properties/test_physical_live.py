@@ -20,6 +20,7 @@ otherwise.
 from __future__ import annotations
 
 import os
+import warnings
 import tempfile
 from pathlib import Path
 
@@ -30,7 +31,7 @@ if not C_BIN or not os.path.isfile(C_BIN) or not os.access(C_BIN, os.X_OK):
     pytest.skip("live physical decomposition needs the C nanoBragg: set NB_C_BIN to the executable", allow_module_level=True)
 
 import numpy as np
-from hypothesis import event, given, settings
+from hypothesis import assume, event, given, settings
 from hypothesis import strategies as st
 
 from decompose import Spec, block_sum, decompose, physical_run
@@ -90,6 +91,21 @@ def render_physical(argv, files, folder: Path) -> np.ndarray:
         os.chdir(old)
 
 
+def c_changes_the_cell(base) -> bool:
+    """True when nanoBragg's set-up does not give back the -cell of ``base`` (the quirk
+    ``ccompat.quirks.cell_warning`` announces).  Then its spot shapes' a*, b*, c* are not the
+    reciprocal vectors of the cell it renders, while physical mode uses that cell's, so the
+    gauss and tophat shapes do not decompose into C runs there (found by this property:
+    -cell 30 30 30 60 60 60 -gauss_xtal, 2.7e-4 of the peak)."""
+    import nbjax
+
+    i = base.index("-cell")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        nbjax.experiment_from_args(list(base[i : i + 7]) + ["-default_F", "1", "-detpixels", "2"], physical=True)
+    return any("set-up turns -cell" in str(w.message) for w in caught)
+
+
 @settings(max_examples=_max_examples())
 @given(spec=specs())
 def test_physical_mode_is_the_weighted_sum_of_c_runs(spec):
@@ -98,6 +114,8 @@ def test_physical_mode_is_the_weighted_sum_of_c_runs(spec):
     event(f"sensor layers {spec.layers[1] if spec.layers else 0}")
     event(f"option {' '.join(spec.base[spec.base.index('-polar') + 2:]) or 'none'}")
     argv, files = physical_run(spec)
+    if any(shape in spec.base for shape in ("-gauss_xtal", "-tophat_spots")):
+        assume(not c_changes_the_cell(spec.base))
     with tempfile.TemporaryDirectory(prefix="nbjax-physical-") as tmp:
         image = render_physical(argv, files, Path(tmp) / "py")
         expected = bound = 0.0

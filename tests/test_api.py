@@ -37,3 +37,22 @@ def test_physical_mode_refuses_negative_weights(tmp_path):
     (tmp_path / "src.txt").write_text("-10 0 0 -1 1e-10\n-10 0.01 0 3 1e-10\n")
     with pytest.raises(NBError, match="source weights are negative"):
         nbjax.experiment_from_args(["-default_F", "100", "-cell", "50", "50", "50", "90", "90", "90", "-N", "3", "-detpixels", "8", "-sourcefile", str(tmp_path / "src.txt")], physical=True)
+
+
+@pytest.mark.parametrize("physical", [False, True])
+def test_cell_the_c_setup_changes_is_announced(physical):
+    """nanoBragg's set-up does not give back every triclinic cell (golden case triclinic-256:
+    -cell 70 80 90 85 95 105 renders, and C prints, 'Unit Cell: 70 80 90 84.9923 95.0077
+    105.001'): one warning names both cells, in either mode; a cubic cell gets none."""
+    import json
+    from pathlib import Path
+
+    case = Path(__file__).parent / "data" / "c_golden" / "triclinic-256"
+    printed = next(line for line in (case / "c_stdout.txt").read_text().splitlines() if line.startswith("Unit Cell:"))
+    args = json.loads((case / "args.json").read_text())
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        nbjax.experiment_from_args(args, physical=physical)
+        nbjax.experiment_from_args(["-cell", "50", "50", "50", "90", "90", "90", "-default_F", "1", "-detpixels", "8"], physical=physical)
+    texts = [str(w.message) for w in caught if "set-up turns -cell" in str(w.message)]
+    assert texts == [f"nbjax: quirk: nanoBragg's set-up turns -cell 70 80 90 85 95 105 into {printed.split(':')[1].strip()}; nbjax renders that cell, as nanoBragg does"]

@@ -35,6 +35,21 @@ def phi_angles_c(phis) -> tuple[np.ndarray, np.ndarray]:
     return np.array(steady), np.array(first)
 
 
+def cell_warning(requested, built) -> str | None:
+    """The warning when C's set-up does not give back the cell asked for with -cell (both as
+    (a, b, c in A, alpha, beta, gamma in degrees); ``built``: the cell of the direct vectors C
+    renders, as it prints it).  For some cells (-cell 30 30 30 60 60 60 becomes 30 30 30
+    57.849 57.849 58.5252) the direct vectors C regenerates from its reciprocal ones (scaled by
+    the requested volume) are not that cell, and the spot shapes' a*, b*, c* are not their
+    reciprocal vectors either; nbjax renders C's cell in both modes (physical mode with the
+    reciprocal vectors of that cell).  Golden case triclinic-256: -cell 70 80 90 85 95 105, C
+    prints and renders 'Unit Cell: 70 80 90 84.9923 95.0077 105.001'."""
+    if np.allclose(built[:3], requested[:3], rtol=1e-6) and np.allclose(built[3:], requested[3:], rtol=0, atol=1e-5):
+        return None
+    return ("quirk: nanoBragg's set-up turns -cell " + " ".join(f"{x:g}" for x in requested) + " into " + " ".join(f"{x:g}" for x in built)
+            + "; nbjax renders that cell, as nanoBragg does")
+
+
 def c_quirk_warnings(s, geo, sources, phi_reused, oversample, layers, orientations) -> list[str]:
     """One line for each C behaviour that changes this run's result (C-compatible mode)."""
     argv = s.argv

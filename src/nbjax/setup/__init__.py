@@ -112,7 +112,7 @@ def build(s: RunSettings) -> SetupResult:
         log("auto-selected tricubic interpolation of structure factors" if interpolate else "auto-selected no interpolation")
 
     random_state = rng.CRandom()
-    lattice = _lattice(s, log, random_state)
+    lattice = _lattice(s, log, random_state, warnings)
     N = [max(1.0, float(math.ceil(size / float(np.linalg.norm(v)))) if size > 0 else n) for size, v, n in ((s.sample_x, lattice.a, s.Na), (sample_y, lattice.b, s.Nb), (sample_z, lattice.c, s.Nc))]
     xtal = [float(np.linalg.norm(v)) * n for v, n in zip((lattice.a, lattice.b, lattice.c), N)]
     log(f"crystal is {g(xtal[0] * 1e6)} x {g(xtal[1] * 1e6)} x {g(xtal[2] * 1e6)} microns")
@@ -224,7 +224,7 @@ def _fluence_and_clipping(s: RunSettings, log):
     return fluence, sample_y, sample_z
 
 
-def _lattice(s: RunSettings, log, random_state):
+def _lattice(s: RunSettings, log, random_state, warnings):
     cell_lengths = V_user = None
     a_star = b_star = c_star = np.zeros(3)
     if s.user_cell:
@@ -245,6 +245,11 @@ def _lattice(s: RunSettings, log, random_state):
         misset = s.misset
     lattice = lattice_from_reciprocal(a_star, b_star, c_star, misset, cell_lengths, V_user)
     real, recip = cell_parameters(lattice)
+    if s.user_cell and s.matfile is None:
+        requested = fill_cell_defaults(s.cell)
+        warning = quirks.cell_warning(requested[:3] + [x * RTD for x in requested[3:]], list(real))
+        if warning:
+            warnings.append(warning)
     log("Unit Cell: " + " ".join(g(x) for x in real))
     log("Recp Cell: " + " ".join(g(x) for x in recip))
     log(f"volume = {g(float(lattice.V_cell))} A^3")
