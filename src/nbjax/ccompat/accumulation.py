@@ -56,11 +56,15 @@ class CCompatible(AbstractAccumulation):
             return polarization(incident, diffracted[:, :, :, None, :], beam.polar_vector, beam.kahn)
         if beam.nopolar:
             return jnp.ones((dmin_skip.shape[0], 1, 1, 1), diffracted.dtype)
-        L, Q, S = dmin_skip.shape[1:]
-        first = first_unskipped_index(dmin_skip)
-        t = jnp.arange(first.shape[0])
+        T, L, Q, S = dmin_skip.shape
+
+        def search(skip):
+            return first_unskipped_index(skip).astype(jnp.int32), jnp.any(~skip.reshape(T, -1), axis=1)
+
+        # without -dmin nothing is skipped: the first sample, no search (about 1/6 of a tile)
+        first, computed = jax.lax.cond(exp.dmin > 0.0, search, lambda skip: (jnp.zeros(T, jnp.int32), jnp.ones(T, bool)), dmin_skip)
+        t = jnp.arange(T)
         d = diffracted[t, first // (Q * S), (first // S) % Q]
-        computed = jnp.any(~dmin_skip.reshape(first.shape[0], -1), axis=1)
         polar = jnp.where(computed, polarization(incident[first % S], d, beam.polar_vector, beam.kahn), 0.0)
         return polar[:, None, None, None]
 
