@@ -180,13 +180,16 @@ def sample_sum(flat):
     with ones(k).  Summed directly, XLA:CPU fuses the sum into the tile map's in-place output
     and runs it as one scalar loop per pixel; this way the samples go through a vectorized,
     parallel reduction (C-compatible 512^2 x 25 sources x 4 sub-pixels, one device: 0.36 ->
-    0.16 s single, 0.43 -> 0.19 s double).  The order of the additions differs from C's
-    (as background + sum already did); every golden case stays as bit-identical in float64
-    as before (tests/test_golden_float.py, scripts/bench)."""
+    0.16 s single, 0.43 -> 0.19 s double; 2048^2 x 1 sample, padded: 0.19 -> 0.14 s).  The
+    order of the additions differs from C's (as background + sum already did); measured on
+    the 77 golden and extra cases, the float64 images stay as bit-identical to C's as before
+    (76; polar-kahn differs by 5.5e-14 in one pixel), and tests/test_golden_float.py holds."""
     n = flat.shape[1]
     k = next((k for k in range(min(n, 32), 1, -1) if n % k == 0), 1)
-    if k == 1:
-        return jnp.sum(flat, axis=1)
+    if k == 1:  # one sample, or a prime count above 32: zeros (exact) up to a multiple of 8
+        k = 8
+        flat = jnp.pad(flat, ((0, 0), (0, -n % k)))
+        n = flat.shape[1]
     return jnp.sum(flat.reshape(flat.shape[0], n // k, k), axis=1) @ jnp.ones(k, flat.dtype)
 
 
