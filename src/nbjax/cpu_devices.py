@@ -6,8 +6,9 @@ into the stacked result, XLA does not split that fusion over its thread pool.  G
 devices, ``kernel.render_with_stats`` deals the tiles out to them (``shard_map``; every tile
 computed as on one device, so the image is the same bit for bit) and K cores work.  Measured on
 a 2-core Xeon, 1 -> 2 host devices, C-compatible single precision: 2048^2 x 1 source (one
-sample per pixel) 0.19 -> 0.11 s; 512^2 x 25 sources x 4 sub-pixels 0.37 -> 0.21 s before
-``ccompat.accumulation.sample_sum``, which lets one device use both cores there (0.15 s).
+sample per pixel) 0.14 -> 0.11 s (0.19 s on one device before ``ccompat.accumulation.
+sample_sum``); 512^2 x 25 sources x 4 sub-pixels 0.37 -> 0.21 s before sample_sum, which
+lets one device use both cores there (0.15 s, and no further gain from a second device).
 
 XLA reads the device count once, when its CPU client starts, so this can only be asked for
 before JAX starts in the process; the library never does it on its own (``nbjax.render``
