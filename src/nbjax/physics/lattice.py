@@ -77,7 +77,7 @@ def _kept(x, one):
     """x / one with ``one`` == 1 known only at run time: x exactly, but as a division, which
     XLA:CPU computes once and keeps, where it would recompute a cheap elementwise producer (a
     polynomial) inside every consumer's fusion.  With it the spectrum gradient went from 2.97x
-    to 1.75x the forward render (scripts/bench-fit, 1024^2 x 25 sources, float64)."""
+    to 1.77x the forward render (scripts/bench-fit, 1024^2 x 25 sources, float64)."""
     return x / one
 
 
@@ -174,10 +174,12 @@ def lattice_sq_in(hkl, N, fudge, recip, shape: str, dtype):
 
 
 def lattice_sq_and_gradient(hkl, N, fudge, recip, shape: str, dtype):
-    """(``lattice_sq_in``, its derivative dF_latt^2/dh as three arrays, one per axis), elementwise by forward mode
-    (reverse mode would keep every term of the lattice polynomials per sample).  The square
-    shape is a product over axes, g(h_0) g(h_1) g(h_2), so one derivative per axis
-    (d frac/dh = 1); the others take three tangents.  Used by ``nbjax.fit``'s source adjoint."""
+    """(``lattice_sq_in``, its derivative dF_latt^2/dh as three arrays, one per axis; separate
+    arrays, because XLA:CPU would recompute every axis's polynomials for each component of a
+    stacked one), elementwise (reverse mode would keep every term of the lattice polynomials
+    per sample).  The square shape is a product over axes, g(h_0) g(h_1) g(h_2), with each
+    g' in closed form (``grating_sq_and_derivative``; d frac/dh = 1); the others take three
+    forward-mode tangents.  Used by ``nbjax.fit``'s source adjoint and LM tangents."""
     if shape == "square":
         frac = (hkl - jnp.round(hkl)).astype(dtype)
         n = N.astype(dtype)
