@@ -108,6 +108,13 @@ def miller_indices_c_order(mats, diffracted, incident, inv_lambda) -> Float[Arra
     return _rounded(mats[..., 0] * S[..., 0]) + _rounded(mats[..., 1] * S[..., 1]) + _rounded(mats[..., 2] * S[..., 2])
 
 
+def resolution(exp: Experiment, diffracted, incident, inv_lambda) -> tuple[Float[Array, "T L Q S"], Bool[Array, "T L Q S"]]:
+    """((sin(theta)/lambda)^2 in 1/m^2, and whether the sample lies beyond -dmin) per sample."""
+    scattering = (diffracted[:, :, :, None, :] - incident) * inv_lambda[:, None]  # (T, L, Q, S, 3)
+    stol_sq = 0.25 * lax.stop_gradient(jnp.sum(scattering * scattering, axis=-1))
+    return stol_sq, (exp.dmin > 0.0) & (stol_sq > 0.0) & (4.0 * exp.dmin * exp.dmin * stol_sq > 1.0)  # d < dmin
+
+
 def pixel_samples(exp: Experiment, fpix: Int[Array, " T"], spix: Int[Array, " T"], dtype, first_pixel: bool = False) -> PixelSamples:
     """The samples of pixels (fpix, spix) under ``exp.model``.  ``first_pixel``: the tile is
     the run's first rendered pixel (the C model renders its first phi loop differently)."""
@@ -123,9 +130,7 @@ def pixel_samples(exp: Experiment, fpix: Int[Array, " T"], spix: Int[Array, " T"
         capture = jnp.ones_like(omega)
     incident = -unit(beam.directions, jnp.linalg.norm(beam.directions, axis=-1))  # (S, 3)
     inv_lambda = 1.0 / beam.wavelengths  # (S,)
-    scattering = (diffracted[:, :, :, None, :] - incident) * inv_lambda[:, None]  # (T, L, Q, S, 3)
-    stol_sq = 0.25 * lax.stop_gradient(jnp.sum(scattering * scattering, axis=-1))
-    dmin_skip = (exp.dmin > 0.0) & (stol_sq > 0.0) & (4.0 * exp.dmin * exp.dmin * stol_sq > 1.0)  # d < dmin
+    stol_sq, dmin_skip = resolution(exp, diffracted, incident, inv_lambda)
     polar = model.polarization(exp, incident, diffracted, dmin_skip)
     hkl = model.miller_indices(exp, diffracted, incident, inv_lambda, dmin_skip, first_pixel)
     f_latt_sq = model.lattice_sq(hkl, xtal, dtype)
