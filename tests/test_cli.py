@@ -150,7 +150,6 @@ def test_process_exit_keeps_every_output(tmp_path):
     noise files byte for byte, with the 9 tiles split over the 3 devices)."""
     import contextlib
     import io
-    import os
 
     from nbjax.cli.main import run
 

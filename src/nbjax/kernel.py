@@ -165,13 +165,16 @@ def _sharded_jit(mesh, window, tile, dtype, stage, remat, n):
     return jax.jit(lambda *a: jax.tree.map(lambda x: x[:n], sharded(*a)), compiler_options=compiler_options())
 
 
-def device_mesh(devices: int | None):
-    """A 1-D mesh over ``devices`` local devices (None: all of them); None when that is one."""
+def device_mesh(devices: int | None, at_most: int | None = None):
+    """A 1-D mesh over ``devices`` local devices (None: all of them), but no more than
+    ``at_most`` (the work items to deal out: no device without one); None when that is one."""
     local = jax.local_devices()
     n = len(local) if devices is None else int(devices)
     if n < 1 or n > len(local):
         raise ValueError(f"-devices: {n} requested, {len(local)} available ({jax.default_backend()})")
-    if n == 1:
+    if at_most is not None:
+        n = min(n, at_most)
+    if n <= 1:
         return None
     return jax.sharding.Mesh(np.array(local[:n]), ("tiles",))
 
@@ -193,16 +196,15 @@ def render_with_stats(exp: Experiment, *, dtype=jnp.float64, tile: int | None = 
     ``devices``: split the tiles over this many local devices (None: all); the image is the same.
     """
     require_x64("nbjax.render")
-    mesh = device_mesh(devices)
     d = exp.detector
     window = window_of(exp)
     if window.n == 0:
+        device_mesh(devices)  # still refuses more devices than there are
         return RenderResult(jnp.zeros((d.spixels, d.fpixels), dtype), jnp.zeros((), dtype))
     tile = min(tile or default_tile(exp), window.n)
     starts = np.arange(0, window.n, tile, dtype=np.int32)
     per_call = tiles_per_call or starts.size
-    if mesh is not None and mesh.devices.size > min(per_call, starts.size):  # no device without a tile
-        mesh = device_mesh(min(per_call, starts.size))
+    mesh = device_mesh(devices, at_most=min(per_call, starts.size))
     calls = [starts[i : i + per_call] for i in range(0, starts.size, per_call)]
     keep = rendered_mask(window, exp.mask)
     no_context = np.zeros((2,), np.int32)
@@ -230,19 +232,21 @@ def render_with_stats(exp: Experiment, *, dtype=jnp.float64, tile: int | None = 
     return RenderResult(image, omega_total, stop_info)
 
 
-@functools.partial(jax.jit, static_argnames=("n",))
-def _flat_values(per_call, n):
+def _flatten(per_call, n):
     """The tile maps' (tiles, tile) outputs of every call as the n ROI pixels' values, flat
     (tile padding dropped)."""
     return jnp.concatenate([v.reshape(-1) for v in per_call])[:n]
+
+
+_flat_values = jax.jit(_flatten, static_argnames=("n",))
 
 
 @functools.partial(jax.jit, static_argnames=("n",))
 def _values_and_solid_angle(values, omegas, keep, n):
     """(the n ROI pixels' values, the solid angle summed over the rendered ones: tile padding
     dropped, masked pixels skipped); one compiled call for what would be several small ones."""
-    per_pixel = _flat_values.__wrapped__(omegas, n)
-    return _flat_values.__wrapped__(values, n), jnp.sum(per_pixel if keep is None else jnp.where(keep, per_pixel, 0.0))
+    per_pixel = _flatten(omegas, n)
+    return _flatten(values, n), jnp.sum(per_pixel if keep is None else jnp.where(keep, per_pixel, 0.0))
 
 
 @functools.partial(jax.jit, static_argnames=("window", "shape", "dtype"))

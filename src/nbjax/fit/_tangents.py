@@ -60,10 +60,9 @@ def hkl_of(g):
 
 
 def x_and_gradient(exp, hkl, skip, dtype):
-    """x = F^2 G(h) per sample (0 where dmin skips it) and dx/dh (three arrays, one per axis of h:
-    separate arrays, because XLA:CPU recomputes a stacked array's elementwise producers for every
-    component); F_cell is the
-    nearest table entry, constant in h."""
+    """x = F^2 G(h) per sample (0 where dmin skips it) and dx/dh as three arrays, one per axis
+    of h (``lattice_sq_and_gradient`` says why); F_cell is the nearest table entry, constant
+    in h."""
     xtal = exp.crystal
     fc = f_cell(exp, hkl, True).astype(dtype)
     f2 = jnp.where(skip[..., None], 0.0, fc * fc)

@@ -50,6 +50,23 @@ def _sinc_pi_reduced_dy(x):
     return _horner(coeffs[1:] * np.arange(1, len(coeffs)), x * x)
 
 
+def _reduction(h, N):
+    """(n, d, m, u, near, safe_d): d = h - n with n = round(h), u = N d - m with m = round(N d),
+    near = (m == 0), and d with 1 where near (a divisor that is never 0)."""
+    n = jnp.round(h)
+    d = h - n
+    nd = N * d
+    m = jnp.round(nd)
+    u = nd - m
+    near = m == 0
+    return n, d, m, u, near, jnp.where(near, 1.0, d)
+
+
+def _grating_ratio(N, u, near, safe_d, p_u, p_d):
+    """sin(pi u)/sin(pi d) from the sinc polynomials p_u = P(u^2), p_d = P(d^2)."""
+    return jnp.where(near, N, u / safe_d) * p_u / p_d
+
+
 def _reduced_grating(h, N):
     """sin(pi u)/sin(pi d) with d = h - round(h), u = N d - round(N d): (ratio, n, m).
 
@@ -57,14 +74,8 @@ def _reduced_grating(h, N):
     large h.  Where m = round(N d) == 0 the ratio is N sinc(u)/sinc(d), finite and smooth
     through d = 0 (value N at a Bragg peak).
     """
-    n = jnp.round(h)
-    d = h - n
-    nd = N * d
-    m = jnp.round(nd)
-    u = nd - m
-    near = m == 0
-    scale = jnp.where(near, N, u / jnp.where(near, 1.0, d))
-    return scale * _sinc_pi_reduced(u) / _sinc_pi_reduced(d), n, m
+    n, d, m, u, near, safe_d = _reduction(h, N)
+    return _grating_ratio(N, u, near, safe_d, _sinc_pi_reduced(u), _sinc_pi_reduced(d)), n, m
 
 
 def grating_sq(h, N):
@@ -93,17 +104,11 @@ def grating_sq_and_derivative(d, N):
     and (r^2)' = 2 r r'.  Four polynomial evaluations instead of forward mode through the
     ratio (about half the cost); the value is ``grating_sq``'s, bit for bit.
     """
-    n = jnp.round(d)
-    dd = d - n  # d itself for |d| < 1/2, as _reduced_grating reduces it
-    nd = N * dd
-    m = jnp.round(nd)
-    u = nd - m
-    near = m == 0
-    safe_d = jnp.where(near, 1.0, dd)
+    _, dd, m, u, near, safe_d = _reduction(d, N)  # dd = d for |d| < 1/2, reduced as grating_sq does
     one = N * 0.0 + 1.0  # 1, known only at run time (XLA keeps x * 0 for NaN's sake)
     p_u, p_d = _kept(_sinc_pi_reduced(u), one), _kept(_sinc_pi_reduced(dd), one)
     q_u, q_d = _sinc_pi_reduced_dy(u), _sinc_pi_reduced_dy(dd)
-    ratio = jnp.where(near, N, u / safe_d) * p_u / p_d
+    ratio = _grating_ratio(N, u, near, safe_d, p_u, p_d)
     cross = N * u * q_u * p_d - dd * p_u * q_d
     slope_numerator = jnp.where(near, 2.0 * N * dd * (N * N * q_u * p_d - p_u * q_d), m * p_u * p_d + 2.0 * u * safe_d * cross)
     slope = slope_numerator / (jnp.where(near, 1.0, safe_d * safe_d) * p_d * p_d)

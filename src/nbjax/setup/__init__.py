@@ -225,7 +225,7 @@ def _fluence_and_clipping(s: RunSettings, log):
 
 
 def _lattice(s: RunSettings, log, random_state, warnings):
-    cell_lengths = V_user = None
+    cell = cell_lengths = V_user = None
     a_star = b_star = c_star = np.zeros(3)
     if s.user_cell:
         cell = fill_cell_defaults(s.cell)
@@ -245,9 +245,8 @@ def _lattice(s: RunSettings, log, random_state, warnings):
         misset = s.misset
     lattice = lattice_from_reciprocal(a_star, b_star, c_star, misset, cell_lengths, V_user)
     real, recip = cell_parameters(lattice)
-    if s.user_cell and s.matfile is None:
-        requested = fill_cell_defaults(s.cell)
-        warning = quirks.cell_warning(requested[:3] + [x * RTD for x in requested[3:]], list(real))
+    if cell is not None and s.matfile is None:
+        warning = quirks.cell_warning(cell[:3] + [x * RTD for x in cell[3:]], list(real))
         if warning:
             warnings.append(warning)
     log("Unit Cell: " + " ".join(g(x) for x in real))
