@@ -52,6 +52,7 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 # JSON line per test is appended to it (node id, outcome, seconds, failure text and Hypothesis'
 # statistics text, which holds the examples tried per phase and the events).
 
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     outcome = yield
@@ -59,7 +60,9 @@ def pytest_runtest_makereport(item, call):
     if not path:
         return
     report = outcome.get_result()
-    record = item.__dict__.setdefault("_nbjax_record", {"nodeid": item.nodeid, "outcome": "passed", "seconds": 0.0, "longrepr": None})
+    record = item.__dict__.setdefault(
+        "_nbjax_record", {"nodeid": item.nodeid, "outcome": "passed", "seconds": 0.0, "longrepr": None}
+    )
     record["seconds"] += report.duration
     if report.outcome != "passed" and record["outcome"] == "passed":
         record["outcome"] = report.outcome if report.when == "call" or report.outcome == "skipped" else "error"
@@ -76,4 +79,15 @@ def pytest_collectreport(report):
     if path and report.outcome in ("skipped", "failed"):
         reason = report.longrepr[-1] if isinstance(report.longrepr, tuple) else str(report.longrepr)[-4000:]
         with open(path, "a") as handle:
-            handle.write(json.dumps({"nodeid": report.nodeid, "outcome": "skipped" if report.outcome == "skipped" else "error", "seconds": 0.0, "longrepr": reason, "statistics": None}) + "\n")
+            handle.write(
+                json.dumps(
+                    {
+                        "nodeid": report.nodeid,
+                        "outcome": "skipped" if report.outcome == "skipped" else "error",
+                        "seconds": 0.0,
+                        "longrepr": reason,
+                        "statistics": None,
+                    }
+                )
+                + "\n"
+            )

@@ -87,8 +87,21 @@ class Component:
 
 
 def _geometry(spec: Spec, pixels, pixel_mm, xbeam, ybeam, distance, oversample):
-    argv = ["-" + spec.convention, "-detpixels", str(pixels), "-pixel", num(pixel_mm), "-distance", num(distance),
-            "-Xbeam", num(xbeam), "-Ybeam", num(ybeam), "-oversample", str(oversample)]
+    argv = [
+        "-" + spec.convention,
+        "-detpixels",
+        str(pixels),
+        "-pixel",
+        num(pixel_mm),
+        "-distance",
+        num(distance),
+        "-Xbeam",
+        num(xbeam),
+        "-Ybeam",
+        num(ybeam),
+        "-oversample",
+        str(oversample),
+    ]
     for flag, deg in spec.rotations:
         argv += [flag, num(deg)]
     return argv
@@ -96,7 +109,9 @@ def _geometry(spec: Spec, pixels, pixel_mm, xbeam, ybeam, distance, oversample):
 
 def physical_run(spec: Spec) -> tuple[list, dict]:
     """(argv, files) of the physical-mode run."""
-    argv = list(spec.base) + _geometry(spec, spec.pixels, spec.pixel_mm, spec.xbeam_mm, spec.ybeam_mm, spec.distance_mm, spec.oversample)
+    argv = list(spec.base) + _geometry(
+        spec, spec.pixels, spec.pixel_mm, spec.xbeam_mm, spec.ybeam_mm, spec.distance_mm, spec.oversample
+    )
     files = {}
     if spec.sources is not None:
         files["sources.txt"] = source_file_text(spec.sources)
@@ -114,7 +129,10 @@ def _source_terms(spec):
     if spec.sources is None:
         return [("", 1.0, [], {})]
     total = sum(float(r[3]) for r in spec.sources)
-    return [(f"s{i}", float(r[3]) / total, ["-sourcefile", "source.txt"], {"source.txt": source_file_text([r])}) for i, r in enumerate(spec.sources)]
+    return [
+        (f"s{i}", float(r[3]) / total, ["-sourcefile", "source.txt"], {"source.txt": source_file_text([r])})
+        for i, r in enumerate(spec.sources)
+    ]
 
 
 def _phi_terms(spec):
@@ -145,8 +163,14 @@ def _layer_terms(spec):
             if m == 0:
                 continue
             length = C_LAYER_UM * absorb / (m * step_um)
-            terms.append((f"t{t}{'a' if sign > 0 else 'b'}", sign * scale,
-                          ["-detector_thick", "-1", "-detector_thicksteps", "1", "-detector_abs", num(length)], shift_mm))
+            terms.append(
+                (
+                    f"t{t}{'a' if sign > 0 else 'b'}",
+                    sign * scale,
+                    ["-detector_thick", "-1", "-detector_thicksteps", "1", "-detector_abs", num(length)],
+                    shift_mm,
+                )
+            )
     return terms
 
 
@@ -157,8 +181,12 @@ def decompose(spec: Spec) -> list[Component]:
     fine_mm = spec.pixel_mm / k
     shift = HALF_PIXEL_CONVENTIONS.get(spec.convention, 0.0) * (spec.pixel_mm - fine_mm)
     out = []
-    for (sn, sc, sargs, sfiles), (pn, pc, pargs), (ln, lc, largs, dz) in itertools.product(_source_terms(spec), _phi_terms(spec), _layer_terms(spec)):
-        argv = list(spec.base) + _geometry(spec, spec.pixels * k, fine_mm, spec.xbeam_mm + shift, spec.ybeam_mm + shift, spec.distance_mm + dz, 1)
+    for (sn, sc, sargs, sfiles), (pn, pc, pargs), (ln, lc, largs, dz) in itertools.product(
+        _source_terms(spec), _phi_terms(spec), _layer_terms(spec)
+    ):
+        argv = list(spec.base) + _geometry(
+            spec, spec.pixels * k, fine_mm, spec.xbeam_mm + shift, spec.ybeam_mm + shift, spec.distance_mm + dz, 1
+        )
         argv += sargs + pargs + largs + list(OUTPUT_FLAGS)
         name = "-".join(x for x in (sn, pn, ln) if x) or "c"
         mean = 1.0 / (k * k) if "-point_pixel" in spec.base else 1.0

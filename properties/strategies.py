@@ -50,7 +50,9 @@ def cells(draw):
     (beta 91..120) and triclinic (each angle 70..110, which always gives a valid cell).
     """
     length = _floats(30.0, 150.0)
-    system = draw(st.sampled_from(("cubic", "tetragonal", "orthorhombic", "hexagonal", "rhombohedral", "monoclinic", "triclinic")))
+    system = draw(
+        st.sampled_from(("cubic", "tetragonal", "orthorhombic", "hexagonal", "rhombohedral", "monoclinic", "triclinic"))
+    )
     a = draw(length)
     if system == "cubic":
         return (a, a, a, 90.0, 90.0, 90.0)
@@ -214,16 +216,38 @@ class Geometry:
         argv = ["-" + self.convention, "-cell", *(repr(x) for x in self.cell)]
         if self.misset is not None:
             argv += ["-misset", *(repr(x) for x in self.misset)]
-        argv += ["-default_F", "100", "-N", str(self.N), "-lambda", repr(self.lambda_A),
-                 "-distance", repr(self.distance_mm), "-detpixels", str(detpixels), "-oversample", "1",
-                 "-polar", repr(self.kahn)]
+        argv += [
+            "-default_F",
+            "100",
+            "-N",
+            str(self.N),
+            "-lambda",
+            repr(self.lambda_A),
+            "-distance",
+            repr(self.distance_mm),
+            "-detpixels",
+            str(detpixels),
+            "-oversample",
+            "1",
+            "-polar",
+            repr(self.kahn),
+        ]
         return argv + list(extra)
 
 
 def geometries(n=None):
     """Geometry: ``cells()``, ``missets()``, N from ``crystal_sizes()`` (or ``n``), lambda
     0.8..2 A, distance 50..200 mm, any convention, Kahn factor 0..1."""
-    return st.builds(Geometry, cells(), missets(), n or crystal_sizes(), wavelengths_A(), distances_mm(), conventions(), kahn_factors())
+    return st.builds(
+        Geometry,
+        cells(),
+        missets(),
+        n or crystal_sizes(),
+        wavelengths_A(),
+        distances_mm(),
+        conventions(),
+        kahn_factors(),
+    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -246,7 +270,9 @@ def c_divergence_count(divergence_mrad=None, divsteps=None, round_div=True):
     from nbjax.setup.sampling import grid_rule
     from nbjax.setup.sources import divergence_grid
 
-    axis = grid_rule(-1 if divsteps is None else divsteps, -1.0 if divergence_mrad is None else divergence_mrad / 1000.0, -1.0)
+    axis = grid_rule(
+        -1 if divsteps is None else divsteps, -1.0 if divergence_mrad is None else divergence_mrad / 1000.0, -1.0
+    )
     beam, polar, vert = (np.array(v, dtype=float) for v in ((1, 0, 0), (0, 0, 1), (0, -1, 0)))
     return divergence_grid(axis, axis, (1, 0.0, 0.0), round_div, beam, polar, vert, 1e-10)[0].divsteps
 
@@ -332,7 +358,11 @@ def command_lines(draw, max_samples=PARITY_MAX_SAMPLES, max_pixels=32):
         groups.append(["-polar", repr(kahn)])
     if nopolar:
         groups.append(["-nopolar"])
-    tags.append(f"polarization: {'-polar' if kahn is not None else ''}{'+' if kahn is not None and nopolar else ''}{'-nopolar' if nopolar else ''}" if (kahn is not None or nopolar) else "polarization: default")
+    tags.append(
+        f"polarization: {'-polar' if kahn is not None else ''}{'+' if kahn is not None and nopolar else ''}{'-nopolar' if nopolar else ''}"
+        if (kahn is not None or nopolar)
+        else "polarization: default"
+    )
 
     # detector
     square = draw(st.booleans())
@@ -414,7 +444,9 @@ def command_lines(draw, max_samples=PARITY_MAX_SAMPLES, max_pixels=32):
         if dispsteps is not None:
             groups.append(["-dispsteps", str(dispsteps)])
         n_sources = n_div * c_dispersion_count(disp, dispsteps)
-        tags.append(f"sources: grid ({'divergence' if n_div > 1 else ''}{'+' if n_div > 1 and n_sources > n_div else ''}{'dispersion' if n_sources > n_div else ''}{'degenerate' if n_sources == 1 else ''})")
+        tags.append(
+            f"sources: grid ({'divergence' if n_div > 1 else ''}{'+' if n_div > 1 and n_sources > n_div else ''}{'dispersion' if n_sources > n_div else ''}{'degenerate' if n_sources == 1 else ''})"
+        )
     else:
         tags.append("sources: nominal beam")
     assert n_sources <= budget, (n_sources, budget)

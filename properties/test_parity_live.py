@@ -44,10 +44,10 @@ if not C_BIN or not os.path.isfile(C_BIN) or not os.access(C_BIN, os.X_OK):
 import numpy as np
 from hypothesis import event, given, settings
 from hypothesis.control import current_build_context
+from strategies import command_lines
 
 from nbjax_bridge import cases as bridge_cases
 from nbjax_bridge import metrics as mx
-from strategies import command_lines
 
 REPO = Path(__file__).resolve().parents[1]
 C_TIMEOUT_S = 60.0
@@ -86,7 +86,7 @@ class FailureLog:
     def path(self) -> Path:
         if self.folder is None:
             env = os.environ.get("NBJAX_PROPERTY_FAILURES_DIR")
-            stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
+            stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%S.%fZ")
             self.folder = Path(env) if env else REPO / "reports" / "property-failures" / stamp
             self.folder = self.folder if self.folder.is_absolute() else REPO / self.folder
             self.folder.mkdir(parents=True, exist_ok=True)
@@ -99,9 +99,19 @@ class FailureLog:
         path = self.path()
         n_final = sum(f["final"] for f in self.failures)
         case_id = f"shrunk-{n_final + 1}" if final else f"fail-{len(self.failures) - n_final + 1:04d}"
-        self.failures.append({"id": case_id, "final": final, "kind": kind, "args": list(cl.argv), "files": cl.file_dict,
-                              "reason": f"{kind}: {reason}", "samples": cl.samples, "shape": [cl.fpixels, cl.spixels],
-                              "metrics": mx.jsonable(metrics) if metrics else None})
+        self.failures.append(
+            {
+                "id": case_id,
+                "final": final,
+                "kind": kind,
+                "args": list(cl.argv),
+                "files": cl.file_dict,
+                "reason": f"{kind}: {reason}",
+                "samples": cl.samples,
+                "shape": [cl.fpixels, cl.spixels],
+                "metrics": mx.jsonable(metrics) if metrics else None,
+            }
+        )
         self._write(path)
         return path, case_id
 
@@ -119,7 +129,9 @@ class FailureLog:
             lines.append(f"id = {_toml_str(f['id'])}")
             lines.append("args = [" + ", ".join(_toml_str(a) for a in f["args"]) + "]")
             if f["files"]:
-                lines.append("files = { " + ", ".join(f"{_toml_str(k)} = {_toml_str(v)}" for k, v in f["files"].items()) + " }")
+                lines.append(
+                    "files = { " + ", ".join(f"{_toml_str(k)} = {_toml_str(v)}" for k, v in f["files"].items()) + " }"
+                )
             lines.append(f"threshold = {THRESHOLD!r}")
             lines.append(f"sum_tol = {SUM_TOL!r}")
             lines.append(f"note = {_toml_str(f['reason'])}")
@@ -127,7 +139,9 @@ class FailureLog:
         tmp = path.with_suffix(".toml.tmp")
         tmp.write_text("\n".join(lines))
         os.replace(tmp, path)
-        (path.parent / "failures.json").write_text(json.dumps({"cases_toml": str(path), "c_bin": C_BIN, "failures": ordered}, indent=1))
+        (path.parent / "failures.json").write_text(
+            json.dumps({"cases_toml": str(path), "c_bin": C_BIN, "failures": ordered}, indent=1)
+        )
 
 
 FAILURES = FailureLog()
@@ -155,8 +169,15 @@ def run_c(argv, folder: Path) -> tuple[np.ndarray | None, str]:
     """Run the C binary single-threaded; returns (float image or None, description)."""
     env = dict(os.environ, OMP_NUM_THREADS="1")
     try:
-        proc = subprocess.run([C_BIN, *argv, "-floatfile", "c_float.bin"], cwd=folder, env=env, stdin=subprocess.DEVNULL,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=C_TIMEOUT_S)
+        proc = subprocess.run(
+            [C_BIN, *argv, "-floatfile", "c_float.bin"],
+            cwd=folder,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            timeout=C_TIMEOUT_S,
+        )
     except subprocess.TimeoutExpired:
         return None, f"C timed out after {C_TIMEOUT_S:g} s"
     if proc.returncode != 0:
@@ -235,8 +256,10 @@ def compare(c_flat, py_flat, fpixels, spixels) -> tuple[bool, str, dict | None]:
         return False, f"image sizes C {c_flat.size}, nbjax {py_flat.size}, expected {fpixels}x{spixels}={n}", None
     c, py = c_flat.reshape(spixels, fpixels), py_flat.reshape(spixels, fpixels)
     m = mx.compute(c, py)
-    head = (f"corr={m['corr']!r} sum_ratio={m['sum_ratio']!r} max_rel_diff={m['max_rel_diff']!r} "
-            f"sum_c={m['sum_c']!r} sum_py={m['sum_py']!r} nonfinite c/py={m['nonfinite_c']}/{m['nonfinite_py']}")
+    head = (
+        f"corr={m['corr']!r} sum_ratio={m['sum_ratio']!r} max_rel_diff={m['max_rel_diff']!r} "
+        f"sum_c={m['sum_c']!r} sum_py={m['sum_py']!r} nonfinite c/py={m['nonfinite_c']}/{m['nonfinite_py']}"
+    )
     if m["nonfinite_c"] or m["nonfinite_py"]:
         return False, "non-finite pixels: " + head, m
     c_zero, py_zero = not np.any(c), not np.any(py)
@@ -281,12 +304,16 @@ class HeaderRefused(ParityFailure):
 
 # NBJAX_PARITY_DATABASE=off: no example database (the campaign's later rounds look for new
 # failures instead of replaying the one an earlier round found).
-@settings(max_examples=_max_examples(), **({"database": None} if os.environ.get("NBJAX_PARITY_DATABASE") == "off" else {}))
+@settings(
+    max_examples=_max_examples(), **({"database": None} if os.environ.get("NBJAX_PARITY_DATABASE") == "off" else {})
+)
 @given(cl=command_lines())
 def test_nbjax_matches_live_c(cl):
     for tag in cl.tags:
         event(tag)
-    event(f"samples per pixel: {'1' if cl.samples == 1 else '2-10' if cl.samples <= 10 else '11-50' if cl.samples <= 50 else '51-200'}")
+    event(
+        f"samples per pixel: {'1' if cl.samples == 1 else '2-10' if cl.samples <= 10 else '11-50' if cl.samples <= 50 else '51-200'}"
+    )
     kind, metrics = None, None
     with tempfile.TemporaryDirectory(prefix="nbjax-parity-") as tmp:
         c_dir, py_dir = _stage(Path(tmp) / "c", cl.file_dict), _stage(Path(tmp) / "py", cl.file_dict)
@@ -312,8 +339,10 @@ def test_nbjax_matches_live_c(cl):
             if not ok:
                 kind = NonFiniteImage if reason.startswith("non-finite") else ImageMismatch
                 if refusal is not None:
-                    reason += (f" (nbjax also refused C's {c_header}-byte SMV header after writing the "
-                               "float image, so nbjax-bridge reports a runner failure for this case)")
+                    reason += (
+                        f" (nbjax also refused C's {c_header}-byte SMV header after writing the "
+                        "float image, so nbjax-bridge reports a runner failure for this case)"
+                    )
     if kind is not None:
         path, case_id = FAILURES.add(cl, kind.__name__, reason, metrics, _is_final())
         # the written case must load as a bridge case list
@@ -321,4 +350,5 @@ def test_nbjax_matches_live_c(cl):
         raise kind(
             f"nbjax differs from C ({kind.__name__}): {reason}\n  argv: {' '.join(cl.argv)}\n"
             f"  case {case_id} written to {path}\n"
-            f"  re-run: OMP_NUM_THREADS=1 NB_C_BIN={C_BIN} nbjax-bridge matrix {path} --only {case_id}")
+            f"  re-run: OMP_NUM_THREADS=1 NB_C_BIN={C_BIN} nbjax-bridge matrix {path} --only {case_id}"
+        )

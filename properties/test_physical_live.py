@@ -20,22 +20,34 @@ otherwise.
 from __future__ import annotations
 
 import os
-import warnings
 import tempfile
+import warnings
 from pathlib import Path
 
 import pytest
 
 C_BIN = os.environ.get("NB_C_BIN", "")
 if not C_BIN or not os.path.isfile(C_BIN) or not os.access(C_BIN, os.X_OK):
-    pytest.skip("live physical decomposition needs the C nanoBragg: set NB_C_BIN to the executable", allow_module_level=True)
+    pytest.skip(
+        "live physical decomposition needs the C nanoBragg: set NB_C_BIN to the executable", allow_module_level=True
+    )
 
 import numpy as np
+from decompose import Spec, block_sum, decompose, physical_run
 from hypothesis import assume, event, given, settings
 from hypothesis import strategies as st
-
-from decompose import Spec, block_sum, decompose, physical_run
-from strategies import cells, conventions, crystal_sizes, distances_mm, kahn_factors, positive_weights, source_rows, source_sets, wavelengths_A, BEAM_VECTORS
+from strategies import (
+    BEAM_VECTORS,
+    cells,
+    conventions,
+    crystal_sizes,
+    distances_mm,
+    kahn_factors,
+    positive_weights,
+    source_rows,
+    source_sets,
+    wavelengths_A,
+)
 from test_parity_live import _max_examples, _stage, run_c
 
 C_ROUNDING = 2.0**-24 * (1 + 1e-6)
@@ -52,10 +64,28 @@ def specs(draw):
     -gauss_xtal, -tophat_spots."""
     conv = draw(conventions())
     cell = draw(cells())
-    base = ("-cell", *(repr(x) for x in cell), "-default_F", "100", "-N", str(draw(crystal_sizes())),
-            "-lambda", repr(draw(wavelengths_A())), "-polar", repr(draw(kahn_factors())))
+    base = (
+        "-cell",
+        *(repr(x) for x in cell),
+        "-default_F",
+        "100",
+        "-N",
+        str(draw(crystal_sizes())),
+        "-lambda",
+        repr(draw(wavelengths_A())),
+        "-polar",
+        repr(draw(kahn_factors())),
+    )
     kind = draw(st.sampled_from(("flat", "tilted", "layers")))
-    options = (("-curved_det",), ("-point_pixel",), ("-nopolar",), ("-dmin", "3"), ("-round_xtal",), ("-gauss_xtal",), ("-tophat_spots",))
+    options = (
+        ("-curved_det",),
+        ("-point_pixel",),
+        ("-nopolar",),
+        ("-dmin", "3"),
+        ("-round_xtal",),
+        ("-gauss_xtal",),
+        ("-tophat_spots",),
+    )
     option = draw(st.sampled_from(((),) + tuple(o for o in options if kind != "layers" or o != ("-curved_det",))))
     base += option
     pixels = draw(st.integers(8, 16))
@@ -64,14 +94,30 @@ def specs(draw):
     xbeam, ybeam = draw(st.floats(0.0, size)), draw(st.floats(0.0, size))
     rotations = ()
     if kind == "tilted":
-        rotations = tuple((flag, draw(st.floats(-10.0, 10.0))) for flag in ("-detector_rotx", "-detector_roty", "-detector_rotz") if draw(st.booleans()))
+        rotations = tuple(
+            (flag, draw(st.floats(-10.0, 10.0)))
+            for flag in ("-detector_rotx", "-detector_roty", "-detector_rotz")
+            if draw(st.booleans())
+        )
     srcs = draw(source_sets(1, 4, weights=positive_weights()))
     rows = tuple(tuple(r) for r in source_rows(srcs, BEAM_VECTORS[conv]))
     k = draw(st.integers(1, 3))
     layers = None
     if kind == "layers":
         layers = (draw(st.floats(20.0, 500.0)), draw(st.integers(2, 3)), draw(st.floats(50.0, 1000.0)))
-    return Spec(base, pixels, pixel, draw(distances_mm()), xbeam, ybeam, convention=conv, rotations=rotations, oversample=k, sources=rows, layers=layers)
+    return Spec(
+        base,
+        pixels,
+        pixel,
+        draw(distances_mm()),
+        xbeam,
+        ybeam,
+        convention=conv,
+        rotations=rotations,
+        oversample=k,
+        sources=rows,
+        layers=layers,
+    )
 
 
 def render_physical(argv, files, folder: Path) -> np.ndarray:
@@ -112,7 +158,7 @@ def test_physical_mode_is_the_weighted_sum_of_c_runs(spec):
     event(f"oversample {spec.oversample}")
     event(f"sources {len(spec.sources)}")
     event(f"sensor layers {spec.layers[1] if spec.layers else 0}")
-    event(f"option {' '.join(spec.base[spec.base.index('-polar') + 2:]) or 'none'}")
+    event(f"option {' '.join(spec.base[spec.base.index('-polar') + 2 :]) or 'none'}")
     argv, files = physical_run(spec)
     if any(shape in spec.base for shape in ("-gauss_xtal", "-tophat_spots")):
         assume(not c_changes_the_cell(spec.base))

@@ -23,10 +23,6 @@ import jax.numpy as jnp
 import numpy as np
 from hypothesis import given, note
 from hypothesis import strategies as st
-
-import nbjax
-from nbjax.cli.main import run
-from nbjax_bridge.metrics import pearson
 from strategies import (
     BEAM_VECTORS,
     CONVENTIONS,
@@ -39,6 +35,10 @@ from strategies import (
     source_weights,
     write_source_file,
 )
+
+import nbjax
+from nbjax.cli.main import run
+from nbjax_bridge.metrics import pearson
 
 
 @contextlib.contextmanager
@@ -89,7 +89,9 @@ def test_weights_ignored_in_c_mode(geo, srcs, data):
 def _assert_close(a, b, rtol, what):
     scale = np.max(np.abs(a))
     bad = np.abs(a - b) > rtol * np.abs(a) + rtol * 1e-3 * scale
-    assert not bad.any(), f"{what}: {np.count_nonzero(bad)} pixels differ; max rel diff {np.max(np.abs(a - b) / np.maximum(np.abs(a), 1e-300)):.3g} > {rtol:g}"
+    assert not bad.any(), (
+        f"{what}: {np.count_nonzero(bad)} pixels differ; max rel diff {np.max(np.abs(a - b) / np.maximum(np.abs(a), 1e-300)):.3g} > {rtol:g}"
+    )
 
 
 @given(geo=geometries(), srcs=source_sets())

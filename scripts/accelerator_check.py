@@ -26,7 +26,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "src"))
-os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")]))  # bench's child processes
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")])
+)  # bench's child processes
 
 
 def golden_parity(out_path: Path):
@@ -40,9 +42,22 @@ def golden_parity(out_path: Path):
                 with tempfile.TemporaryDirectory() as d:
                     image, _, _ = golden.run_nbjax(case, Path(d), extra=["-precision", precision])
                 m = golden.metrics(golden.c_image(case), image)
-                ok = m["max_rel"] <= 1e-5 if precision == "double" else (m["corr"] >= 0.9999 and abs(m["sum_ratio"] - 1) <= 1e-3)
-                row = {"case": case["id"], "precision": precision, "ok": bool(ok), "seconds": time.perf_counter() - t0, **m}
-                print(f"{'OK ' if ok else 'BAD'} {precision:6s} {case['id']:32s} corr={m['corr']:.8f} sum={m['sum_ratio']:.8f} maxrel={m['max_rel']:.2e}", flush=True)
+                ok = (
+                    m["max_rel"] <= 1e-5
+                    if precision == "double"
+                    else (m["corr"] >= 0.9999 and abs(m["sum_ratio"] - 1) <= 1e-3)
+                )
+                row = {
+                    "case": case["id"],
+                    "precision": precision,
+                    "ok": bool(ok),
+                    "seconds": time.perf_counter() - t0,
+                    **m,
+                }
+                print(
+                    f"{'OK ' if ok else 'BAD'} {precision:6s} {case['id']:32s} corr={m['corr']:.8f} sum={m['sum_ratio']:.8f} maxrel={m['max_rel']:.2e}",
+                    flush=True,
+                )
             except Exception as exc:  # noqa: BLE001 (one failing case must not hide the others)
                 row = {"case": case["id"], "precision": precision, "ok": False, "error": f"{type(exc).__name__}: {exc}"}
                 print(f"BAD {precision:6s} {case['id']:32s} {row['error']}", flush=True)
@@ -67,7 +82,9 @@ def main():
         from nbjax import bench
 
         text = io.StringIO()
-        argv = ["--json", str(out / "bench.json"), "--png", str(out / "bench.png")] + (["--quick"] if opts.quick else [])
+        argv = ["--json", str(out / "bench.json"), "--png", str(out / "bench.png")] + (
+            ["--quick"] if opts.quick else []
+        )
         with contextlib.redirect_stdout(text):
             bench.main(argv)
         (out / "bench.txt").write_text(text.getvalue())

@@ -8,7 +8,9 @@ import pytest
 
 import nbjax
 
-HKL = "".join(f"{h} {k} {l} {100 + h + 2 * k + 3 * l}\n" for h in range(-2, 3) for k in range(-2, 3) for l in range(-2, 3))
+HKL = "".join(
+    f"{h} {k} {l} {100 + h + 2 * k + 3 * l}\n" for h in range(-2, 3) for k in range(-2, 3) for l in range(-2, 3)
+)
 
 
 def test_experiment_from_args_writes_nothing_and_warns(tmp_path, monkeypatch):
@@ -18,16 +20,61 @@ def test_experiment_from_args_writes_nothing_and_warns(tmp_path, monkeypatch):
     before = sorted(os.listdir(tmp_path))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        exp = nbjax.experiment_from_args(["-hkl", "p1.hkl", "-cell", "50", "50", "50", "90", "90", "90", "-N", "3", "-detpixels", "8", "-sourcefile", "src.txt"])
-    assert sorted(os.listdir(tmp_path)) == before, "the API must not write Fdump.bin (or anything) into the working folder"
+        exp = nbjax.experiment_from_args(
+            [
+                "-hkl",
+                "p1.hkl",
+                "-cell",
+                "50",
+                "50",
+                "50",
+                "90",
+                "90",
+                "90",
+                "-N",
+                "3",
+                "-detpixels",
+                "8",
+                "-sourcefile",
+                "src.txt",
+            ]
+        )
+    assert sorted(os.listdir(tmp_path)) == before, (
+        "the API must not write Fdump.bin (or anything) into the working folder"
+    )
     assert exp.structure_factors.grid is not None
     texts = [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
     assert any("source weights differ" in t for t in texts), texts
     # the CLI, as the C program, writes the Fdump file
-    from nbjax.cli.main import run
     import io
 
-    assert run(["-hkl", "p1.hkl", "-cell", "50", "50", "50", "90", "90", "90", "-N", "3", "-detpixels", "8", "-nonoise", "-nopgm", "-noprogress"], out=io.StringIO(), err=io.StringIO()) == 0
+    from nbjax.cli.main import run
+
+    assert (
+        run(
+            [
+                "-hkl",
+                "p1.hkl",
+                "-cell",
+                "50",
+                "50",
+                "50",
+                "90",
+                "90",
+                "90",
+                "-N",
+                "3",
+                "-detpixels",
+                "8",
+                "-nonoise",
+                "-nopgm",
+                "-noprogress",
+            ],
+            out=io.StringIO(),
+            err=io.StringIO(),
+        )
+        == 0
+    )
     assert (tmp_path / "Fdump.bin").stat().st_size > 0
 
 
@@ -36,7 +83,26 @@ def test_physical_mode_refuses_negative_weights(tmp_path):
 
     (tmp_path / "src.txt").write_text("-10 0 0 -1 1e-10\n-10 0.01 0 3 1e-10\n")
     with pytest.raises(NBError, match="source weights are negative"):
-        nbjax.experiment_from_args(["-default_F", "100", "-cell", "50", "50", "50", "90", "90", "90", "-N", "3", "-detpixels", "8", "-sourcefile", str(tmp_path / "src.txt")], physical=True)
+        nbjax.experiment_from_args(
+            [
+                "-default_F",
+                "100",
+                "-cell",
+                "50",
+                "50",
+                "50",
+                "90",
+                "90",
+                "90",
+                "-N",
+                "3",
+                "-detpixels",
+                "8",
+                "-sourcefile",
+                str(tmp_path / "src.txt"),
+            ],
+            physical=True,
+        )
 
 
 @pytest.mark.parametrize("physical", [False, True])
@@ -53,6 +119,10 @@ def test_cell_the_c_setup_changes_is_announced(physical):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         nbjax.experiment_from_args(args, physical=physical)
-        nbjax.experiment_from_args(["-cell", "50", "50", "50", "90", "90", "90", "-default_F", "1", "-detpixels", "8"], physical=physical)
+        nbjax.experiment_from_args(
+            ["-cell", "50", "50", "50", "90", "90", "90", "-default_F", "1", "-detpixels", "8"], physical=physical
+        )
     texts = [str(w.message) for w in caught if "set-up turns -cell" in str(w.message)]
-    assert texts == [f"nbjax: quirk: nanoBragg's set-up turns -cell 70 80 90 85 95 105 into {printed.split(':')[1].strip()}; nbjax renders that cell, as nanoBragg does"]
+    assert texts == [
+        f"nbjax: quirk: nanoBragg's set-up turns -cell 70 80 90 85 95 105 into {printed.split(':')[1].strip()}; nbjax renders that cell, as nanoBragg does"
+    ]

@@ -18,7 +18,22 @@ import pytest
 from nbjax.cli.main import main
 from nbjax.setup import workload
 
-BASE = ["-cell", "100", "100", "100", "90", "90", "90", "-default_F", "100", "-N", "5", "-detpixels", "24", "-noprogress"]
+BASE = [
+    "-cell",
+    "100",
+    "100",
+    "100",
+    "90",
+    "90",
+    "90",
+    "-default_F",
+    "100",
+    "-N",
+    "5",
+    "-detpixels",
+    "24",
+    "-noprogress",
+]
 OUTPUTS = ("floatimage.bin", "intimage.img", "image.pgm", "noiseimage.img")
 
 
@@ -74,15 +89,36 @@ def _smv(path, width, height, **header):
 # ---------------------------------------------------------------------------- 1. missing values
 
 
-@pytest.mark.parametrize("tail, message", [
-    (["-distance"], "-distance needs 1 value, got none: nanoBragg would silently ignore the flag and use its default; give the value"),
-    (["-floatfile"], "-floatfile needs 1 value, got none: nanoBragg would silently ignore the flag and use its default; give the value"),
-    (["-roi", "1", "2"], "-roi needs 4 values, got 2: nanoBragg would silently ignore the flag and use its default; give the values"),
-    (["-misset", "10", "20"], "-misset needs 3 values, got 2: nanoBragg would silently ignore the flag and use its default; give the values"),
-    (["-mask"], "-mask needs 1 value, got none: nanoBragg would silently ignore the flag and use its default; give the value"),
-    (["-curved_det"], "-curved_det must not be the last argument: nanoBragg only reads it when another argument follows, "
-                      "and silently ignores it otherwise; move it before another flag"),
-])
+@pytest.mark.parametrize(
+    "tail, message",
+    [
+        (
+            ["-distance"],
+            "-distance needs 1 value, got none: nanoBragg would silently ignore the flag and use its default; give the value",
+        ),
+        (
+            ["-floatfile"],
+            "-floatfile needs 1 value, got none: nanoBragg would silently ignore the flag and use its default; give the value",
+        ),
+        (
+            ["-roi", "1", "2"],
+            "-roi needs 4 values, got 2: nanoBragg would silently ignore the flag and use its default; give the values",
+        ),
+        (
+            ["-misset", "10", "20"],
+            "-misset needs 3 values, got 2: nanoBragg would silently ignore the flag and use its default; give the values",
+        ),
+        (
+            ["-mask"],
+            "-mask needs 1 value, got none: nanoBragg would silently ignore the flag and use its default; give the value",
+        ),
+        (
+            ["-curved_det"],
+            "-curved_det must not be the last argument: nanoBragg only reads it when another argument follows, "
+            "and silently ignores it otherwise; move it before another flag",
+        ),
+    ],
+)
 def test_flag_without_its_values_stops(tail, message, folder, capsys):
     fails(BASE + tail, capsys, folder, message)
 
@@ -103,27 +139,41 @@ def test_zero_and_negative_energy(folder, capsys):
 
 
 def test_beam_in_the_detector_plane(folder, capsys):
-    message = ("the beam lies in the detector plane (beam vector . detector normal = 0, after -detector_rotx/y/z): it never "
-               "reaches the detector; check -beam_vector, -odet_vector/-fdet_vector/-sdet_vector and the rotations")
+    message = (
+        "the beam lies in the detector plane (beam vector . detector normal = 0, after -detector_rotx/y/z): it never "
+        "reaches the detector; check -beam_vector, -odet_vector/-fdet_vector/-sdet_vector and the rotations"
+    )
     fails(BASE + ["-beam_vector", "0", "0", "1"], capsys, folder, message)
     fails(BASE + ["-beam_vector", "0", "1", "1"], capsys, folder, message)
 
 
 def test_cell_without_volume(folder, capsys):
-    fails(BASE[:1] + ["100", "100", "100", "180", "90", "90"] + BASE[7:], capsys, folder,
-          "-cell: the angles 180 90 90 deg describe no unit cell and give it no volume (nanoBragg would render a NaN image)")
+    fails(
+        BASE[:1] + ["100", "100", "100", "180", "90", "90"] + BASE[7:],
+        capsys,
+        folder,
+        "-cell: the angles 180 90 90 deg describe no unit cell and give it no volume (nanoBragg would render a NaN image)",
+    )
 
 
 def test_singular_matrix(folder, capsys):
     (folder / "zero.mat").write_text("0 0 0\n0 0 0\n0 0 0\n")
-    fails(BASE + ["-mat", "zero.mat"], capsys, folder,
-          "zero.mat: the A matrix is singular (determinant 0): its columns a*, b*, c* span no unit cell (nanoBragg would render a NaN image)")
+    fails(
+        BASE + ["-mat", "zero.mat"],
+        capsys,
+        folder,
+        "zero.mat: the A matrix is singular (determinant 0): its columns a*, b*, c* span no unit cell (nanoBragg would render a NaN image)",
+    )
 
 
 def test_mask_of_another_size(folder, capsys):
     _smv(folder / "mask.img", 16, 16, PIXEL_SIZE=0.1)
-    fails(BASE + ["-mask", "mask.img"], capsys, folder,
-          "-mask mask.img: the mask is 16x16 pixels but the detector is 24x24 (from -detpixels); give a mask of the detector's size")
+    fails(
+        BASE + ["-mask", "mask.img"],
+        capsys,
+        folder,
+        "-mask mask.img: the mask is 16x16 pixels but the detector is 24x24 (from -detpixels); give a mask of the detector's size",
+    )
 
 
 def test_mask_is_a_known_flag(folder, capsys):
@@ -143,30 +193,48 @@ def test_mask_is_a_known_flag(folder, capsys):
 
 
 def test_zero_pixel_count_follows_c_with_a_warning(folder, capsys):
-    warns(BASE + ["-detpixels", "0", "-roi", "0", "3", "0", "3", "-floatfile", "f.bin"], capsys,
-          "-detpixels 0: nanoBragg takes a count of 0 as not given, and so does nbjax: the detector size then comes from "
-          "-detsize/-pixel (default 1024x1024 pixels)")
+    warns(
+        BASE + ["-detpixels", "0", "-roi", "0", "3", "0", "3", "-floatfile", "f.bin"],
+        capsys,
+        "-detpixels 0: nanoBragg takes a count of 0 as not given, and so does nbjax: the detector size then comes from "
+        "-detsize/-pixel (default 1024x1024 pixels)",
+    )
     assert (folder / "f.bin").stat().st_size == 1024 * 1024 * 4
 
 
 def test_impossible_angles_follow_c_with_a_warning(folder, capsys):
-    out, _ = warns(BASE[:1] + ["100", "100", "100", "170", "170", "170"] + BASE[7:], capsys,
-                   "-cell: the angles 170 170 170 deg describe no unit cell (each must be below the sum of the other two, "
-                   "all three below 360); like nanoBragg, nbjax renders the cell its formulas give: 100 100 100 90 109.89 131.677")
+    out, _ = warns(
+        BASE[:1] + ["100", "100", "100", "170", "170", "170"] + BASE[7:],
+        capsys,
+        "-cell: the angles 170 170 170 deg describe no unit cell (each must be below the sum of the other two, "
+        "all three below 360); like nanoBragg, nbjax renders the cell its formulas give: 100 100 100 90 109.89 131.677",
+    )
     assert "Unit Cell: 100 100 100 90 109.89 131.677" in out  # the C program's own line (checked against it)
 
 
 def test_size_errors_name_their_source(folder, capsys):
-    fails(BASE + ["-detpixels", "-4"], capsys, folder,
-          "-detpixels: detector size -4x-4 pixels is not possible (1 to 268435456 pixels; -0.4x-0.4 mm at 0.1 mm per pixel)")
-    fails(BASE[:-3] + ["-detsize", "0", "-noprogress"], capsys, folder,
-          "-detsize: detector size 0x0 pixels is not possible (1 to 268435456 pixels; 0x0 mm at 0.1 mm per pixel)")
+    fails(
+        BASE + ["-detpixels", "-4"],
+        capsys,
+        folder,
+        "-detpixels: detector size -4x-4 pixels is not possible (1 to 268435456 pixels; -0.4x-0.4 mm at 0.1 mm per pixel)",
+    )
+    fails(
+        BASE[:-3] + ["-detsize", "0", "-noprogress"],
+        capsys,
+        folder,
+        "-detsize: detector size 0x0 pixels is not possible (1 to 268435456 pixels; 0x0 mm at 0.1 mm per pixel)",
+    )
 
 
 def test_zero_pixel_size_in_an_img_header_names_the_file(folder, capsys):
     _smv(folder / "frame.img", 24, 24, PIXEL_SIZE=0)
-    fails(BASE + ["-img", "frame.img"], capsys, folder,
-          "frame.img: the SMV header says PIXEL_SIZE=0, which is not positive; fix the header or give -pixel")
+    fails(
+        BASE + ["-img", "frame.img"],
+        capsys,
+        folder,
+        "frame.img: the SMV header says PIXEL_SIZE=0, which is not positive; fix the header or give -pixel",
+    )
     status, _, err = nbjax(BASE + ["-img", "frame.img", "-pixel", "0.1", "-nonoise", "-nopgm"], capsys)
     assert status == 0, err  # a flag after it overrides the header, as in C
 
@@ -182,9 +250,14 @@ def test_absurd_work_is_refused_with_its_estimate(folder, capsys, ci_machine):
     """Too long: refused unless -force, the estimate in the message.  Too big for the memory
     (16-pixel tiles of 9e6 samples each): refused even with -force."""
     big = BASE[:-3] + ["-detpixels", "1024", "-noprogress"]
-    for oversample, words in (("300", "this run would take too long: 1048576 pixels x 300^2 sub-pixels x 1 layers x 1 sources x "
-                                      "1 phi steps x 1 mosaic domains = 9.44e+10 samples, about "),
-                              ("3000", "this run needs more memory than the machine has to spare (")):
+    for oversample, words in (
+        (
+            "300",
+            "this run would take too long: 1048576 pixels x 300^2 sub-pixels x 1 layers x 1 sources x "
+            "1 phi steps x 1 mosaic domains = 9.44e+10 samples, about ",
+        ),
+        ("3000", "this run needs more memory than the machine has to spare ("),
+    ):
         status, _, err = nbjax(big + ["-force"] * (oversample == "3000") + ["-oversample", oversample], capsys)
         lines = [x for x in err.splitlines() if x.startswith("nbjax: error:")]
         assert status == 2 and len(lines) == 1 and lines[0].startswith("nbjax: error: " + words), err
@@ -193,8 +266,10 @@ def test_absurd_work_is_refused_with_its_estimate(folder, capsys, ci_machine):
 
 
 def test_absurd_source_and_domain_counts_are_refused_before_they_are_built(folder, capsys, ci_machine):
-    for extra, words in ((["-divergence", "1", "-divsteps", "100000"], "10000000000 sources"),
-                         (["-mosaic", "1", "-mosaic_dom", "50000000"], "50000000 mosaic domains")):
+    for extra, words in (
+        (["-divergence", "1", "-divsteps", "100000"], "10000000000 sources"),
+        (["-mosaic", "1", "-mosaic_dom", "50000000"], "50000000 mosaic domains"),
+    ):
         status, _, err = nbjax(BASE + extra, capsys)
         assert status == 2 and words in err and "nbjax: error: this run" in err, err
 
@@ -221,14 +296,20 @@ def test_progress_with_eta_on_stderr(folder, capsys):
 # ---------------------------------------------------------------------------- 4. outputs
 
 
-@pytest.mark.parametrize("args, message", [
-    (["-floatfile", "nodir/f.bin"], "-floatfile 'nodir/f.bin': cannot write there: folder 'nodir' does not exist"),
-    (["-floatfile", "."], "-floatfile '.': is a folder, not a file name"),
-    (["-intfile", "floatimage.bin/x.img"], "-intfile 'floatimage.bin/x.img': cannot write there: 'floatimage.bin' is a file, not a folder"),
-    (["-noisefile", "nodir/n.img"], "-noisefile 'nodir/n.img': cannot write there: folder 'nodir' does not exist"),
-    (["-pgmfile", "a/b/p.pgm"], "-pgmfile 'a/b/p.pgm': cannot write there: folder 'a' does not exist"),
-    (["-floatfile", ""], "-floatfile: the file name is empty"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["-floatfile", "nodir/f.bin"], "-floatfile 'nodir/f.bin': cannot write there: folder 'nodir' does not exist"),
+        (["-floatfile", "."], "-floatfile '.': is a folder, not a file name"),
+        (
+            ["-intfile", "floatimage.bin/x.img"],
+            "-intfile 'floatimage.bin/x.img': cannot write there: 'floatimage.bin' is a file, not a folder",
+        ),
+        (["-noisefile", "nodir/n.img"], "-noisefile 'nodir/n.img': cannot write there: folder 'nodir' does not exist"),
+        (["-pgmfile", "a/b/p.pgm"], "-pgmfile 'a/b/p.pgm': cannot write there: folder 'a' does not exist"),
+        (["-floatfile", ""], "-floatfile: the file name is empty"),
+    ],
+)
 def test_unwritable_outputs_exit_9_before_any_work(args, message, folder, capsys):
     """C exits 9 after rendering (and after writing the earlier files); nbjax checks every output
     first, so the pre-existing float, int, PGM and noise files are untouched."""
@@ -241,7 +322,13 @@ def test_read_only_folder(folder, capsys):
     ro.mkdir()
     ro.chmod(0o555)
     try:
-        fails(BASE + ["-floatfile", "ro/f.bin"], capsys, folder, "-floatfile 'ro/f.bin': cannot write in folder 'ro': Permission denied", code=9)
+        fails(
+            BASE + ["-floatfile", "ro/f.bin"],
+            capsys,
+            folder,
+            "-floatfile 'ro/f.bin': cannot write in folder 'ro': Permission denied",
+            code=9,
+        )
     finally:
         ro.chmod(0o755)
 
@@ -290,9 +377,18 @@ def test_a_run_writes_all_its_files_or_none(folder, capsys, monkeypatch):
 
 
 def test_closed_pipe_is_normal_use(tmp_path):
-    proc = subprocess.run(f"{sys.executable} -m nbjax -h | head -2", shell=True, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        f"{sys.executable} -m nbjax -h | head -2", shell=True, cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
     assert proc.stdout.startswith("usage: nbjax")
     assert proc.stderr == ""
-    out = subprocess.run(f"set -o pipefail; {sys.executable} -m nbjax -h | head -1", shell=True, executable="/bin/bash",
-                         cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        f"set -o pipefail; {sys.executable} -m nbjax -h | head -1",
+        shell=True,
+        executable="/bin/bash",
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0 and out.stderr == ""

@@ -9,10 +9,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import golden
 import numpy as np
 import pytest
 
-import golden
 from nbjax.cli.batch import STATUS_LINE, parse_line
 from nbjax_bridge import cli as bridge_cli
 from nbjax_bridge import runners
@@ -23,6 +23,7 @@ CASES = {c["id"]: c for c in golden.load_cases()}
 
 
 # ----------------------------------------------------------------------------- batch file lines
+
 
 def test_parse_line_words_quotes_comments_program_and_redirects():
     assert parse_line(1, "   # only a comment") is None and parse_line(2, "\r") is None
@@ -38,8 +39,9 @@ def test_parse_line_words_quotes_comments_program_and_redirects():
 
 def _nbjax(args, cwd, **kw):
     env = dict(os.environ, NBJAX_CACHE_DIR=os.environ.get("NBJAX_CACHE_DIR", "off"))
-    return subprocess.run([sys.executable, "-m", "nbjax", *args], cwd=cwd, capture_output=True,
-                          text=True, env=env, timeout=300, **kw)
+    return subprocess.run(
+        [sys.executable, "-m", "nbjax", *args], cwd=cwd, capture_output=True, text=True, env=env, timeout=300, **kw
+    )
 
 
 def test_batch_runs_every_line_in_one_process(tmp_path):
@@ -49,9 +51,17 @@ def test_batch_runs_every_line_in_one_process(tmp_path):
         golden.prepare(case, tmp_path / case["id"])
     lines = ["# two golden cases, a failing line, then a line after it"]
     for case in cases:
-        lines += [f"cd {case['id']}", shlex.join(case["args"] + ["-floatfile", "nb.bin"]) + " >out.txt 2>err.txt", "cd .."]
-    lines += ["-hkl missing.hkl -cell 100 100 100 90 90 90 -N 5 -detpixels 16", "cd nowhere",
-              "cd ..", "nbjax -demo -detpixels 16 -floatfile last.bin >last.txt"]
+        lines += [
+            f"cd {case['id']}",
+            shlex.join(case["args"] + ["-floatfile", "nb.bin"]) + " >out.txt 2>err.txt",
+            "cd ..",
+        ]
+    lines += [
+        "-hkl missing.hkl -cell 100 100 100 90 90 90 -N 5 -detpixels 16",
+        "cd nowhere",
+        "cd ..",
+        "nbjax -demo -detpixels 16 -floatfile last.bin >last.txt",
+    ]
     (tmp_path / "jobs.txt").write_text("\n".join(lines) + "\n")
     proc = _nbjax(["batch", "jobs.txt"], tmp_path)
     assert proc.returncode == 1, proc.stderr
@@ -71,12 +81,15 @@ def test_batch_runs_every_line_in_one_process(tmp_path):
 
 def test_batch_unreadable_file_and_usage(tmp_path):
     proc = _nbjax(["batch", "none.txt"], tmp_path)
-    assert proc.returncode == 2 and proc.stderr.strip() == "nbjax: error: batch file none.txt: No such file or directory"
+    assert (
+        proc.returncode == 2 and proc.stderr.strip() == "nbjax: error: batch file none.txt: No such file or directory"
+    )
     proc = _nbjax(["batch"], tmp_path)
     assert proc.returncode == 2 and proc.stderr.startswith("usage: nbjax batch")
 
 
 # ----------------------------------------------------------------------------- the bridge's shared process
+
 
 def test_is_nbjax():
     assert is_nbjax([sys.executable, "-m", "nbjax"]) and is_nbjax(["/venv/bin/nbjax"])
@@ -88,6 +101,7 @@ def test_shared_worker_reports_timeouts_and_crashes_then_restarts(tmp_path):
     runner = runners.Runner("py", [sys.executable, "-m", "nbjax"], shared=worker)
     args = ["-detpixels", "12", "-floatfile", "f.bin"]
     try:
+
         def run(name, extra=(), timeout=60.0):
             return runners.run(runner, args + list(extra), tmp_path / name, "f.bin", timeout)
 

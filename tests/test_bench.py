@@ -17,8 +17,14 @@ def test_bench_quick_end_to_end(tmp_path):
     env = dict(os.environ)
     env.pop("NB_C_BIN", None)  # the C rows are optional; this test covers nbjax's own figures
     t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "nbjax", "bench", "--quick", "--json", "b.json", "--png", "b.png"],
-                          cwd=tmp_path, capture_output=True, text=True, env=env, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "nbjax", "bench", "--quick", "--json", "b.json", "--png", "b.png"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     elapsed = time.perf_counter() - t0
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert elapsed < 120, f"--quick took {elapsed:.0f} s"

@@ -10,8 +10,7 @@ from pathlib import Path
 from nbjax_bridge import cflags, cli, ctext, exitcodes, lint
 
 GOLDEN = Path(__file__).parent / "data" / "c_golden"
-BASE = ["-cell", "100", "100", "100", "90", "90", "90", "-default_F", "100", "-N", "5",
-        "-detpixels", "32"]
+BASE = ["-cell", "100", "100", "100", "90", "90", "90", "-default_F", "100", "-N", "5", "-detpixels", "32"]
 
 
 def codes(findings, severity=None):
@@ -139,8 +138,7 @@ def test_dump_pixel_is_dump():
 def test_flags_ignored_by_convention():
     assert "pivot_ignored" in codes(lint.lint(BASE + ["-pivot", "sample"]))
     assert "pivot_ignored" in codes(lint.lint(BASE + ["-xds", "-pivot", "beam"]))
-    assert "pivot_ignored" not in codes(lint.lint(BASE + ["-fdet_vector", "0", "0", "1",
-                                                          "-pivot", "sample"]))
+    assert "pivot_ignored" not in codes(lint.lint(BASE + ["-fdet_vector", "0", "0", "1", "-pivot", "sample"]))
     assert "close_ignored" in codes(lint.lint(BASE + ["-Xclose", "5"]))
     assert "orgxy_ignored" in codes(lint.lint(BASE + ["-ORGX", "40"]))
     assert "orgxy_ignored" not in codes(lint.lint(BASE + ["-xds", "-ORGX", "40"]))
@@ -152,8 +150,26 @@ def test_unknown_flags_and_exact_length_handlers():
     f = lint.lint(BASE + ["-trace_pixel", "1", "2", "-detpixelsX", "5", "-phix", "1", "-Nx", "2"])
     unknown = [x.message.split()[0] for x in f if x.code == "unknown_flag"]
     assert unknown == ["-trace_pixel", "-detpixelsX", "-phix", "-Nx"]
-    ok = BASE + ["-phi", "1", "-phistep", "0.1", "-phisteps", "2", "-detsize", "10", "-polar", "1",
-                 "-hdivstep", "0.1", "-vdivstep", "0.1", "-detector_thick", "100", "-Q", "q.txt"]
+    ok = BASE + [
+        "-phi",
+        "1",
+        "-phistep",
+        "0.1",
+        "-phisteps",
+        "2",
+        "-detsize",
+        "10",
+        "-polar",
+        "1",
+        "-hdivstep",
+        "0.1",
+        "-vdivstep",
+        "0.1",
+        "-detector_thick",
+        "100",
+        "-Q",
+        "q.txt",
+    ]
     assert "unknown_flag" not in codes(lint.lint(ok))
     # a token that merely contains a pattern is accepted (substring rule)
     f = lint.lint(BASE + ["-wavelength", "1.0"])
@@ -177,8 +193,7 @@ def test_missing_required_inputs(tmp_path):
 
 def test_phi_zero_reuse_warning():
     assert "phi_zero_reuse" in codes(lint.lint(BASE + ["-phi", "0", "-osc", "3", "-phisteps", "3"]))
-    assert "phi_zero_reuse" not in codes(lint.lint(BASE + ["-phi", "1e-12", "-osc", "3",
-                                                           "-phisteps", "3"]))
+    assert "phi_zero_reuse" not in codes(lint.lint(BASE + ["-phi", "1e-12", "-osc", "3", "-phisteps", "3"]))
     assert "phi_zero_reuse" not in codes(lint.lint(BASE))
 
 

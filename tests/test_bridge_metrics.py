@@ -123,8 +123,7 @@ def test_peak_registration_gate():
 
 
 def test_jsonable_replaces_nonfinite():
-    assert metrics.jsonable({"a": [math.nan, math.inf, -math.inf, 1.5]}) == \
-        {"a": ["NaN", "Infinity", "-Infinity", 1.5]}
+    assert metrics.jsonable({"a": [math.nan, math.inf, -math.inf, 1.5]}) == {"a": ["NaN", "Infinity", "-Infinity", 1.5]}
 
 
 # ----------------------------------------------------------------------------- image shape
@@ -156,10 +155,10 @@ def _decode_png(data: bytes):
     assert data[:8] == png.SIGNATURE
     pos, chunks = 8, []
     while pos < len(data):
-        (length,) = struct.unpack(">I", data[pos:pos + 4])
-        kind = data[pos + 4:pos + 8]
-        body = data[pos + 8:pos + 8 + length]
-        (crc,) = struct.unpack(">I", data[pos + 8 + length:pos + 12 + length])
+        (length,) = struct.unpack(">I", data[pos : pos + 4])
+        kind = data[pos + 4 : pos + 8]
+        body = data[pos + 8 : pos + 8 + length]
+        (crc,) = struct.unpack(">I", data[pos + 8 + length : pos + 12 + length])
         assert crc == zlib.crc32(kind + body) & 0xFFFFFFFF
         chunks.append((kind, body))
         pos += 12 + length
@@ -206,8 +205,7 @@ def test_stage_fixtures_writes_files_and_skips_smv(tmp_path):
     toml = {c.id: c for c in cases.load_cases(GOLDEN / "cases.toml")}
     names = cases.stage_fixtures(toml["src-weights-seed"], tmp_path / "a", None)
     assert names == ["sources.txt"]
-    assert (tmp_path / "a" / "sources.txt").read_bytes() == \
-        (GOLDEN / "src-weights-seed" / "sources.txt").read_bytes()
+    assert (tmp_path / "a" / "sources.txt").read_bytes() == (GOLDEN / "src-weights-seed" / "sources.txt").read_bytes()
     with pytest.raises(cases.Skip, match="skipped: smv_inputs not generated"):
         cases.stage_fixtures(toml["mask-header"], tmp_path / "b", None)
     assert cases.stage_fixtures(toml["mask-header"], tmp_path / "c", GOLDEN / "mask-header") == ["mask.img"]
@@ -217,14 +215,36 @@ def test_prepare_args_rewrites_inputs_and_floatfile(tmp_path):
     (tmp_path / "d").mkdir()
     (tmp_path / "d" / "s.txt").write_text("-10 0 0\n")
     (tmp_path / "A.mat").write_text("1 0 0\n0 1 0\n0 0 1\n")
-    args = ["-mat", "A.mat", "-sourcefile", "d/s.txt", "-floatimage", "x.bin", "-intfile", "out/i.img",
-            "-default_F", "1"]
+    args = [
+        "-mat",
+        "A.mat",
+        "-sourcefile",
+        "d/s.txt",
+        "-floatimage",
+        "x.bin",
+        "-intfile",
+        "out/i.img",
+        "-default_F",
+        "1",
+    ]
     p = inputs.prepare_args(args, tmp_path)
-    assert p.argv == ["-mat", "A.mat", "-sourcefile", "s.txt", "-intfile", "i.img", "-default_F", "1",
-                      "-floatfile", "float.bin"]
+    assert p.argv == [
+        "-mat",
+        "A.mat",
+        "-sourcefile",
+        "s.txt",
+        "-intfile",
+        "i.img",
+        "-default_F",
+        "1",
+        "-floatfile",
+        "float.bin",
+    ]
     assert p.user_floatfile == "x.bin"
-    assert [(i.flag, i.given, i.local) for i in p.inputs] == [("-mat", "A.mat", "A.mat"),
-                                                              ("-sourcefile", "d/s.txt", "s.txt")]
+    assert [(i.flag, i.given, i.local) for i in p.inputs] == [
+        ("-mat", "A.mat", "A.mat"),
+        ("-sourcefile", "d/s.txt", "s.txt"),
+    ]
     assert p.effective[-2:] == ["-floatfile", "float.bin"] and "d/s.txt" in p.effective
     # an Fdump.bin in the folder is what C reads without -hkl
     (tmp_path / "Fdump.bin").write_bytes(b"0 0 0 0 0 0\n\f")

@@ -4,13 +4,27 @@ import os
 import subprocess
 import sys
 
+import golden
 import numpy as np
 import pytest
 
-import golden
-
 CASES = {c["id"]: c for c in golden.load_cases()}
-BASE = ["-cell", "100", "100", "100", "90", "90", "90", "-default_F", "100", "-N", "5", "-detpixels", "24", "-noprogress"]
+BASE = [
+    "-cell",
+    "100",
+    "100",
+    "100",
+    "90",
+    "90",
+    "90",
+    "-default_F",
+    "100",
+    "-N",
+    "5",
+    "-detpixels",
+    "24",
+    "-noprogress",
+]
 
 
 @pytest.mark.parametrize("case_id", [cid for cid, c in CASES.items() if c.get("keep")])
@@ -40,7 +54,9 @@ def _dir(path):
 
 
 def _cli(args, cwd, env=None):
-    return subprocess.run([sys.executable, "-m", "nbjax", *args], cwd=cwd, capture_output=True, text=True, timeout=300, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "nbjax", *args], cwd=cwd, capture_output=True, text=True, timeout=300, env=env
+    )
 
 
 def _assert_one_line_error(proc, *words):
@@ -135,7 +151,23 @@ def test_fdump_written_then_read_back_gives_c_image(tmp_path):
 
 def test_fast_noise_has_poisson_statistics(tmp_path):
     """-fastnoise: not C's stream, but the same law: total counts within 5 sigma of the mean."""
-    proc = _cli(BASE[:-3] + ["-detpixels", "64", "-noprogress", "-fastnoise", "-nopgm", "-floatfile", "f.bin", "-noisefile", "n.img", "-adc", "0"], tmp_path)
+    proc = _cli(
+        BASE[:-3]
+        + [
+            "-detpixels",
+            "64",
+            "-noprogress",
+            "-fastnoise",
+            "-nopgm",
+            "-floatfile",
+            "f.bin",
+            "-noisefile",
+            "n.img",
+            "-adc",
+            "0",
+        ],
+        tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     mean = np.fromfile(tmp_path / "f.bin", "<f4").astype(float)
     counts = np.frombuffer((tmp_path / "n.img").read_bytes()[512:], "<u2").astype(float)
@@ -185,7 +217,9 @@ def test_host_devices_requested_before_jax_starts(tmp_path):
     base = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "NBJAX_HOST_DEVICES")}
 
     def child(**env):
-        out = subprocess.run([sys.executable, "-c", script], env=base | env, capture_output=True, text=True, timeout=120, check=True)
+        out = subprocess.run(
+            [sys.executable, "-c", script], env=base | env, capture_output=True, text=True, timeout=120, check=True
+        )
         return out.stdout.split()
 
     asked, count, again, cores = child(NBJAX_HOST_DEVICES="3")

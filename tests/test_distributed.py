@@ -17,7 +17,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
-CHILD = textwrap.dedent('''
+CHILD = textwrap.dedent("""
     import json, sys, warnings
     warnings.simplefilter("ignore")
     rank, port, nproc = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
@@ -39,7 +39,7 @@ CHILD = textwrap.dedent('''
     print(json.dumps({"rank": rank, "names": list(result.names), "values": result.values.tolist(), "stderr": result.stderr.tolist(),
                       "converged": result.converged, "mine": mine.tolist(), "sums": np.asarray(images).sum(axis=(1, 2)).tolist(),
                       "local_models": [m is not None for m in result.model_images]}))
-''')
+""")
 
 
 def _free_port() -> int:
@@ -57,7 +57,16 @@ def _env():
 
 def test_two_processes_match_one():
     port = str(_free_port())
-    procs = [subprocess.Popen([sys.executable, "-c", CHILD, str(r), port, "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env()) for r in (0, 1)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", CHILD, str(r), port, "2"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=_env(),
+        )
+        for r in (0, 1)
+    ]
     outs = []
     for p in procs:
         try:
@@ -68,7 +77,9 @@ def test_two_processes_match_one():
             pytest.fail("the two processes did not finish in 600 s")
         assert p.returncode == 0, err[-3000:]
         outs.append(json.loads(out.strip().splitlines()[-1]))
-    single = subprocess.run([sys.executable, "-c", CHILD, "0", port, "1"], capture_output=True, text=True, env=_env(), timeout=600)
+    single = subprocess.run(
+        [sys.executable, "-c", CHILD, "0", port, "1"], capture_output=True, text=True, env=_env(), timeout=600
+    )
     assert single.returncode == 0, single.stderr[-3000:]
     one = json.loads(single.stdout.strip().splitlines()[-1])
     for r in outs:

@@ -27,8 +27,33 @@ from nbjax.fit import _demo, _engine
 from nbjax.io.sourcefile import read_source_file, write_source_file
 
 SOURCES = "-10 0.003 -0.002 1.0 0.99e-10\n-10 -0.001 0.002 2.0 1.0e-10\n-10 0.0 0.004 0.7 1.015e-10\n"
-BASE = ["-cell", "60", "70", "80", "88", "93", "97", "-misset", "10", "-20", "30", "-default_F", "100", "-N", "4",
-        "-detpixels", "24", "-pixel", "0.4", "-distance", "50", "-oversample", "1", "-polar", "0.7"]
+BASE = [
+    "-cell",
+    "60",
+    "70",
+    "80",
+    "88",
+    "93",
+    "97",
+    "-misset",
+    "10",
+    "-20",
+    "30",
+    "-default_F",
+    "100",
+    "-N",
+    "4",
+    "-detpixels",
+    "24",
+    "-pixel",
+    "0.4",
+    "-distance",
+    "50",
+    "-oversample",
+    "1",
+    "-polar",
+    "0.7",
+]
 
 
 @pytest.fixture(scope="module")
@@ -36,12 +61,17 @@ def sources_exp(tmp_path_factory):
     folder = tmp_path_factory.mktemp("fit-sources")
     path = folder / "sources.txt"
     path.write_text(SOURCES)
-    return nbjax.experiment_from_args(BASE + ["-sourcefile", str(path), "-mosaic", "0.3", "-mosaic_dom", "3"], physical=True)
+    return nbjax.experiment_from_args(
+        BASE + ["-sourcefile", str(path), "-mosaic", "0.3", "-mosaic_dom", "3"], physical=True
+    )
 
 
 @pytest.fixture(scope="module")
 def grid_exp():
-    return nbjax.experiment_from_args(BASE + ["-divergence", "1.0", "-divsteps", "3", "-dispersion", "2", "-dispsteps", "3", "-square_div"], physical=True)
+    return nbjax.experiment_from_args(
+        BASE + ["-divergence", "1.0", "-divsteps", "3", "-dispersion", "2", "-dispsteps", "3", "-square_div"],
+        physical=True,
+    )
 
 
 def _problem(exp, params):
@@ -64,12 +94,40 @@ def _problem(exp, params):
 
 
 PARAM_SETS = {
-    "sources": lambda: [nf.Weights(), nf.Wavelengths(), nf.SourceAngles(), nf.BeamDirection(), nf.Scale(), nf.Background(start=0.5),
-                        nf.Distance(), nf.BeamCentre(), nf.Cell(), nf.Misset(), nf.CrystalSize(), nf.MosaicSpread(spread0=0.3)],
-    "grid": lambda: [nf.Divergence(hsteps=3, vsteps=3, dispsteps=3, round_div=False), nf.Dispersion(dispsteps=3), nf.Spectrum(), nf.Scale()],
+    "sources": lambda: [
+        nf.Weights(),
+        nf.Wavelengths(),
+        nf.SourceAngles(),
+        nf.BeamDirection(),
+        nf.Scale(),
+        nf.Background(start=0.5),
+        nf.Distance(),
+        nf.BeamCentre(),
+        nf.Cell(),
+        nf.Misset(),
+        nf.CrystalSize(),
+        nf.MosaicSpread(spread0=0.3),
+    ],
+    "grid": lambda: [
+        nf.Divergence(hsteps=3, vsteps=3, dispsteps=3, round_div=False),
+        nf.Dispersion(dispsteps=3),
+        nf.Spectrum(),
+        nf.Scale(),
+    ],
     # no crystal size: the tangents share dF_latt^2/dh (fit/_tangents.py)
-    "geometry": lambda: [nf.Weights(), nf.Wavelengths(), nf.SourceAngles(), nf.BeamDirection(), nf.Scale(), nf.Background(start=0.5),
-                         nf.Distance(), nf.BeamCentre(), nf.Cell(), nf.Misset(), nf.MosaicSpread(spread0=0.3)],
+    "geometry": lambda: [
+        nf.Weights(),
+        nf.Wavelengths(),
+        nf.SourceAngles(),
+        nf.BeamDirection(),
+        nf.Scale(),
+        nf.Background(start=0.5),
+        nf.Distance(),
+        nf.BeamCentre(),
+        nf.Cell(),
+        nf.Misset(),
+        nf.MosaicSpread(spread0=0.3),
+    ],
 }
 
 
@@ -98,7 +156,9 @@ def test_one_pass_gradient_matches_finite_differences(which, sources_exp, grid_e
     layout, theta, fpix, spix = _problem(exp, params)
     m0 = np.asarray(_engine._tile_model(exp, layout, theta, fpix, spix, jnp.float64))
     d = np.random.default_rng(2).poisson(m0 * 1.3 + 0.5).astype(np.float64)
-    passes = _engine.make_passes((layout,), theta.size, exp.beam.wavelengths.shape[0], nf.Poisson(), jnp.dtype(jnp.float64))
+    passes = _engine.make_passes(
+        (layout,), theta.size, exp.beam.wavelengths.shape[0], nf.Poisson(), jnp.dtype(jnp.float64)
+    )
     value, normal = passes.value, passes.normal
     tiles = ((fpix[None], spix[None], jnp.ones_like(fpix, bool)[None], jnp.asarray(d)[None], jnp.ones((1, d.size))),)
     L, g, F = normal(theta, (exp,), tiles)
@@ -112,7 +172,9 @@ def test_one_pass_gradient_matches_finite_differences(which, sources_exp, grid_e
         fd.append((-f[0] + 8 * f[1] - 8 * f[2] + f[3]) / (12 * h))
     fd = np.array(fd)
     np.testing.assert_allclose(np.asarray(g), fd, rtol=1e-4, atol=1e-4 * np.max(np.abs(fd)))
-    assert np.all(np.linalg.eigvalsh(np.asarray(F)) > -1e-9 * np.max(np.abs(np.asarray(F)))), "Fisher matrix must be positive semi-definite"
+    assert np.all(np.linalg.eigvalsh(np.asarray(F)) > -1e-9 * np.max(np.abs(np.asarray(F)))), (
+        "Fisher matrix must be positive semi-definite"
+    )
 
 
 def test_noise_free_recovery_to_1e_8():
@@ -120,7 +182,11 @@ def test_noise_free_recovery_to_1e_8():
     result = nf.fit(start, obs, free)
     assert result.converged, result.message
     for name, value in truth.items():
-        assert abs(result.value(name) - value) <= 1e-8 * abs(value) + (1e-10 if name == "background" else 0.0), (name, result.value(name), value)
+        assert abs(result.value(name) - value) <= 1e-8 * abs(value) + (1e-10 if name == "background" else 0.0), (
+            name,
+            result.value(name),
+            value,
+        )
 
 
 def test_poisson_recovery_within_three_sigma_and_one_compilation():
@@ -163,7 +229,9 @@ def test_lbfgs_reaches_the_lm_optimum():
 
 def test_joint_fit_with_per_image_scale():
     start, obs, free, truth = _demo.problem(noise=False)
-    obs2 = nf.Observation(image=np.asarray(obs.image) * 0.5 + 1.0, mask=obs.mask, name="half")  # half the scale, same background+1
+    obs2 = nf.Observation(
+        image=np.asarray(obs.image) * 0.5 + 1.0, mask=obs.mask, name="half"
+    )  # half the scale, same background+1
     shared = [p for p in free if p.name in ("weight", "wavelength")]
     result = nf.fit(start, [obs, obs2], shared, per_image=[nf.Scale(start=0.07), nf.Background()])
     assert result.converged
@@ -175,11 +243,16 @@ def test_joint_fit_with_per_image_scale():
 
 
 def test_c_compatible_and_bad_weights_refused(tmp_path):
-    exp_c = nbjax.experiment_from_args(["-cell", "100", "100", "100", "90", "90", "90", "-default_F", "100", "-N", "5", "-detpixels", "16"])
+    exp_c = nbjax.experiment_from_args(
+        ["-cell", "100", "100", "100", "90", "90", "90", "-default_F", "100", "-N", "5", "-detpixels", "16"]
+    )
     obs = nf.Observation(image=np.ones((16, 16)), mask=np.ones((16, 16), bool))
     with pytest.raises(NBError, match="freeing source weights in C-compatible mode"):
         nf.fit(exp_c, obs, [nf.Weights()])
-    exp_p = nbjax.experiment_from_args(["-cell", "100", "100", "100", "90", "90", "90", "-default_F", "100", "-N", "5", "-detpixels", "16"], physical=True)
+    exp_p = nbjax.experiment_from_args(
+        ["-cell", "100", "100", "100", "90", "90", "90", "-default_F", "100", "-N", "5", "-detpixels", "16"],
+        physical=True,
+    )
     bad = eqx.tree_at(lambda e: e.beam.weights, exp_p, jnp.asarray([-1.0]))
     with pytest.raises(NBError, match="weights must be >= 0"):
         nf.fit(bad, obs, [nf.Scale()])
@@ -199,8 +272,9 @@ def test_source_file_round_trip_is_exact(tmp_path):
 
 
 def test_cli_fit_demo_writes_every_output(tmp_path):
-    from nbjax.cli.main import run
     import io
+
+    from nbjax.cli.main import run
 
     out, err = io.StringIO(), io.StringIO()
     cwd = os.getcwd()
@@ -228,7 +302,9 @@ def test_reverse_mode_gradient_pass_equals_forward_mode_pass(sources_exp):
     """The optax methods' gradient (reverse mode per tile) equals the LM pass's J^T dl/dm."""
     params = PARAM_SETS["sources"]()
     m0 = np.asarray(nbjax.render(sources_exp))
-    obs = nf.Observation(image=np.random.default_rng(3).poisson(m0 * 50 + 1.0).astype(float), mask=np.ones(m0.shape, bool))
+    obs = nf.Observation(
+        image=np.random.default_rng(3).poisson(m0 * 50 + 1.0).astype(float), mask=np.ones(m0.shape, bool)
+    )
     p = nf.build_problem(sources_exp, obs, params, tile=100)  # several tiles, a padded last one
     theta = jnp.asarray(p.theta0) + 0.01
     L1, g1 = p.objective.gradient(theta)
@@ -244,28 +320,40 @@ def test_joint_fit_vmapped_images_equal_the_loop(monkeypatch):
     rng = np.random.default_rng(8)
     mask2 = np.asarray(obs.mask).copy()
     mask2[:40] = False  # a different pixel count: padded tiles
-    images = [obs, nf.Observation(image=np.asarray(obs.image) * 0.7, mask=mask2, name="b"),
-              nf.Observation(image=rng.poisson(np.asarray(obs.image)).astype(float), mask=obs.mask, name="c")]
+    images = [
+        obs,
+        nf.Observation(image=np.asarray(obs.image) * 0.7, mask=mask2, name="b"),
+        nf.Observation(image=rng.poisson(np.asarray(obs.image)).astype(float), mask=obs.mask, name="c"),
+    ]
     shared = [p for p in free if p.name in ("weight", "wavelength")]
     per = [nf.Scale(start=0.07), nf.Background()]
     p = nf.build_problem(start, images, shared, per_image=per)
     theta = jnp.asarray(p.theta0) + 0.003
     vm = p.objective.normal(theta)
-    assert _engine._canonical(tuple(p.layouts), 5) is not None and _engine._same_shapes(p.packed) and _engine._same_shapes(p.objective.refs)
+    assert (
+        _engine._canonical(tuple(p.layouts), 5) is not None
+        and _engine._same_shapes(p.packed)
+        and _engine._same_shapes(p.objective.refs)
+    )
     monkeypatch.setattr(_engine, "_canonical", lambda layouts, n: None)
     _engine.make_passes.cache_clear()
     q = nf.build_problem(start, images, shared, per_image=per)
     loop = q.objective.normal(theta)
     _engine.make_passes.cache_clear()
     for a, b in zip(vm, loop):
-        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-11, atol=1e-11 * float(np.max(np.abs(np.asarray(b)))))
+        np.testing.assert_allclose(
+            np.asarray(a), np.asarray(b), rtol=1e-11, atol=1e-11 * float(np.max(np.abs(np.asarray(b))))
+        )
 
 
 def test_background_towards_zero_converges_and_poisson_refuses_nonpositive_models():
     """Sparse data with no background: the non-negative background goes to 0 and the other
     values equal the fit without a background; a model pixel <= 0 has an infinite Poisson loss."""
     start, obs, free, truth = _demo.problem(noise=False)
-    sparse = nf.Observation(image=np.random.default_rng(9).poisson(np.maximum(np.asarray(obs.image) - 2.0, 0.0) * 0.01).astype(float), mask=obs.mask)
+    sparse = nf.Observation(
+        image=np.random.default_rng(9).poisson(np.maximum(np.asarray(obs.image) - 2.0, 0.0) * 0.01).astype(float),
+        mask=obs.mask,
+    )
     shared = [p for p in free if p.name in ("weight", "scale")]
     with_bg = nf.fit(start, sparse, shared + [nf.Background()])
     without = nf.fit(start, sparse, shared)
@@ -279,13 +367,35 @@ def test_background_towards_zero_converges_and_poisson_refuses_nonpositive_model
 
 
 SOURCE_ONLY = {
-    "sources": lambda: [nf.Weights(), nf.Wavelengths(), nf.SourceAngles(), nf.BeamDirection(), nf.Scale(), nf.Background(start=0.5)],
-    "grid": lambda: [nf.Divergence(hsteps=3, vsteps=3, dispsteps=3, round_div=False), nf.Dispersion(dispsteps=3), nf.Spectrum(), nf.Scale()],
+    "sources": lambda: [
+        nf.Weights(),
+        nf.Wavelengths(),
+        nf.SourceAngles(),
+        nf.BeamDirection(),
+        nf.Scale(),
+        nf.Background(start=0.5),
+    ],
+    "grid": lambda: [
+        nf.Divergence(hsteps=3, vsteps=3, dispsteps=3, round_div=False),
+        nf.Dispersion(dispsteps=3),
+        nf.Spectrum(),
+        nf.Scale(),
+    ],
 }
 SOURCE_EXTRA = {  # model variations the written-out adjoint must follow (on the "sources" experiment)
     "plain": [],
     "nopolar-round-dmin": ["-nopolar", "-round_xtal", "-dmin", "2.2"],
-    "gauss-thick-oversample": ["-gauss_xtal", "-oversample", "2", "-detector_thick", "100", "-detector_abs", "300", "-thicksteps", "2"],
+    "gauss-thick-oversample": [
+        "-gauss_xtal",
+        "-oversample",
+        "2",
+        "-detector_thick",
+        "100",
+        "-detector_abs",
+        "300",
+        "-thicksteps",
+        "2",
+    ],
     "kahn-degenerate-water": ["-polar", "1", "-polar_vector", "1", "0", "0", "-water", "50"],
 }
 
@@ -306,7 +416,9 @@ def test_source_adjoint_equals_the_forward_mode_pass(which, extra, tmp_path):
     exp = nbjax.experiment_from_args(args + SOURCE_EXTRA[extra], physical=True)
     params = SOURCE_ONLY[which]()
     m0 = np.asarray(nbjax.render(exp))
-    obs = nf.Observation(image=np.random.default_rng(4).poisson(m0 / m0.max() * 200 + 1.0).astype(float), mask=np.ones(m0.shape, bool))
+    obs = nf.Observation(
+        image=np.random.default_rng(4).poisson(m0 / m0.max() * 200 + 1.0).astype(float), mask=np.ones(m0.shape, bool)
+    )
     p = nf.build_problem(exp, obs, params, tile=100)  # several tiles, a padded last one
     assert _source_gradient.eligible(exp, p.layouts[0]), "these parameters must take the written-out adjoint"
     theta = jnp.asarray(p.theta0) + 0.01 * jnp.asarray(np.random.default_rng(5).standard_normal(np.size(p.theta0)))
@@ -338,7 +450,9 @@ def test_shared_lattice_tangents_match_jacfwd(extra, tmp_path):
 
     path = tmp_path / "sources.txt"
     path.write_text(SOURCES)
-    exp = nbjax.experiment_from_args(BASE + ["-sourcefile", str(path), "-mosaic", "0.3", "-mosaic_dom", "3"] + SOURCE_EXTRA[extra], physical=True)
+    exp = nbjax.experiment_from_args(
+        BASE + ["-sourcefile", str(path), "-mosaic", "0.3", "-mosaic_dom", "3"] + SOURCE_EXTRA[extra], physical=True
+    )
     params = PARAM_SETS["geometry"]()
     if exp.crystal.shape == "gauss":  # G uses a*, b*, c*: the cell then takes plain forward mode
         params = [p for p in params if not isinstance(p, nf.Cell)]
@@ -348,7 +462,9 @@ def test_shared_lattice_tangents_match_jacfwd(extra, tmp_path):
     m, J = _engine._tile_model_and_jacobian(exp, layout, tangents, theta, fpix, spix, jnp.float64)
     J_ref = jax.jacfwd(lambda th: _engine._tile_model(exp, layout, th, fpix, spix, jnp.float64))(theta)
     assert np.all(np.isfinite(np.asarray(m))) and np.all(np.isfinite(np.asarray(J)))
-    np.testing.assert_allclose(np.asarray(m), np.asarray(_engine._tile_model(exp, layout, theta, fpix, spix, jnp.float64)), rtol=1e-12, atol=0)
+    np.testing.assert_allclose(
+        np.asarray(m), np.asarray(_engine._tile_model(exp, layout, theta, fpix, spix, jnp.float64)), rtol=1e-12, atol=0
+    )
     scale = np.max(np.abs(np.asarray(J_ref)), axis=0)
     assert np.all(scale > 0)
     np.testing.assert_allclose(np.asarray(J) / scale, np.asarray(J_ref) / scale, rtol=0, atol=1e-10)

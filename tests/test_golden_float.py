@@ -7,9 +7,8 @@ line, apart from the float file's name and the time-based seed.
 
 import difflib
 
-import pytest
-
 import golden
+import pytest
 
 CASES = golden.load_cases()
 IDS = [c["id"] for c in CASES]
@@ -44,13 +43,18 @@ def test_float32_matches_c(case, tmp_path_factory):
 
 def _comparable(lines):
     skip = ("% done", "  seed:", "writing c_float.bin", "writing py_float.bin", "mmap(")
-    return [line.replace("-0.00000000", " 0.00000000") for line in lines if not any(s in line for s in skip) and "photons on noise image" not in line]
+    return [
+        line.replace("-0.00000000", " 0.00000000")
+        for line in lines
+        if not any(s in line for s in skip) and "photons on noise image" not in line
+    ]
 
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_stdout_matches_c(case, double_runs, tmp_path_factory):
     out = double_runs.get(case["id"]) or _run(case, tmp_path_factory, "double")[1]
     c_lines = (case["dir"] / "c_stdout.txt").read_text().splitlines()
-    diff = list(difflib.unified_diff(_comparable(c_lines), _comparable(out.splitlines()), "C", "nbjax", lineterm="", n=0))
+    diff = list(
+        difflib.unified_diff(_comparable(c_lines), _comparable(out.splitlines()), "C", "nbjax", lineterm="", n=0)
+    )
     assert not diff, "\n".join(diff[:20])
-

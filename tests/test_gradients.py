@@ -31,8 +31,8 @@ import pytest
 
 import nbjax
 from nbjax.io.cformat import RTD
-from nbjax.samples import pixel_samples
 from nbjax.physics.lattice import grating_sq, grating_sq_and_derivative, lattice_sq, sinc3_of_sq
+from nbjax.samples import pixel_samples
 
 RTOL = 1e-6
 
@@ -58,9 +58,34 @@ STEPS = {
 def generic_args(sourcefile):
     cell = [f"{x:g}" for x in CELL_DEG]
     misset = [f"{x:g}" for x in MISSET_DEG]
-    return ["-cell", *cell, "-misset", *misset, "-default_F", "100", "-Na", "3", "-Nb", "4", "-Nc", "5",
-            "-detpixels", "20", "-pixel", "0.5", "-distance", "40", "-lambda", "1", "-oversample", "1",
-            "-polar", "0.5", "-sourcefile", str(sourcefile)]
+    return [
+        "-cell",
+        *cell,
+        "-misset",
+        *misset,
+        "-default_F",
+        "100",
+        "-Na",
+        "3",
+        "-Nb",
+        "4",
+        "-Nc",
+        "5",
+        "-detpixels",
+        "20",
+        "-pixel",
+        "0.5",
+        "-distance",
+        "40",
+        "-lambda",
+        "1",
+        "-oversample",
+        "1",
+        "-polar",
+        "0.5",
+        "-sourcefile",
+        str(sourcefile),
+    ]
 
 
 def weights_for(shape, seed=0):
@@ -72,9 +97,13 @@ def build(exp, p):
     if "cell" in p:
         lat = nbjax.lattice_from_cell(p["cell"], p["misset"], xp=jnp)
         exp = eqx.tree_at(lambda e: (e.crystal.a, e.crystal.b, e.crystal.c), exp, (lat.a, lat.b, lat.c))
-    leaves = {"directions": lambda e: e.beam.directions, "wavelengths": lambda e: e.beam.wavelengths,
-              "distance": lambda e: e.detector.distance, "kahn": lambda e: e.beam.kahn,
-              "weights": lambda e: e.beam.weights}
+    leaves = {
+        "directions": lambda e: e.beam.directions,
+        "wavelengths": lambda e: e.beam.wavelengths,
+        "distance": lambda e: e.detector.distance,
+        "kahn": lambda e: e.beam.kahn,
+        "weights": lambda e: e.beam.weights,
+    }
     for name, where in leaves.items():
         if name in p:
             exp = eqx.tree_at(where, exp, p[name])
@@ -82,8 +111,13 @@ def build(exp, p):
 
 
 def base_params(exp, cell=None, misset=None, names=("directions", "wavelengths", "distance", "kahn")):
-    leaves = {"directions": exp.beam.directions, "wavelengths": exp.beam.wavelengths,
-              "distance": exp.detector.distance, "kahn": exp.beam.kahn, "weights": exp.beam.weights}
+    leaves = {
+        "directions": exp.beam.directions,
+        "wavelengths": exp.beam.wavelengths,
+        "distance": exp.detector.distance,
+        "kahn": exp.beam.kahn,
+        "weights": exp.beam.weights,
+    }
     p = {k: jnp.asarray(leaves[k]) for k in names}
     if cell is not None:
         p["cell"] = jnp.asarray(cell)
@@ -111,7 +145,9 @@ def assert_matches_fd(ad, fd, name, rtol=RTOL):
     scale = np.max(np.abs(fd))
     assert scale > 0, f"{name}: finite differences are all zero; the test geometry does not exercise it"
     err = np.max(np.abs(ad - fd)) / scale
-    assert err <= rtol, f"{name}: jax.grad {ad.ravel()} vs central FD {fd.ravel()}: relative error {err:.3g} > rtol {rtol:g}"
+    assert err <= rtol, (
+        f"{name}: jax.grad {ad.ravel()} vs central FD {fd.ravel()}: relative error {err:.3g} > rtol {rtol:g}"
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -206,9 +242,36 @@ def singular_args(shape):
     # gauss shapes have kinks (h - round(h) flips sign) that finite differences cannot follow.
     # MOSFLM: Fbeam = Ybeam + pixel/2 and Sbeam = Xbeam + pixel/2, so Xbeam = Ybeam = 8 pixels
     # puts the beam on the centre of pixel (8, 8).
-    return ["-cell", "100", "100", "100", "90", "90", "90", "-default_F", "100", "-N", "4",
-            "-detpixels", "16", "-pixel", "0.125", "-Xbeam", "1.0", "-Ybeam", "1.0", "-distance", "47",
-            "-lambda", "1", "-oversample", "1", "-polar", "0.5", *SHAPES[shape]]
+    return [
+        "-cell",
+        "100",
+        "100",
+        "100",
+        "90",
+        "90",
+        "90",
+        "-default_F",
+        "100",
+        "-N",
+        "4",
+        "-detpixels",
+        "16",
+        "-pixel",
+        "0.125",
+        "-Xbeam",
+        "1.0",
+        "-Ybeam",
+        "1.0",
+        "-distance",
+        "47",
+        "-lambda",
+        "1",
+        "-oversample",
+        "1",
+        "-polar",
+        "0.5",
+        *SHAPES[shape],
+    ]
 
 
 @pytest.fixture(scope="module", params=list(SHAPES))
@@ -243,7 +306,9 @@ def test_singular_pixel_is_exact(singular):
 def test_singular_gradients_finite(singular):
     shape, exp, loss, p0, grad = singular
     for name, g in grad.items():
-        assert np.all(np.isfinite(np.asarray(g))), f"{shape}: d loss / d {name} is not finite at the 2theta = 0 pixel: {g}"
+        assert np.all(np.isfinite(np.asarray(g))), (
+            f"{shape}: d loss / d {name} is not finite at the 2theta = 0 pixel: {g}"
+        )
 
 
 @pytest.mark.parametrize("name", ["directions", "wavelengths", "distance", "cell"])
@@ -297,8 +362,11 @@ def test_grating_and_sinc3_derivatives_at_zero():
     N = jnp.asarray(5.0)
     for h in (0.0, 1.0, -3.0):
         assert float(jax.grad(grating_sq)(jnp.asarray(h), N)) == 0.0
-        np.testing.assert_allclose(float(jax.grad(jax.grad(grating_sq))(jnp.asarray(h), N)),
-                                   -2.0 * np.pi**2 * 25.0 * (25.0 - 1.0) / 3.0, rtol=1e-10)
+        np.testing.assert_allclose(
+            float(jax.grad(jax.grad(grating_sq))(jnp.asarray(h), N)),
+            -2.0 * np.pi**2 * 25.0 * (25.0 - 1.0) / 3.0,
+            rtol=1e-10,
+        )
     np.testing.assert_allclose(float(jax.grad(sinc3_of_sq)(jnp.asarray(0.0))), -0.1, rtol=1e-14)
 
 
@@ -311,7 +379,9 @@ def test_grating_closed_form_derivative(N):
     grating and the ends of the reduced range; float32 stays float32 (NumPy float64 polynomial
     coefficients once promoted the single-precision lattice to float64)."""
     rng = np.random.default_rng(3)
-    d = np.concatenate([rng.uniform(-0.5, 0.5, 4000), [0.5, -0.5, 0.4999, 1.0 / N, 0.5 / N, 0.5 / N + 1e-12, 2.0 / N - 1e-13]])
+    d = np.concatenate(
+        [rng.uniform(-0.5, 0.5, 4000), [0.5, -0.5, 0.4999, 1.0 / N, 0.5 / N, 0.5 / N + 1e-12, 2.0 / N - 1e-13]]
+    )
     d = d[np.abs(d) <= 0.5]
     value, slope = grating_sq_and_derivative(jnp.asarray(d), jnp.asarray(N))
     np.testing.assert_array_equal(np.asarray(value), np.asarray(grating_sq(jnp.asarray(d), jnp.asarray(N))))
@@ -322,7 +392,9 @@ def test_grating_closed_form_derivative(N):
     np.testing.assert_allclose(np.asarray(slope)[far], expected, rtol=1e-9, atol=1e-11 * N**4)
     small = np.array([0.0, 1e-12, -3e-9, 1e-7])
     v0, s0 = grating_sq_and_derivative(jnp.asarray(small), jnp.asarray(N))
-    np.testing.assert_allclose(np.asarray(s0), -2.0 * np.pi**2 * N**2 * (N**2 - 1.0) * small / 3.0, rtol=1e-6, atol=1e-300)
+    np.testing.assert_allclose(
+        np.asarray(s0), -2.0 * np.pi**2 * N**2 * (N**2 - 1.0) * small / 3.0, rtol=1e-6, atol=1e-300
+    )
     np.testing.assert_allclose(np.asarray(v0), N**2 * (1.0 - np.pi**2 * (N**2 - 1.0) * small**2 / 3.0), rtol=1e-12)
     v32, s32 = grating_sq_and_derivative(jnp.asarray(d, jnp.float32), jnp.asarray(N, jnp.float32))
     assert v32.dtype == s32.dtype == grating_sq(jnp.asarray(d, jnp.float32), jnp.float32(N)).dtype == jnp.float32
@@ -361,13 +433,32 @@ def test_distance_gradient_with_source_just_off_axis(tmp_path):
     pixel centre, and a source tilted by 1e-103 rad makes d loss / d distance NaN for every loss."""
     src = tmp_path / "sources.txt"
     src.write_text("-10 -1e-102 0 1 1e-10\n")
-    exp = nbjax.experiment_from_args(["-denzo", "-cell", "30", "-default_F", "100", "-N", "1", "-detpixels", "10",
-                                      "-oversample", "1", "-sourcefile", str(src)])
-    g = jax.grad(lambda d: nbjax.render(eqx.tree_at(lambda e: e.detector.distance, exp, d))[0, 0])(exp.detector.distance)
+    exp = nbjax.experiment_from_args(
+        [
+            "-denzo",
+            "-cell",
+            "30",
+            "-default_F",
+            "100",
+            "-N",
+            "1",
+            "-detpixels",
+            "10",
+            "-oversample",
+            "1",
+            "-sourcefile",
+            str(src),
+        ]
+    )
+    g = jax.grad(lambda d: nbjax.render(eqx.tree_at(lambda e: e.detector.distance, exp, d))[0, 0])(
+        exp.detector.distance
+    )
     assert np.isfinite(float(g)), g
 
 
 def test_filter_grad_over_whole_experiment():
-    exp = nbjax.experiment_from_args(["-cell", "100", "-default_F", "100", "-N", "3", "-detpixels", "8", "-oversample", "1"])
+    exp = nbjax.experiment_from_args(
+        ["-cell", "100", "-default_F", "100", "-N", "3", "-detpixels", "8", "-oversample", "1"]
+    )
     g = eqx.filter_grad(lambda e: jnp.sum(nbjax.render(e)))(exp)
     assert np.isfinite(float(g.detector.distance))

@@ -17,8 +17,16 @@ from nbjax.io.floatimage import read_float_image, write_float_image
 from nbjax.io.hkl import read_hkl
 from nbjax.io.matfile import read_mat
 from nbjax.io.pgm import auto_pgm_scale, pgm_bytes, write_pgm
-from nbjax.io.smv import (SMVHeaderValues, auto_int_scale, format_smv_header, header_overflow, int_image, read_smv,
-                          value_of, write_smv)
+from nbjax.io.smv import (
+    SMVHeaderValues,
+    auto_int_scale,
+    format_smv_header,
+    header_overflow,
+    int_image,
+    read_smv,
+    value_of,
+    write_smv,
+)
 from nbjax.io.sourcefile import read_source_file
 
 GOLDEN = Path(__file__).parent / "data" / "c_golden"
@@ -46,6 +54,7 @@ def _c_rmsd(image: np.ndarray) -> float:
 
 # ----------------------------------------------------------------------------- float, int, PGM
 
+
 def test_float_image_round_trip(tmp_path):
     image = np.arange(12, dtype=np.float32).reshape(3, 4) / 7
     write_float_image(tmp_path / "f.bin", image)
@@ -58,10 +67,15 @@ def test_float_image_round_trip(tmp_path):
         read_float_image(tmp_path / "missing.bin")
 
 
-@pytest.mark.parametrize("case, scale, adc", [
-    ("io-int-pgm-noise", None, 40.0), ("io-scale-adc", 2000.0, 10.0),
-    ("io-xds-header", None, 40.0), ("quirk-distance-ratio-twotheta", None, 40.0),
-])
+@pytest.mark.parametrize(
+    "case, scale, adc",
+    [
+        ("io-int-pgm-noise", None, 40.0),
+        ("io-scale-adc", 2000.0, 10.0),
+        ("io-xds-header", None, 40.0),
+        ("quirk-distance-ratio-twotheta", None, 40.0),
+    ],
+)
 def test_int_image_matches_c(case, scale, adc):
     image = _float_image(case)
     if scale is None:
@@ -102,20 +116,62 @@ def test_pgm_rules():
 
 HEADERS = {
     "io-int-pgm-noise": SMVHeaderValues(
-        fpixels=64, spixels=64, pixel_size_m=0.0001, distance_m=0.1, lambda0_m=1e-10,
-        Xbeam_m=0.00325, Ybeam_m=0.00325, Fbeam_m=0.0033, Sbeam_m=0.0033, detsize_s_m=0.0064,
-        dials_origin_mm=(-3.3, 3.3, -100.0), ORGX=33.5, ORGY=33.5, close_distance_m=0.1,
-        phi0_rad=0.0, osc_rad=0.0, twotheta_rad=0.0),
+        fpixels=64,
+        spixels=64,
+        pixel_size_m=0.0001,
+        distance_m=0.1,
+        lambda0_m=1e-10,
+        Xbeam_m=0.00325,
+        Ybeam_m=0.00325,
+        Fbeam_m=0.0033,
+        Sbeam_m=0.0033,
+        detsize_s_m=0.0064,
+        dials_origin_mm=(-3.3, 3.3, -100.0),
+        ORGX=33.5,
+        ORGY=33.5,
+        close_distance_m=0.1,
+        phi0_rad=0.0,
+        osc_rad=0.0,
+        twotheta_rad=0.0,
+    ),
     "io-xds-header": SMVHeaderValues(
-        fpixels=80, spixels=64, pixel_size_m=0.0001, distance_m=0.1, lambda0_m=1e-10,
-        Xbeam_m=0.00295, Ybeam_m=0.00345, Fbeam_m=0.00295, Sbeam_m=0.01216557, detsize_s_m=0.0064,
-        dials_origin_mm=(99.3188, -12.1524, 2.95), ORGX=30.0, ORGY=35.0, close_distance_m=0.1,
-        phi0_rad=2 / RTD, osc_rad=1 / RTD, twotheta_rad=5 / RTD),
+        fpixels=80,
+        spixels=64,
+        pixel_size_m=0.0001,
+        distance_m=0.1,
+        lambda0_m=1e-10,
+        Xbeam_m=0.00295,
+        Ybeam_m=0.00345,
+        Fbeam_m=0.00295,
+        Sbeam_m=0.01216557,
+        detsize_s_m=0.0064,
+        dials_origin_mm=(99.3188, -12.1524, 2.95),
+        ORGX=30.0,
+        ORGY=35.0,
+        close_distance_m=0.1,
+        phi0_rad=2 / RTD,
+        osc_rad=1 / RTD,
+        twotheta_rad=5 / RTD,
+    ),
     "quirk-distance-ratio-twotheta": SMVHeaderValues(
-        fpixels=96, spixels=96, pixel_size_m=0.0001, distance_m=0.149429, lambda0_m=1e-10,
-        Xbeam_m=0.00485, Ybeam_m=0.00485, Fbeam_m=0.00480126, Sbeam_m=0.00494975, detsize_s_m=0.0096,
-        dials_origin_mm=(-4.82556, 4.95551, -149.579), ORGX=-209.981, ORGY=180.234,
-        close_distance_m=0.147159, phi0_rad=0.0, osc_rad=0.0, twotheta_rad=5 / RTD),
+        fpixels=96,
+        spixels=96,
+        pixel_size_m=0.0001,
+        distance_m=0.149429,
+        lambda0_m=1e-10,
+        Xbeam_m=0.00485,
+        Ybeam_m=0.00485,
+        Fbeam_m=0.00480126,
+        Sbeam_m=0.00494975,
+        detsize_s_m=0.0096,
+        dials_origin_mm=(-4.82556, 4.95551, -149.579),
+        ORGX=-209.981,
+        ORGY=180.234,
+        close_distance_m=0.147159,
+        phi0_rad=0.0,
+        osc_rad=0.0,
+        twotheta_rad=5 / RTD,
+    ),
 }
 
 
@@ -134,8 +190,17 @@ def test_smv_header_denzo_signed_zero():
     assert b"DENZO_X_BEAM=-0;" in format_smv_header(zero_beam)
     assert b"DENZO_X_BEAM=0;" in format_smv_header(zero_beam, noise_image=True)
     # extreme values: C writes the longer text whole (HEADER_BYTES still says 512), and so do we
-    huge = replace(values, dials_origin_mm=(-1.23456e300,) * 3, ORGX=-1.5e-300, ORGY=-1.5e-300,
-                   Xbeam_m=-1.5e300, Ybeam_m=-1.5e300, Fbeam_m=-1.5e300, Sbeam_m=-1.5e300, phi0_rad=-1.5e300)
+    huge = replace(
+        values,
+        dials_origin_mm=(-1.23456e300,) * 3,
+        ORGX=-1.5e-300,
+        ORGY=-1.5e-300,
+        Xbeam_m=-1.5e300,
+        Ybeam_m=-1.5e300,
+        Fbeam_m=-1.5e300,
+        Sbeam_m=-1.5e300,
+        phi0_rad=-1.5e300,
+    )
     text = format_smv_header(huge)
     assert len(text) > 512 and text.endswith(b"}\f") and header_overflow(huge) == len(text) - 512
     assert header_overflow(values) == 0
@@ -147,8 +212,13 @@ def test_read_smv_golden_inputs():
     expected = np.ones((64, 72), dtype=np.uint16)
     expected[5:20, 10:30] = 0
     assert np.array_equal(mask.data, expected)
-    assert [mask.value(k) for k in ("PIXEL_SIZE", "DISTANCE", "WAVELENGTH", "BEAM_CENTER_X", "BEAM_CENTER_Y")] \
-        == [0.12, 110.0, 1.1, 4.0, 3.5]
+    assert [mask.value(k) for k in ("PIXEL_SIZE", "DISTANCE", "WAVELENGTH", "BEAM_CENTER_X", "BEAM_CENTER_Y")] == [
+        0.12,
+        110.0,
+        1.1,
+        4.0,
+        3.5,
+    ]
     assert math.isnan(mask.value("CLOSE_DISTANCE")) and math.isnan(mask.value("ORGX"))
 
     img = read_smv(GOLDEN / "img-header" / "in.img")
@@ -262,7 +332,7 @@ def test_fdump_round_trip(tmp_path):
     write_fdump(tmp_path / "Fdump.bin", grid)
     back = read_fdump(tmp_path / "Fdump.bin")
     assert (back.h_min, back.h_max, back.k_min, back.k_max, back.l_min, back.l_max) == (-6, 6, -6, 6, -6, 6)
-    assert np.array_equal(back.F, grid.F) and back.hkls == 13 ** 3
+    assert np.array_equal(back.F, grid.F) and back.hkls == 13**3
     assert (tmp_path / "Fdump.bin").read_bytes().startswith(b"-6 6 -6 6 -6 6\n\f")
 
 
@@ -283,15 +353,18 @@ def test_fdump_errors(tmp_path):
         read_fdump(tmp_path / "b.bin")
 
 
-@pytest.mark.parametrize("text, match", [
-    ("# h k l F\n0 0 0 1\n", r"line 1: '#' is not a number"),
-    ("0 0 0 1\n1 0 0 x\n", r"line 2: 'x' is not a number"),
-    ("0 0 0 1\n1 0 0\n", r"line 2: expected h k l F, found 3"),
-    ("0 0 0 nan\n", r"line 1: 'nan' is not a finite"),
-    ("\n\n", r"not enough HKL indices"),
-    ("0 0 0 1\n0 5e9 0 1\n", r"line 2: k = 5e\+09 does not fit a C int"),
-    ("0 0 0 1\n0 100000 0 1\n-100000 0 0 1\n", r"too large"),
-])
+@pytest.mark.parametrize(
+    "text, match",
+    [
+        ("# h k l F\n0 0 0 1\n", r"line 1: '#' is not a number"),
+        ("0 0 0 1\n1 0 0 x\n", r"line 2: 'x' is not a number"),
+        ("0 0 0 1\n1 0 0\n", r"line 2: expected h k l F, found 3"),
+        ("0 0 0 nan\n", r"line 1: 'nan' is not a finite"),
+        ("\n\n", r"not enough HKL indices"),
+        ("0 0 0 1\n0 5e9 0 1\n", r"line 2: k = 5e\+09 does not fit a C int"),
+        ("0 0 0 1\n0 100000 0 1\n-100000 0 0 1\n", r"too large"),
+    ],
+)
 def test_hkl_bad_inputs(text, match, tmp_path):
     (tmp_path / "bad.hkl").write_text(text)
     with pytest.raises(NBError, match=match):
@@ -318,7 +391,6 @@ def test_hkl_five_columns_and_non_integer_warnings(tmp_path):
     assert (frac.h_min, frac.h_max) == (-1, 1) and frac.F[2, 0, 0] == 50  # index int(1.5) = 1
 
 
-
 def _expected_grid(entries, default_F=0.0):
     """The C grid built entry by entry in plain Python (later duplicates win)."""
     h, k, l = (np.array([e[i] for e in entries]) for i in range(3))
@@ -341,7 +413,9 @@ def test_hkl_large_well_formed_file_matches_entry_by_entry_grid(newline, sep, tm
     spell = [repr, lambda x: "%.3e" % x, lambda x: "%+.2f" % x, lambda x: "%G" % x]
     lines = []
     for i, ((h, k, l), f) in enumerate(zip(hkl.tolist(), F.tolist())):
-        lines.append(sep.join([f"{h:+d}" if i % 3 else f"{h}", f"{k:03d}" if k >= 0 else str(k), str(l), spell[i % 4](f)]))
+        lines.append(
+            sep.join([f"{h:+d}" if i % 3 else f"{h}", f"{k:03d}" if k >= 0 else str(k), str(l), spell[i % 4](f)])
+        )
         if i % 1000 == 0:
             lines.append("")
     (tmp_path / "big.hkl").write_bytes((newline.join(lines) + newline).encode())
@@ -351,7 +425,6 @@ def test_hkl_large_well_formed_file_matches_entry_by_entry_grid(newline, sep, tm
     assert grid.warnings == () and grid.hkls == n
     assert (grid.h_min, grid.h_max) == (hkl[:, 0].min(), hkl[:, 0].max())
     assert np.array_equal(grid.F, _expected_grid(entries, 3.5))
-
 
 
 def test_hkl_validator_runs_only_for_anomalous_files(tmp_path, monkeypatch):
@@ -370,12 +443,16 @@ def test_hkl_validator_runs_only_for_anomalous_files(tmp_path, monkeypatch):
         read_hkl(tmp_path / f"{name}.hkl")
     assert calls == [tmp_path / f"{name}.hkl" for name in ("frac", "wide", "tab")]
 
-@pytest.mark.parametrize("bad_line, match", [
-    ("1 2 3 x", r"line 2002: 'x' is not a number"),
-    ("1 2 3", r"line 2002: expected h k l F, found 3"),
-    ("1 2 3 1e999", r"line 2002: '1e999' is not a finite"),
-    ("1 2 3000000000 4", r"line 2002: l = 3e\+09 does not fit a C int"),
-])
+
+@pytest.mark.parametrize(
+    "bad_line, match",
+    [
+        ("1 2 3 x", r"line 2002: 'x' is not a number"),
+        ("1 2 3", r"line 2002: expected h k l F, found 3"),
+        ("1 2 3 1e999", r"line 2002: '1e999' is not a finite"),
+        ("1 2 3000000000 4", r"line 2002: l = 3e\+09 does not fit a C int"),
+    ],
+)
 def test_hkl_error_deep_in_a_large_file_names_its_line(bad_line, match, tmp_path):
     good = "".join(f"{i % 7} {i % 5} {i % 3} {i}.5\n" for i in range(2000))
     (tmp_path / "bad.hkl").write_text(good + "\n" + bad_line + "\n" + good)
@@ -397,7 +474,9 @@ def test_hkl_binary_file_error_is_one_escaped_truncated_line(tmp_path):
     with pytest.raises(NBError) as err:
         read_hkl(tmp_path / "Fdump.bin")
     message = str(err.value)
-    assert message.startswith(f"{tmp_path / 'Fdump.bin'} line 2: '\\x00\\x01") and message.endswith("...' is not a number")
+    assert message.startswith(f"{tmp_path / 'Fdump.bin'} line 2: '\\x00\\x01") and message.endswith(
+        "...' is not a number"
+    )
     quoted = message.split("'")[1]
     assert quoted.isascii() and quoted.isprintable() and len(quoted) <= 4 * 40 + 3
     assert len(message.splitlines()) == 1
@@ -405,8 +484,7 @@ def test_hkl_binary_file_error_is_one_escaped_truncated_line(tmp_path):
 
 # ----------------------------------------------------------------------------- source and matrix files
 
-SOURCE_CASES = ["src-weights-seed", "src-weights-equal", "src-lambda-column", "src-xyz-only",
-                "src-along-beam-mosflm"]
+SOURCE_CASES = ["src-weights-seed", "src-weights-equal", "src-lambda-column", "src-xyz-only", "src-along-beam-mosflm"]
 
 
 @pytest.mark.parametrize("case", SOURCE_CASES)
@@ -416,12 +494,13 @@ def test_source_file_matches_c_source_list(case):
     lambda0 = float(args[args.index("-lambda") + 1]) * 1e-10
     defaults = [-10.0 * 1.0, -10.0 * 0.0, -10.0 * 0.0, 1.0, lambda0]  # MOSFLM beam (1,0,0)
     filled = [[d if math.isnan(v) else v for v, d in zip(row, defaults)] for row in rows]
-    printed = [f"{cformat_g(x)} {cformat_g(y)} {cformat_g(z)}   {cformat_g(i)} {cformat_g(w)}"
-               for x, y, z, i, w in filled]
+    printed = [
+        f"{cformat_g(x)} {cformat_g(y)} {cformat_g(z)}   {cformat_g(i)} {cformat_g(w)}" for x, y, z, i, w in filled
+    ]
     out = _stdout(case).splitlines()
     start = next(n for n, line in enumerate(out) if re.match(r"  created a total of \d+ sources:", line))
     assert int(out[start].split()[4]) == len(rows)
-    assert out[start + 1:start + 1 + len(rows)] == printed
+    assert out[start + 1 : start + 1 + len(rows)] == printed
 
 
 def test_source_file_columns_and_delimiters(tmp_path):
@@ -432,19 +511,22 @@ def test_source_file_columns_and_delimiters(tmp_path):
     assert rows[1, :3].tolist() == [-1.0, 0.1, 0.0] and np.isnan(rows[1, 3:]).all()
 
 
-@pytest.mark.parametrize("content, match", [
-    (b"# X Y Z I lambda\n-1 0 0 1 1e-10\n", r"line 1: '#' is not a number"),
-    (b"-1 0 0 1 1e-10\n-1 zero 0\n", r"line 2: 'zero' is not a number"),
-    (b"-1 0 0\r\n", r"line 1: the C program reads this line as -1 0 0 0 0"),
-    (b"-1 0 0 1 1e-10\n-1 0 0", r"line 2: the C program reads this line as -1 0 0 0 0"),
-    (b"-1 0 0 1 1e-10\n\r\n", r"line 2: the C program reads this line as 0 0 0 0 0"),
-    (b"-1 0 0 1 0\n", r"line 1: wavelength 0 m must be positive"),
-    (b"-1 0 0 1 -1e-10\n", r"line 1: wavelength -1e-10 m must be positive"),
-    (b"-1 0 inf\n", r"line 1: 'inf' is not a finite number"),
-    (b"-1 nan 0\n", r"line 1: 'nan' is not a finite number"),
-    (b"0 0 0 1 1e-10\n", r"line 1: source position 0 0 0 has no direction"),
-    (b"\n , \n", r"no sources"),
-])
+@pytest.mark.parametrize(
+    "content, match",
+    [
+        (b"# X Y Z I lambda\n-1 0 0 1 1e-10\n", r"line 1: '#' is not a number"),
+        (b"-1 0 0 1 1e-10\n-1 zero 0\n", r"line 2: 'zero' is not a number"),
+        (b"-1 0 0\r\n", r"line 1: the C program reads this line as -1 0 0 0 0"),
+        (b"-1 0 0 1 1e-10\n-1 0 0", r"line 2: the C program reads this line as -1 0 0 0 0"),
+        (b"-1 0 0 1 1e-10\n\r\n", r"line 2: the C program reads this line as 0 0 0 0 0"),
+        (b"-1 0 0 1 0\n", r"line 1: wavelength 0 m must be positive"),
+        (b"-1 0 0 1 -1e-10\n", r"line 1: wavelength -1e-10 m must be positive"),
+        (b"-1 0 inf\n", r"line 1: 'inf' is not a finite number"),
+        (b"-1 nan 0\n", r"line 1: 'nan' is not a finite number"),
+        (b"0 0 0 1 1e-10\n", r"line 1: source position 0 0 0 has no direction"),
+        (b"\n , \n", r"no sources"),
+    ],
+)
 def test_source_file_bad_inputs(content, match, tmp_path):
     (tmp_path / "s.txt").write_bytes(content)
     with pytest.raises(NBError, match=match):
@@ -462,7 +544,8 @@ def test_mat_file_matches_c_reciprocal_vectors(tmp_path):
 
     (tmp_path / "mosflm.mat").write_text(
         " -0.01 0.002 0.003\n 0.004 -0.005 0.006\n 0.007 0.008 -0.009\n 0.0 0.0 0.0\n"
-        " 1 0 0\n 0 1 0\n 0 0 1\n 79.1 79.1 38.2 90 90 90\n SYMM P43212\n")
+        " 1 0 0\n 0 1 0\n 0 0 1\n 79.1 79.1 38.2 90 90 90\n SYMM P43212\n"
+    )
     assert read_mat(tmp_path / "mosflm.mat")[2, 2] == -0.009
     (tmp_path / "short.mat").write_text("1 2 3\n4 5 6\n7 8\n")
     with pytest.raises(NBError, match="found 8"):

@@ -67,7 +67,10 @@ def test_physical_equals_c_decomposition_float64(case, tmp_path, monkeypatch):
     assert image.shape == expected.shape
     assert expected.max() > 0 and np.all(np.isfinite(image))
     excess = np.abs(image - expected) - C_ROUNDING * bound
-    assert excess.max() <= DOUBLE_REL * np.abs(expected).max(), (excess.max() / np.abs(expected).max(), np.unravel_index(np.argmax(excess), excess.shape))
+    assert excess.max() <= DOUBLE_REL * np.abs(expected).max(), (
+        excess.max() / np.abs(expected).max(),
+        np.unravel_index(np.argmax(excess), excess.shape),
+    )
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c["id"] for c in CASES])
@@ -89,6 +92,7 @@ def test_c_compatible_mode_is_not_the_decomposition(case, tmp_path, monkeypatch)
 def test_cases_cover_the_decompositions():
     """Each kind of decomposition is present: weighted sources (3+ with unequal weights and
     wavelengths), oversample 2 and 3, sensor layers, phi steps, and sources with oversampling."""
+
     def flags(case):
         return case["args"]
 

@@ -15,8 +15,12 @@ from nbjax.io.cformat import RTD
 from nbjax.rng import CRandom, gammln, mosaic_umats, random_misset, umat2misset
 
 RAN1_SEED_M7 = [  # (value, seed after the call) for the stream started with seed -7
-    ("0.1228365", 1566100122), ("0.428469986", 1885172822), ("0.643754244", 125891516),
-    ("0.467895657", 587317117), ("0.688501418", 1203943807), ("0.0538873039", 1092642215),
+    ("0.1228365", 1566100122),
+    ("0.428469986", 1885172822),
+    ("0.643754244", 125891516),
+    ("0.467895657", 587317117),
+    ("0.688501418", 1203943807),
+    ("0.0538873039", 1092642215),
 ]
 
 C_MISSET_DEG = {  # -misset_seed as typed -> the binary's printed "%f %f %f" angles

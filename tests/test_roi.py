@@ -37,5 +37,3 @@ def test_bounds_are_cs_loop_limits():
     assert Roi.clip((2, 4, 1, 3), SHAPE).bounds == (2, 4, 1, 3)
     assert Roi.clip((-5, 40, -1, 40), SHAPE).bounds == (0, 6, 0, 4)
     assert Roi.clip(None, SHAPE).bounds == (0, 6, 0, 4)
-
-

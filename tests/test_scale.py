@@ -21,8 +21,33 @@ import nbjax
 from nbjax.errors import NBError
 
 ROOT = Path(__file__).resolve().parent.parent
-ARGS = ["-cell", "70", "80", "90", "75", "85", "95", "-default_F", "100", "-N", "5", "-detpixels", "48", "-misset", "10", "20", "30",
-        "-phi", "0", "-osc", "2", "-phisteps", "3", "-oversample", "2"]
+ARGS = [
+    "-cell",
+    "70",
+    "80",
+    "90",
+    "75",
+    "85",
+    "95",
+    "-default_F",
+    "100",
+    "-N",
+    "5",
+    "-detpixels",
+    "48",
+    "-misset",
+    "10",
+    "20",
+    "30",
+    "-phi",
+    "0",
+    "-osc",
+    "2",
+    "-phisteps",
+    "3",
+    "-oversample",
+    "2",
+]
 
 
 def _variants(exp, n):
@@ -63,14 +88,29 @@ def test_stack_refuses_different_static_shapes():
 
 
 def test_devices_flag_refuses_more_than_available(tmp_path):
-    from nbjax.cli.main import run
     import io
 
+    from nbjax.cli.main import run
+
     with pytest.raises(NBError, match="-devices: 64 requested"):
-        run(ARGS + ["-devices", "64", "-floatfile", str(tmp_path / "f.bin"), "-nonoise", "-nopgm", "-intfile", str(tmp_path / "i.img")], out=io.StringIO(), err=io.StringIO())
+        run(
+            ARGS
+            + [
+                "-devices",
+                "64",
+                "-floatfile",
+                str(tmp_path / "f.bin"),
+                "-nonoise",
+                "-nopgm",
+                "-intfile",
+                str(tmp_path / "i.img"),
+            ],
+            out=io.StringIO(),
+            err=io.StringIO(),
+        )
 
 
-CHILD = textwrap.dedent('''
+CHILD = textwrap.dedent("""
     import io, json, os, sys, warnings
     import jax
     jax.config.update("jax_enable_x64", True)
@@ -98,13 +138,19 @@ CHILD = textwrap.dedent('''
     f1, f4 = (np.fromfile(os.path.join(folder, f"f{n}.bin"), dtype="<f4") for n in ("1", "4"))
     out["cli"] = [float(np.max(np.abs(f1 - f4))), float(f1.max())]
     print(json.dumps(out))
-''')
+""")
 
 
 def test_four_devices_give_the_one_device_images(tmp_path):
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu")
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "src"), env.get("PYTHONPATH")]))
-    proc = subprocess.run([sys.executable, "-c", CHILD, json.dumps(ARGS), str(tmp_path)], capture_output=True, text=True, env=env, timeout=900)
+    proc = subprocess.run(
+        [sys.executable, "-c", CHILD, json.dumps(ARGS), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     r = json.loads(proc.stdout.strip().splitlines()[-1])
     assert r["devices"] == 4

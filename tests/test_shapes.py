@@ -14,7 +14,7 @@ import pytest
 pytest.importorskip("beartype")
 ROOT = Path(__file__).resolve().parent.parent
 
-CHILD = '''
+CHILD = """
 import warnings
 warnings.simplefilter("ignore")
 import jax
@@ -41,7 +41,7 @@ try:
 except Exception as exc:  # a mismatched pixel list must be caught by the shape check
     print("caught", type(exc).__name__)
 print("ok")
-'''
+"""
 
 
 def test_annotated_shapes_hold_at_run_time():

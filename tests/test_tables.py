@@ -63,7 +63,23 @@ def test_backend_without_float64_is_refused_in_one_line(monkeypatch, tmp_path, c
     assert "\n" not in str(info.value) and "JAX_PLATFORMS=cpu" in str(info.value)
     out_file = tmp_path / "x.bin"
     with pytest.raises(SystemExit) as code:
-        main(["-default_F", "1", "-cell", "100", "100", "100", "90", "90", "90", "-detpixels", "8", "-floatfile", str(out_file)])
+        main(
+            [
+                "-default_F",
+                "1",
+                "-cell",
+                "100",
+                "100",
+                "100",
+                "90",
+                "90",
+                "90",
+                "-detpixels",
+                "8",
+                "-floatfile",
+                str(out_file),
+            ]
+        )
     err = capsys.readouterr().err
     assert code.value.code != 0 and "no float64" in err and len(err.strip().splitlines()) == 1
     assert not out_file.exists()

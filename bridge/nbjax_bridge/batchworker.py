@@ -51,8 +51,13 @@ class BatchWorker:
 
     def _start(self) -> None:
         try:
-            self.proc = subprocess.Popen(self.cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                         stderr=subprocess.DEVNULL, start_new_session=True)
+            self.proc = subprocess.Popen(
+                self.cmd,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
         except OSError as exc:
             raise UsageError(f"cannot start {self.cmd[0]}: {exc.strerror or exc}")
         self.lines, self.buffer = 0, b""
@@ -69,8 +74,10 @@ class BatchWorker:
         """Run one case: (exit status, negative for a signal; timed out)."""
         if self.proc is None or self.proc.poll() is not None:
             self._start()
-        request = (f"cd {shlex.quote(str(run_dir))}\n"
-                   f"{shlex.join(['nbjax', *argv])} >{shlex.quote(str(out))} 2>{shlex.quote(str(err))}\n")
+        request = (
+            f"cd {shlex.quote(str(run_dir))}\n"
+            f"{shlex.join(['nbjax', *argv])} >{shlex.quote(str(out))} 2>{shlex.quote(str(err))}\n"
+        )
         self.lines += 2
         number = self.lines
         deadline = None if timeout is None else time.monotonic() + timeout

@@ -22,7 +22,7 @@ import json
 import shlex
 import shutil
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from . import exitcodes, png, provenance, runners
@@ -37,7 +37,7 @@ MAX_EXTRA_BYTES = 64 << 20
 
 
 def utc_stamp(now: datetime | None = None) -> str:
-    return (now or datetime.now(timezone.utc)).strftime("%Y%m%dT%H%M%SZ")
+    return (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
 
 
 def check_topic(topic: str | None) -> None:
@@ -88,8 +88,12 @@ def _write_side(bdir: Path, res: runners.RunResult, local_inputs: set[str]) -> d
         (dest / "status.json").write_text(json.dumps(status, indent=2) + "\n")
         extra = dest / "outputs"
         for p in sorted(res.cwd.iterdir()) if res.cwd.is_dir() else []:
-            if p.is_file() and p.name not in local_inputs and p != res.float_path \
-                    and p.stat().st_size <= MAX_EXTRA_BYTES:
+            if (
+                p.is_file()
+                and p.name not in local_inputs
+                and p != res.float_path
+                and p.stat().st_size <= MAX_EXTRA_BYTES
+            ):
                 extra.mkdir(exist_ok=True)
                 _copy(p, extra / p.name)
         files["fault_dir"] = fault
@@ -118,44 +122,65 @@ def _commands_txt(cmp: Comparison, bridge_argv: list[str], pytest_info: dict | N
     if not cmp.prepared.inputs:
         lines.append("(none)")
     for res in (cmp.c, cmp.py):
-        lines += ["", f"## {res.label} (temporary folder, removed afterwards)", f"cd {shlex.quote(str(res.cwd))}",
-                  provenance.shell_line(res.cmd),
-                  f"# exit {res.returncode}  status {res.status}  ({res.describe()})  "
-                  f"{res.elapsed_s:.3f} s"]
+        lines += [
+            "",
+            f"## {res.label} (temporary folder, removed afterwards)",
+            f"cd {shlex.quote(str(res.cwd))}",
+            provenance.shell_line(res.cmd),
+            f"# exit {res.returncode}  status {res.status}  ({res.describe()})  {res.elapsed_s:.3f} s",
+        ]
     if pytest_info:
-        lines += ["", "## pytest", f"cd {shlex.quote(pytest_info['cwd'])}",
-                  provenance.shell_line(pytest_info["cmd"]),
-                  f"# exit {pytest_info['returncode']}  {pytest_info['elapsed_s']:.1f} s"
-                  + ("  (timed out)" if pytest_info["timed_out"] else "")]
+        lines += [
+            "",
+            "## pytest",
+            f"cd {shlex.quote(pytest_info['cwd'])}",
+            provenance.shell_line(pytest_info["cmd"]),
+            f"# exit {pytest_info['returncode']}  {pytest_info['elapsed_s']:.1f} s"
+            + ("  (timed out)" if pytest_info["timed_out"] else ""),
+        ]
     return "\n".join(lines) + "\n"
 
 
-def _notes_md(cmp: Comparison, bdir: Path, sides: dict, pytest_info: dict | None,
-              previews: list[str], topic: str | None) -> str:
+def _notes_md(
+    cmp: Comparison, bdir: Path, sides: dict, pytest_info: dict | None, previews: list[str], topic: str | None
+) -> str:
     o = cmp.outcome
-    L = [f"# Parity bundle: {topic or bdir.name}", "",
-         f"- created: {bdir.name} (UTC)",
-         f"- verdict: **{o.verdict}**",
-         f"- exit code: {o.exit_code} ({exitcodes.MEANING.get(o.exit_code, '?')})", "",
-         "## Arguments", "", "```", shlex.join(cmp.args), "```", "",
-         f"Run as (in a temporary folder per program): `{shlex.join(cmp.prepared.argv)}`", ""]
+    L = [
+        f"# Parity bundle: {topic or bdir.name}",
+        "",
+        f"- created: {bdir.name} (UTC)",
+        f"- verdict: **{o.verdict}**",
+        f"- exit code: {o.exit_code} ({exitcodes.MEANING.get(o.exit_code, '?')})",
+        "",
+        "## Arguments",
+        "",
+        "```",
+        shlex.join(cmp.args),
+        "```",
+        "",
+        f"Run as (in a temporary folder per program): `{shlex.join(cmp.prepared.argv)}`",
+        "",
+    ]
     if cmp.prepared.user_floatfile:
-        L += [f"The `-floatfile {cmp.prepared.user_floatfile}` given in ARGS was replaced; the float "
-              f"image is captured as `{cmp.prepared.float_name}`.", ""]
-    L += ["## Programs", "", "| side | command | file | sha256 | status | time (s) |",
-          "|---|---|---|---|---|---|"]
+        L += [
+            f"The `-floatfile {cmp.prepared.user_floatfile}` given in ARGS was replaced; the float "
+            f"image is captured as `{cmp.prepared.float_name}`.",
+            "",
+        ]
+    L += ["## Programs", "", "| side | command | file | sha256 | status | time (s) |", "|---|---|---|---|---|---|"]
     for runner, res in ((cmp.options.c, cmp.c), (cmp.options.py, cmp.py)):
         for k, item in enumerate(provenance.describe_command(runner.cmd)):
             first = k == 0
-            L.append(f"| {runner.label if first else ''} | {('`' + runner.display + '`') if first else ''} "
-                     f"| {item['role']}: `{item['path']}` | `{item['sha256']}` "
-                     f"| {res.describe() if first else ''} | {f'{res.elapsed_s:.3f}' if first else ''} |")
+            L.append(
+                f"| {runner.label if first else ''} | {('`' + runner.display + '`') if first else ''} "
+                f"| {item['role']}: `{item['path']}` | `{item['sha256']}` "
+                f"| {res.describe() if first else ''} | {f'{res.elapsed_s:.3f}' if first else ''} |"
+            )
     L += ["", "## Inputs (fixture.sha256)", ""]
     L += [f"- `{inp.given}` ({inp.flag})" for inp in cmp.prepared.inputs] or ["- none"]
     L += ["", "## Lint", ""]
     if has_errors(cmp.findings):
-        L += ["**C will fail on this input** (error findings below: C exits, crashes or writes a "
-              "NaN image).", ""]
+        L += ["**C will fail on this input** (error findings below: C exits, crashes or writes a NaN image).", ""]
     L += [f"- {f.severity} `{f.code}`: {f.message}" for f in cmp.findings] or ["- no findings"]
     L += ["", "## Metrics vs thresholds", ""]
     if o.metrics:
@@ -164,14 +189,20 @@ def _notes_md(cmp: Comparison, bdir: Path, sides: dict, pytest_info: dict | None
         for name, value, req, ok in o.checks:
             L.append(f"| {name} | {fmt(value, '.8g')} | {req} | {'pass' if ok else 'FAIL'} |")
         pk = m["peaks"]
-        L += ["", "| other | value |", "|---|---|",
-              f"| sum C | {fmt(m['sum_c'], '.10g')} |", f"| sum nbjax | {fmt(m['sum_py'], '.10g')} |",
-              f"| sum ratio | {fmt(m['sum_ratio'], '.8f')} |", f"| rmse | {fmt(m['rmse'])} |",
-              f"| max abs diff | {fmt(m['max_abs_diff'])} |",
-              f"| max rel diff (vs max abs C) | {fmt(m['max_rel_diff'])} |",
-              f"| non-finite C / nbjax | {m['nonfinite_c']} / {m['nonfinite_py']} |",
-              f"| peaks matched (top {max(pk['n_c'], pk['n_py'])}, gate {pk['gate']} px) | "
-              f"{pk['matched']}/{pk['n_c']}, median distance {fmt(pk['median_distance'], '.3f')} px |"]
+        L += [
+            "",
+            "| other | value |",
+            "|---|---|",
+            f"| sum C | {fmt(m['sum_c'], '.10g')} |",
+            f"| sum nbjax | {fmt(m['sum_py'], '.10g')} |",
+            f"| sum ratio | {fmt(m['sum_ratio'], '.8f')} |",
+            f"| rmse | {fmt(m['rmse'])} |",
+            f"| max abs diff | {fmt(m['max_abs_diff'])} |",
+            f"| max rel diff (vs max abs C) | {fmt(m['max_rel_diff'])} |",
+            f"| non-finite C / nbjax | {m['nonfinite_c']} / {m['nonfinite_py']} |",
+            f"| peaks matched (top {max(pk['n_c'], pk['n_py'])}, gate {pk['gate']} px) | "
+            f"{pk['matched']}/{pk['n_c']}, median distance {fmt(pk['median_distance'], '.3f')} px |",
+        ]
         if o.shape:
             L.append(f"| shape (fpixels x spixels) | {o.shape[0]}x{o.shape[1]} ({o.shape_source}) |")
         if m.get("roi"):
@@ -189,9 +220,15 @@ def _notes_md(cmp: Comparison, bdir: Path, sides: dict, pytest_info: dict | None
     L += ["", "## Anomalies", ""]
     L += [f"- {a}" for a in o.anomalies] or ["- none"]
     if pytest_info:
-        L += ["", "## Pytest", "", f"`{shlex.join(pytest_info['cmd'])}` exited "
-              f"{pytest_info['returncode']}" + (" (timed out)" if pytest_info["timed_out"] else "")
-              + "; log in `pytest.log`."]
+        L += [
+            "",
+            "## Pytest",
+            "",
+            f"`{shlex.join(pytest_info['cmd'])}` exited "
+            f"{pytest_info['returncode']}"
+            + (" (timed out)" if pytest_info["timed_out"] else "")
+            + "; log in `pytest.log`.",
+        ]
     L += ["", "## Files", ""]
     L += [f"- `{p.relative_to(bdir)}`" for p in sorted(bdir.rglob("*")) if p.is_file()]
     L.append("- `notes.md`")
@@ -201,13 +238,24 @@ def _notes_md(cmp: Comparison, bdir: Path, sides: dict, pytest_info: dict | None
 def run_pytest(selectors: list[str], bdir: Path, timeout: float | None) -> dict:
     cmd = [sys.executable, "-m", "pytest", *selectors]
     rc, timed_out, secs = runners.run_logged(cmd, Path.cwd(), bdir / "pytest.log", timeout)
-    return {"cmd": cmd, "cwd": str(Path.cwd()), "returncode": rc, "timed_out": timed_out,
-            "elapsed_s": round(secs, 3), "selectors": selectors}
+    return {
+        "cmd": cmd,
+        "cwd": str(Path.cwd()),
+        "returncode": rc,
+        "timed_out": timed_out,
+        "elapsed_s": round(secs, 3),
+        "selectors": selectors,
+    }
 
 
-def write_bundle(cmp: Comparison, bdir: Path, topic: str | None, bridge_argv: list[str],
-                 pytest_selectors: list[str] | None = None,
-                 pytest_timeout: float | None = 1800.0) -> dict:
+def write_bundle(
+    cmp: Comparison,
+    bdir: Path,
+    topic: str | None,
+    bridge_argv: list[str],
+    pytest_selectors: list[str] | None = None,
+    pytest_timeout: float | None = 1800.0,
+) -> dict:
     """Write every bundle file into bdir; returns the metrics.json content."""
     try:
         local_inputs = {inp.local for inp in cmp.prepared.inputs}
@@ -232,10 +280,12 @@ def write_bundle(cmp: Comparison, bdir: Path, topic: str | None, bridge_argv: li
             "run_args": cmp.prepared.argv,
             "user_floatfile": cmp.prepared.user_floatfile,
             "inputs": [{"flag": i.flag, "given": i.given, "local": i.local} for i in cmp.prepared.inputs],
-            "c": {**cmp.c.to_json(), "files": sides["c"],
-                  "programs": provenance.describe_command(cmp.options.c.cmd)},
-            "py": {**cmp.py.to_json(), "files": sides["py"],
-                   "programs": provenance.describe_command(cmp.options.py.cmd)},
+            "c": {**cmp.c.to_json(), "files": sides["c"], "programs": provenance.describe_command(cmp.options.c.cmd)},
+            "py": {
+                **cmp.py.to_json(),
+                "files": sides["py"],
+                "programs": provenance.describe_command(cmp.options.py.cmd),
+            },
             **cmp.outcome.to_json(),
             "lint": [f.to_json() for f in cmp.findings],
             "lint_errors": has_errors(cmp.findings),

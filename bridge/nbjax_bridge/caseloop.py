@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Callable
 
 from . import exitcodes
 from .cases import Case, Skip
@@ -18,13 +18,15 @@ from .metrics import jsonable
 from .report import fmt, table
 
 
-def case_options(opts: Options, case: Case, cli_threshold: float | None,
-                 cli_sum_tol: float | None) -> Options:
+def case_options(opts: Options, case: Case, cli_threshold: float | None, cli_sum_tol: float | None) -> Options:
     """Thresholds: an explicit command-line flag, else the case's own, else the default."""
     thr = cli_threshold if cli_threshold is not None else case.threshold
     tol = cli_sum_tol if cli_sum_tol is not None else case.sum_tol
-    return replace(opts, threshold=opts.threshold if thr is None else float(thr),
-                   sum_tol=opts.sum_tol if tol is None else float(tol))
+    return replace(
+        opts,
+        threshold=opts.threshold if thr is None else float(thr),
+        sum_tol=opts.sum_tol if tol is None else float(tol),
+    )
 
 
 def row_from_outcome(case: Case, outcome: Outcome, c_time, py_time, lint_errors: int) -> dict:
@@ -50,8 +52,9 @@ def row_from_outcome(case: Case, outcome: Outcome, c_time, py_time, lint_errors:
     }
 
 
-def run_cases(cases: list[Case], one: Callable[[Case, Path], dict], label: str,
-              json_out: Path | None, meta: dict, stream=None) -> int:
+def run_cases(
+    cases: list[Case], one: Callable[[Case, Path], dict], label: str, json_out: Path | None, meta: dict, stream=None
+) -> int:
     """Run each case in its own temporary folder; returns the exit code."""
     stream = stream or sys.stdout
     rows = []
@@ -62,25 +65,49 @@ def run_cases(cases: list[Case], one: Callable[[Case, Path], dict], label: str,
             except Skip as exc:
                 row = {"id": case.id, "status": "SKIP", "exit_code": None, "verdict": str(exc)}
             except BridgeError as exc:
-                row = {"id": case.id, "status": "ERROR", "exit_code": exc.code,
-                       "result": exitcodes.MEANING.get(exc.code), "verdict": str(exc)}
+                row = {
+                    "id": case.id,
+                    "status": "ERROR",
+                    "exit_code": exc.code,
+                    "result": exitcodes.MEANING.get(exc.code),
+                    "verdict": str(exc),
+                }
         rows.append(row)
         print(f"{row['status']:5s} {case.id}: {row['verdict']}", file=stream, flush=True)
-    body = [[r["id"], r["status"], fmt(r.get("corr"), ".6f"), fmt(r.get("sum_ratio"), ".6f"),
-             fmt(r.get("max_abs_diff"), ".3g"), r.get("peaks") or "-",
-             fmt(r.get("c_time_s"), ".2f"), fmt(r.get("py_time_s"), ".2f"),
-             str(r.get("lint_errors", "-"))] for r in rows]
+    body = [
+        [
+            r["id"],
+            r["status"],
+            fmt(r.get("corr"), ".6f"),
+            fmt(r.get("sum_ratio"), ".6f"),
+            fmt(r.get("max_abs_diff"), ".3g"),
+            r.get("peaks") or "-",
+            fmt(r.get("c_time_s"), ".2f"),
+            fmt(r.get("py_time_s"), ".2f"),
+            str(r.get("lint_errors", "-")),
+        ]
+        for r in rows
+    ]
     print("", file=stream)
-    print(table(body, ["case", "status", "corr", "sum_ratio", "max|diff|", "peaks",
-                       "C s", "nbjax s", "lint err"]), file=stream)
+    print(
+        table(body, ["case", "status", "corr", "sum_ratio", "max|diff|", "peaks", "C s", "nbjax s", "lint err"]),
+        file=stream,
+    )
     counts = {s: sum(r["status"] == s for r in rows) for s in ("PASS", "FAIL", "ERROR", "SKIP")}
     codes = [r["exit_code"] for r in rows if r["status"] in ("FAIL", "ERROR")]
     code = exitcodes.worst(codes) if codes else exitcodes.PASS
-    summary = (f"{label}: {len(rows)} cases: {counts['PASS']} pass, {counts['FAIL']} fail, "
-               f"{counts['ERROR']} error, {counts['SKIP']} skipped -> exit {code}")
+    summary = (
+        f"{label}: {len(rows)} cases: {counts['PASS']} pass, {counts['FAIL']} fail, "
+        f"{counts['ERROR']} error, {counts['SKIP']} skipped -> exit {code}"
+    )
     print(summary, file=stream)
-    report = {"kind": label, "created_utc": datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ"),
-              **meta, "summary": {**counts, "total": len(rows), "exit_code": code}, "cases": rows}
+    report = {
+        "kind": label,
+        "created_utc": datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ"),
+        **meta,
+        "summary": {**counts, "total": len(rows), "exit_code": code},
+        "cases": rows,
+    }
     if json_out is not None:
         try:
             json_out.parent.mkdir(parents=True, exist_ok=True)

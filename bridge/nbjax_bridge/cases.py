@@ -49,9 +49,18 @@ def load_cases(path: Path) -> list[Case]:
         if cid in seen:
             raise UsageError(f"{path}: duplicate case id {cid}")
         seen.add(cid)
-        out.append(Case(cid, list(args), dict(c.get("files") or {}), c.get("grid_hkl"),
-                        dict(c.get("smv_inputs") or {}), c.get("threshold"), c.get("sum_tol"),
-                        c.get("note", "")))
+        out.append(
+            Case(
+                cid,
+                list(args),
+                dict(c.get("files") or {}),
+                c.get("grid_hkl"),
+                dict(c.get("smv_inputs") or {}),
+                c.get("threshold"),
+                c.get("sum_tol"),
+                c.get("note", ""),
+            )
+        )
     return out
 
 
@@ -70,7 +79,7 @@ def grid_hkl_text(rng_range: int, seed: int) -> str:
     r = int(rng_range)
     idx = np.arange(-r, r + 1)
     rng = np.random.default_rng(seed)
-    f = rng.uniform(50.0, 150.0, size=idx.size ** 3)
+    f = rng.uniform(50.0, 150.0, size=idx.size**3)
     lines, n = [], 0
     for h in idx:
         for k in idx:
@@ -84,8 +93,7 @@ class Skip(Exception):
     """The case cannot be run here (reason in the message)."""
 
 
-def stage_fixtures(case: Case, dest: Path, case_dir: Path | None,
-                   prefer_stored: bool = False) -> list[str]:
+def stage_fixtures(case: Case, dest: Path, case_dir: Path | None, prefer_stored: bool = False) -> list[str]:
     """Write the case's fixture files into dest; returns their names. Raises Skip.
 
     ``files`` are written from the case text and ``grid_hkl`` is generated, unless prefer_stored

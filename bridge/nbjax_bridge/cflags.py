@@ -29,9 +29,19 @@ HANDLERS = ctable.C_OPTIONS
 # Spellings that are "the" name of a flag (anything else that fires is a substring alias).
 CANONICAL = frozenset(
     {p.text for h in PREPASS + HANDLERS for p in h.patterns}
-    | {"-mosaic_domains", "-mosaic_spread", "-mosaicity", "-sample_height", "-xtal_height",
-       "-height", "-sample_density", "-molecules", "-oversample_thick", "-oversample_polar",
-       "-oversample_omega"}
+    | {
+        "-mosaic_domains",
+        "-mosaic_spread",
+        "-mosaicity",
+        "-sample_height",
+        "-xtal_height",
+        "-height",
+        "-sample_density",
+        "-molecules",
+        "-oversample_thick",
+        "-oversample_polar",
+        "-oversample_omega",
+    }
 ) - {"-misset random"}
 
 # Token -> handlers that C fires together on purpose (same effect), not worth a collision finding.
@@ -129,9 +139,11 @@ def parse(tokens: list[str]) -> ParsedArgv:
     # -misset random and the numeric -misset both on one token cannot happen (continue), but a
     # starved entry for the numeric one after a random one is noise: drop it.
     fired = {(f.index, f.name) for f in out.firings}
-    out.starved = [(j, h) for (j, h) in out.starved
-                   if not (h.name == "-misset" and (j, "-misset random") in fired)
-                   and not (h.name == "-misset random")]
+    out.starved = [
+        (j, h)
+        for (j, h) in out.starved
+        if not (h.name == "-misset" and (j, "-misset random") in fired) and not (h.name == "-misset random")
+    ]
     return out
 
 

@@ -30,7 +30,9 @@ reference; the float images (always captured with -floatfile) are compared with 
 correlation, sum ratio, RMSE, max abs/rel difference, non-finite counts and peak registration.
 """
 
-EPILOG = exitcodes.EPILOG + f"""
+EPILOG = (
+    exitcodes.EPILOG
+    + f"""
 
 environment:
   {runners.ENV_C_BIN}  path of the C binary when --c-bin is not given
@@ -42,6 +44,7 @@ examples:
   {PROG} replay tests/data/c_golden --only src-weights-seed
   {PROG} lint -cell 100 100 100 90 90 90 -default_F 1 -sourcefile sources.txt
 """
+)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -72,29 +75,42 @@ def _nonneg(text: str) -> float:
 
 def _runner_opts(p: argparse.ArgumentParser, c_side: bool = True) -> None:
     if c_side:
-        p.add_argument("--c-bin", metavar="PATH",
-                       help=f"reference C binary (default: ${runners.ENV_C_BIN})")
-    p.add_argument("--py-cmd", metavar="CMD",
-                   help='nbjax command, split like a shell (default: "python -m nbjax" with this '
-                        'Python); any program taking nanoBragg argv works')
-    p.add_argument("--threshold", type=float, metavar="CORR",
-                   help=f"minimum Pearson correlation (default {DEFAULT_THRESHOLD:g}; "
-                        f"matrix/replay: the case's own value when given)")
-    p.add_argument("--sum-tol", type=_nonneg, metavar="TOL",
-                   help=f"maximum |sum ratio - 1| (default {DEFAULT_SUM_TOL:g})")
-    p.add_argument("--timeout", type=_positive, default=DEFAULT_TIMEOUT, metavar="S",
-                   help=f"seconds per program run before its process group is killed "
-                        f"(default {DEFAULT_TIMEOUT:g})")
+        p.add_argument("--c-bin", metavar="PATH", help=f"reference C binary (default: ${runners.ENV_C_BIN})")
+    p.add_argument(
+        "--py-cmd",
+        metavar="CMD",
+        help='nbjax command, split like a shell (default: "python -m nbjax" with this '
+        "Python); any program taking nanoBragg argv works",
+    )
+    p.add_argument(
+        "--threshold",
+        type=float,
+        metavar="CORR",
+        help=f"minimum Pearson correlation (default {DEFAULT_THRESHOLD:g}; "
+        f"matrix/replay: the case's own value when given)",
+    )
+    p.add_argument(
+        "--sum-tol", type=_nonneg, metavar="TOL", help=f"maximum |sum ratio - 1| (default {DEFAULT_SUM_TOL:g})"
+    )
+    p.add_argument(
+        "--timeout",
+        type=_positive,
+        default=DEFAULT_TIMEOUT,
+        metavar="S",
+        help=f"seconds per program run before its process group is killed (default {DEFAULT_TIMEOUT:g})",
+    )
 
 
 def _case_opts(p: argparse.ArgumentParser, kind: str, c_side: bool = True) -> None:
     """Options of the commands that run a list of cases (matrix, replay)."""
     p.add_argument("--only", nargs="+", action="extend", metavar="ID", help="run only these ids")
-    p.add_argument("--json", metavar="OUT",
-                   help=f"JSON report path (default reports/{kind}/<stamp>.json)")
-    p.add_argument("--separate-processes", action="store_true",
-                   help="start nbjax once per case (default: when the nbjax side is nbjax itself, "
-                        "one `nbjax batch` process runs every case, saving a JAX start-up per case)")
+    p.add_argument("--json", metavar="OUT", help=f"JSON report path (default reports/{kind}/<stamp>.json)")
+    p.add_argument(
+        "--separate-processes",
+        action="store_true",
+        help="start nbjax once per case (default: when the nbjax side is nbjax itself, "
+        "one `nbjax batch` process runs every case, saving a JAX start-up per case)",
+    )
     _runner_opts(p, c_side=c_side)
 
 
@@ -104,56 +120,91 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="cmd", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
-    p = sub.add_parser("compare", help="run C and nbjax on identical ARGS and compare",
-                       description="Run C and nbjax on identical ARGS (after --) and compare the "
-                                   "float images.", epilog=EPILOG, formatter_class=fmt,
-                       usage=f"{PROG} compare [options] -- ARGS...")
+    p = sub.add_parser(
+        "compare",
+        help="run C and nbjax on identical ARGS and compare",
+        description="Run C and nbjax on identical ARGS (after --) and compare the float images.",
+        epilog=EPILOG,
+        formatter_class=fmt,
+        usage=f"{PROG} compare [options] -- ARGS...",
+    )
     _runner_opts(p)
-    p.add_argument("--roi", type=int, nargs=4, metavar=("X0", "X1", "Y0", "Y1"),
-                   help="restrict every metric to fast pixels X0..X1, slow pixels Y0..Y1 "
-                        "(inclusive, like nanoBragg -roi)")
+    p.add_argument(
+        "--roi",
+        type=int,
+        nargs=4,
+        metavar=("X0", "X1", "Y0", "Y1"),
+        help="restrict every metric to fast pixels X0..X1, slow pixels Y0..Y1 (inclusive, like nanoBragg -roi)",
+    )
 
-    p = sub.add_parser("bundle", help="compare and keep everything in reports/<topic>/<stamp>/",
-                       description="Everything compare does, written to "
-                                   "reports/<topic>/<UTC stamp>/ (or --out DIR/<topic>/<stamp>/). "
-                                   + bundle.__doc__.split("\n\n", 1)[1],
-                       epilog=EPILOG, formatter_class=fmt,
-                       usage=f"{PROG} bundle --topic NAME [options] -- ARGS...")
+    p = sub.add_parser(
+        "bundle",
+        help="compare and keep everything in reports/<topic>/<stamp>/",
+        description="Everything compare does, written to "
+        "reports/<topic>/<UTC stamp>/ (or --out DIR/<topic>/<stamp>/). " + bundle.__doc__.split("\n\n", 1)[1],
+        epilog=EPILOG,
+        formatter_class=fmt,
+        usage=f"{PROG} bundle --topic NAME [options] -- ARGS...",
+    )
     p.add_argument("--topic", required=True, metavar="NAME", help="folder name for this bundle")
-    p.add_argument("--pytest", nargs="+", action="extend", metavar="SELECTOR",
-                   help="also run `python -m pytest SELECTOR...` and keep pytest.log; each "
-                        "value is split like a shell, so \"tests/x.py -k src\" passes options")
-    p.add_argument("--pytest-timeout", type=_positive, default=1800.0, metavar="S",
-                   help="seconds before the pytest run is killed (default 1800)")
-    p.add_argument("--out", metavar="DIR", default="reports",
-                   help="root folder instead of ./reports")
+    p.add_argument(
+        "--pytest",
+        nargs="+",
+        action="extend",
+        metavar="SELECTOR",
+        help="also run `python -m pytest SELECTOR...` and keep pytest.log; each "
+        'value is split like a shell, so "tests/x.py -k src" passes options',
+    )
+    p.add_argument(
+        "--pytest-timeout",
+        type=_positive,
+        default=1800.0,
+        metavar="S",
+        help="seconds before the pytest run is killed (default 1800)",
+    )
+    p.add_argument("--out", metavar="DIR", default="reports", help="root folder instead of ./reports")
     _runner_opts(p)
-    p.add_argument("--roi", type=int, nargs=4, metavar=("X0", "X1", "Y0", "Y1"),
-                   help="restrict every metric to a window (inclusive pixel indices)")
+    p.add_argument(
+        "--roi",
+        type=int,
+        nargs=4,
+        metavar=("X0", "X1", "Y0", "Y1"),
+        help="restrict every metric to a window (inclusive pixel indices)",
+    )
 
-    p = sub.add_parser("matrix", help="compare C and nbjax on every case of a cases.toml",
-                       description="Run each [[case]] of CASES.toml (format of "
-                                   "tests/data/c_golden/cases.toml) through compare.",
-                       epilog=EPILOG, formatter_class=fmt)
+    p = sub.add_parser(
+        "matrix",
+        help="compare C and nbjax on every case of a cases.toml",
+        description="Run each [[case]] of CASES.toml (format of tests/data/c_golden/cases.toml) through compare.",
+        epilog=EPILOG,
+        formatter_class=fmt,
+    )
     p.add_argument("cases", metavar="CASES.toml")
     _case_opts(p, "matrix")
 
-    p = sub.add_parser("replay", help="compare nbjax against stored C outputs (no C binary)",
-                       description="Compare nbjax against the stored C images of a folder laid "
-                                   "out like tests/data/c_golden (DIR/cases.toml, "
-                                   "DIR/<id>/c_float.bin, fixtures in DIR/<id>/).",
-                       epilog=EPILOG, formatter_class=fmt)
+    p = sub.add_parser(
+        "replay",
+        help="compare nbjax against stored C outputs (no C binary)",
+        description="Compare nbjax against the stored C images of a folder laid "
+        "out like tests/data/c_golden (DIR/cases.toml, "
+        "DIR/<id>/c_float.bin, fixtures in DIR/<id>/).",
+        epilog=EPILOG,
+        formatter_class=fmt,
+    )
     p.add_argument("dir", metavar="DIR")
     _case_opts(p, "replay", c_side=False)
 
-    p = sub.add_parser("lint", help="report inputs the C program mishandles",
-                       description="Report ARGS and input files that the C program mishandles "
-                                   "(error: C fails or writes NaN; warn: the result differs from "
-                                   "what was likely meant; info). ARGS may follow -- or come bare.",
-                       epilog=EPILOG, formatter_class=fmt,
-                       usage=f"{PROG} lint [--cwd DIR] [--json] [--] ARGS...")
-    p.add_argument("--cwd", default=".", metavar="DIR",
-                   help="folder the input files are relative to (default .)")
+    p = sub.add_parser(
+        "lint",
+        help="report inputs the C program mishandles",
+        description="Report ARGS and input files that the C program mishandles "
+        "(error: C fails or writes NaN; warn: the result differs from "
+        "what was likely meant; info). ARGS may follow -- or come bare.",
+        epilog=EPILOG,
+        formatter_class=fmt,
+        usage=f"{PROG} lint [--cwd DIR] [--json] [--] ARGS...",
+    )
+    p.add_argument("--cwd", default=".", metavar="DIR", help="folder the input files are relative to (default .)")
     p.add_argument("--json", action="store_true", help="print findings as JSON")
     return parser
 
@@ -161,7 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _split(argv: list[str]) -> tuple[list[str], list[str] | None]:
     if "--" in argv:
         i = argv.index("--")
-        return argv[:i], argv[i + 1:]
+        return argv[:i], argv[i + 1 :]
     if argv and argv[0] == "lint" and argv[1:] not in (["-h"], ["--help"]):
         # bare ARGS; leading lint options are still allowed
         head, k = ["lint"], 1
@@ -187,16 +238,22 @@ def _opts(ns, c_side: bool = True) -> Options:
     _check_roi(getattr(ns, "roi", None))
     c = runners.c_runner(ns.c_bin) if c_side else None
     py = runners.py_runner(ns.py_cmd)
-    return Options(c=c, py=py, roi=tuple(ns.roi) if getattr(ns, "roi", None) else None,
-                   threshold=DEFAULT_THRESHOLD if ns.threshold is None else ns.threshold,
-                   sum_tol=DEFAULT_SUM_TOL if ns.sum_tol is None else ns.sum_tol,
-                   timeout=ns.timeout)
+    return Options(
+        c=c,
+        py=py,
+        roi=tuple(ns.roi) if getattr(ns, "roi", None) else None,
+        threshold=DEFAULT_THRESHOLD if ns.threshold is None else ns.threshold,
+        sum_tol=DEFAULT_SUM_TOL if ns.sum_tol is None else ns.sum_tol,
+        timeout=ns.timeout,
+    )
 
 
 def _print_lint(findings, stream) -> None:
     n_err = sum(f.severity == "error" for f in findings)
-    print(f"lint: {len(findings)} finding(s), {n_err} error(s)"
-          + ("  -- C will fail on this input" if n_err else ""), file=stream)
+    print(
+        f"lint: {len(findings)} finding(s), {n_err} error(s)" + ("  -- C will fail on this input" if n_err else ""),
+        file=stream,
+    )
     for f in findings:
         print(f"  {f.line()}", file=stream)
 
@@ -215,12 +272,10 @@ def _cmd_compare(ns, args: list[str], argv: list[str]) -> int:
             bdir = bundle.new_bundle_dir(Path(ns.out), ns.topic, stamp)
         _print_lint(cmp.findings, out)
         for res, label in ((cmp.c, "C    "), (cmp.py, "nbjax")):
-            print(f"{label}: {res.describe()} ({res.elapsed_s:.3f} s)  {' '.join(res.cmd[:1])}",
-                  file=out)
+            print(f"{label}: {res.describe()} ({res.elapsed_s:.3f} s)  {' '.join(res.cmd[:1])}", file=out)
         if bdir is not None:
             selectors = [w for v in (ns.pytest or []) for w in shlex.split(v)]
-            report = bundle.write_bundle(cmp, bdir, ns.topic, [PROG] + argv, selectors,
-                                         ns.pytest_timeout)
+            report = bundle.write_bundle(cmp, bdir, ns.topic, [PROG] + argv, selectors, ns.pytest_timeout)
     print(cmp.outcome.verdict, file=out)
     for a in cmp.outcome.anomalies:
         print(f"  note: {a}", file=out)
@@ -255,18 +310,26 @@ def main(argv: list[str] | None = None) -> int:
             raise UsageError(f"{ns.cmd} takes no ARGS after --")
         if ns.cmd == "matrix":
             from .matrix import run_matrix
+
             path = Path(ns.cases)
             if not path.is_file():
                 raise exitcodes.InputIOError(f"cases file not found: {path}")
             with shared_process(_opts(ns), not ns.separate_processes) as opts:
-                return run_matrix(path, ns.only, opts, Path(ns.json) if ns.json else _default_json("matrix"),
-                                  ns.threshold, ns.sum_tol)
+                return run_matrix(
+                    path, ns.only, opts, Path(ns.json) if ns.json else _default_json("matrix"), ns.threshold, ns.sum_tol
+                )
         if ns.cmd == "replay":
             from .replay import run_replay
+
             with shared_process(_opts(ns, c_side=False), not ns.separate_processes) as opts:
-                return run_replay(Path(ns.dir), ns.only, opts,
-                                  Path(ns.json) if ns.json else _default_json("replay"),
-                                  ns.threshold, ns.sum_tol)
+                return run_replay(
+                    Path(ns.dir),
+                    ns.only,
+                    opts,
+                    Path(ns.json) if ns.json else _default_json("replay"),
+                    ns.threshold,
+                    ns.sum_tol,
+                )
         if ns.cmd == "lint":
             if not tail:
                 raise UsageError("lint needs nanoBragg ARGS")
@@ -275,6 +338,7 @@ def main(argv: list[str] | None = None) -> int:
             findings = lint.lint(tail, Path(ns.cwd))
             if ns.json:
                 import json
+
                 print(json.dumps([f.to_json() for f in findings], indent=2))
             else:
                 _print_lint(findings, sys.stdout)

@@ -29,10 +29,10 @@ def fgets_lines(text: str) -> list[str]:
 
 @dataclass
 class SourceLine:
-    lineno: int          # 1-based line in the file
-    raw: str             # the line as fgets returned it
+    lineno: int  # 1-based line in the file
+    raw: str  # the line as fgets returned it
     values: list[float]  # what C stores (NaN = missing, later replaced by a default)
-    tokens: list[str]    # the tokens a person sees (split on C's delimiters, CR/LF stripped)
+    tokens: list[str]  # the tokens a person sees (split on C's delimiters, CR/LF stripped)
 
     @property
     def crlf(self) -> bool:
@@ -74,11 +74,11 @@ def read_source_file(text: str, nargs: int = 5) -> list[SourceLine]:
 
 @dataclass
 class HklScan:
-    entries: int                 # complete "h k l F" quadruples fscanf reads
-    stop_line: int | None        # 1-based line of the token where reading stopped (None = EOF)
+    entries: int  # complete "h k l F" quadruples fscanf reads
+    stop_line: int | None  # 1-based line of the token where reading stopped (None = EOF)
     stop_token: str | None
-    trailing_numbers: int        # numbers left over after the last full quadruple
-    columns: dict[int, int]      # column count -> number of lines with it
+    trailing_numbers: int  # numbers left over after the last full quadruple
+    columns: dict[int, int]  # column count -> number of lines with it
     first_bad_columns: int | None  # first line whose column count is not 4
     noninteger_line: int | None  # first line with a non-integer h, k or l
 

@@ -48,8 +48,8 @@ def worst(codes) -> int:
 
 
 EPILOG = "exit codes:\n" + "\n".join(
-    f"  {code}  {MEANING[code]}" for code in (PASS, USAGE, RUNNER_FAILURE, BELOW_THRESHOLD,
-                                               SHAPE_MISMATCH, IO_ERROR, LINT_ERRORS)
+    f"  {code}  {MEANING[code]}"
+    for code in (PASS, USAGE, RUNNER_FAILURE, BELOW_THRESHOLD, SHAPE_MISMATCH, IO_ERROR, LINT_ERRORS)
 )
 
 

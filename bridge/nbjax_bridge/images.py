@@ -45,9 +45,9 @@ class Shaped:
 
     c: np.ndarray | None
     py: np.ndarray | None
-    shape: tuple[int, int] | None           # (fpixels, spixels)
-    mismatch: str | None = None             # human description when the shapes differ
-    source: str = ""                        # where the shape came from
+    shape: tuple[int, int] | None  # (fpixels, spixels)
+    mismatch: str | None = None  # human description when the shapes differ
+    source: str = ""  # where the shape came from
 
 
 def _fmt(shape):
@@ -67,12 +67,14 @@ def infer_shape(n: int, *hints: tuple[int, int] | None) -> tuple[tuple[int, int]
 def shape_pair(c_flat: np.ndarray, py_flat: np.ndarray, c_stdout: str, py_stdout: str) -> Shaped:
     c_shape, py_shape = parse_shape(c_stdout), parse_shape(py_stdout)
     if c_flat.size != py_flat.size:
-        return Shaped(None, None, None,
-                      f"C wrote {c_flat.size} pixels ({_fmt(c_shape)}), "
-                      f"nbjax wrote {py_flat.size} pixels ({_fmt(py_shape)})")
+        return Shaped(
+            None,
+            None,
+            None,
+            f"C wrote {c_flat.size} pixels ({_fmt(c_shape)}), nbjax wrote {py_flat.size} pixels ({_fmt(py_shape)})",
+        )
     if c_shape and py_shape and c_shape != py_shape:
-        return Shaped(None, None, None,
-                      f"C reports {_fmt(c_shape)} pixels, nbjax reports {_fmt(py_shape)}")
+        return Shaped(None, None, None, f"C reports {_fmt(c_shape)} pixels, nbjax reports {_fmt(py_shape)}")
     shape, source = infer_shape(c_flat.size, c_shape, py_shape)
     f, s = shape
     return Shaped(c_flat.reshape(s, f), py_flat.reshape(s, f), shape, None, source)

@@ -24,18 +24,18 @@ FLOAT_NAME = "float.bin"
 
 @dataclass
 class InputFile:
-    flag: str        # handler that reads it, e.g. "-sourcefile" ("(Fdump)" for the implicit cache)
-    given: str       # the path as written in ARGS
-    source: Path     # absolute path on this machine
-    local: str       # name inside each run folder
+    flag: str  # handler that reads it, e.g. "-sourcefile" ("(Fdump)" for the implicit cache)
+    given: str  # the path as written in ARGS
+    source: Path  # absolute path on this machine
+    local: str  # name inside each run folder
 
 
 @dataclass
 class PreparedArgs:
     original: list[str]
-    argv: list[str]                       # rewritten ARGS, ending with -floatfile <float_name>
+    argv: list[str]  # rewritten ARGS, ending with -floatfile <float_name>
     inputs: list[InputFile] = field(default_factory=list)
-    user_floatfile: str | None = None     # what the user asked for, if anything
+    user_floatfile: str | None = None  # what the user asked for, if anything
     outputs: dict[str, str] = field(default_factory=dict)  # given path -> local name
     float_name: str = FLOAT_NAME
     effective: list[str] = field(default_factory=list)  # ARGS as run, but with the user's paths

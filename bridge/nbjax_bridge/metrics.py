@@ -12,10 +12,10 @@ import numpy as np
 
 from nbjax.roi import Roi
 
-DEFAULT_THRESHOLD = 0.999   # Pearson correlation must be >= this
-DEFAULT_SUM_TOL = 3e-3      # |sum ratio - 1| must be <= this
+DEFAULT_THRESHOLD = 0.999  # Pearson correlation must be >= this
+DEFAULT_SUM_TOL = 3e-3  # |sum ratio - 1| must be <= this
 N_PEAKS = 20
-PEAK_GATE = 1.5             # pixels
+PEAK_GATE = 1.5  # pixels
 
 
 def roi_slice(shape_sf: tuple[int, int], roi) -> tuple[slice, slice]:
@@ -59,7 +59,7 @@ def maximum_filter3(img: np.ndarray) -> np.ndarray:
     out = np.full_like(x, -np.inf)
     for dy in (0, 1, 2):
         for dx in (0, 1, 2):
-            np.maximum(out, p[dy:dy + s, dx:dx + f], out=out)
+            np.maximum(out, p[dy : dy + s, dx : dx + f], out=out)
     return out
 
 
@@ -103,8 +103,7 @@ def match_peaks(ref, other, gate: float = PEAK_GATE) -> dict:
     }
 
 
-def compute(c: np.ndarray, py: np.ndarray, roi=None, n_peaks: int = N_PEAKS,
-            gate: float = PEAK_GATE) -> dict:
+def compute(c: np.ndarray, py: np.ndarray, roi=None, n_peaks: int = N_PEAKS, gate: float = PEAK_GATE) -> dict:
     """All metrics for two same-shape 2-D images (rows = slow, cols = fast)."""
     if c.shape != py.shape:
         raise ValueError(f"shape mismatch {c.shape} vs {py.shape}")

@@ -56,14 +56,14 @@ def describe_command(cmd: list[str]) -> list[dict]:
                     spec = None
                 if spec is not None and spec.submodule_search_locations:
                     folder = Path(list(spec.submodule_search_locations)[0])
-                    entry.update(path=str(folder), sha256=_tree_sha256(folder),
-                                 note="sha256 over the package's *.py files")
+                    entry.update(
+                        path=str(folder), sha256=_tree_sha256(folder), note="sha256 over the package's *.py files"
+                    )
                 elif spec is not None and spec.origin and Path(spec.origin).is_file():
                     entry.update(path=spec.origin, sha256=sha256_file(Path(spec.origin)))
             items.append(entry)
         elif Path(tok).is_file():
-            items.append({"role": "script", "path": str(Path(tok).resolve()),
-                          "sha256": sha256_file(Path(tok))})
+            items.append({"role": "script", "path": str(Path(tok).resolve()), "sha256": sha256_file(Path(tok))})
     return items
 
 

@@ -13,8 +13,14 @@ from .compare import Options, Side, evaluate, side_from_run
 from .exitcodes import InputIOError, UsageError
 
 
-def run_replay(root: Path, only: list[str] | None, opts: Options, json_out: Path | None,
-               cli_threshold: float | None = None, cli_sum_tol: float | None = None) -> int:
+def run_replay(
+    root: Path,
+    only: list[str] | None,
+    opts: Options,
+    json_out: Path | None,
+    cli_threshold: float | None = None,
+    cli_sum_tol: float | None = None,
+) -> int:
     cases_path = root / "cases.toml"
     if not root.is_dir():
         raise UsageError(f"not a folder: {root}")
@@ -37,11 +43,20 @@ def run_replay(root: Path, only: list[str] | None, opts: Options, json_out: Path
         run_dir = tmp / "py"
         inputs.stage(prepared, run_dir)
         res = runners.run(opts.py, prepared.argv, run_dir, prepared.float_name, opts.timeout)
-        outcome = evaluate(Side("C (stored)", c_float, c_stdout), side_from_run("nbjax", res),
-                           copts.roi, copts.threshold, copts.sum_tol)
-        return caseloop.row_from_outcome(case, outcome, None, res.elapsed_s,
-                                         sum(f.severity == "error" for f in findings))
+        outcome = evaluate(
+            Side("C (stored)", c_float, c_stdout),
+            side_from_run("nbjax", res),
+            copts.roi,
+            copts.threshold,
+            copts.sum_tol,
+        )
+        return caseloop.row_from_outcome(
+            case, outcome, None, res.elapsed_s, sum(f.severity == "error" for f in findings)
+        )
 
-    meta = {"golden_dir": str(root), "py_cmd": opts.py.cmd,
-            "defaults": {"corr": opts.threshold, "sum_tol": opts.sum_tol}}
+    meta = {
+        "golden_dir": str(root),
+        "py_cmd": opts.py.cmd,
+        "defaults": {"corr": opts.threshold, "sum_tol": opts.sum_tol},
+    }
     return caseloop.run_cases(case_list, one, "replay", json_out, meta)

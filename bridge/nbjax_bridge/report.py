@@ -35,17 +35,31 @@ def metrics_table(outcome: Outcome, c_time: float | None = None, py_time: float 
             ["corr", fmt(m["corr"], ".8f"), req["corr"][0], fmt(req["corr"][1])],
             ["sum C", fmt(m["sum_c"], ".8g"), "", ""],
             ["sum nbjax", fmt(m["sum_py"], ".8g"), "", ""],
-            ["sum ratio", fmt(m["sum_ratio"], ".8f"), "|r-1| " + req["abs(sum_ratio-1)"][0],
-             fmt(req["abs(sum_ratio-1)"][1])],
+            [
+                "sum ratio",
+                fmt(m["sum_ratio"], ".8f"),
+                "|r-1| " + req["abs(sum_ratio-1)"][0],
+                fmt(req["abs(sum_ratio-1)"][1]),
+            ],
             ["rmse", fmt(m["rmse"]), "", ""],
             ["max |diff|", fmt(m["max_abs_diff"]), "", ""],
             ["max rel diff", fmt(m["max_rel_diff"]), "", ""],
-            ["non-finite C / nbjax", f"{m['nonfinite_c']} / {m['nonfinite_py']}",
-             "same pixels", fmt(req["nonfinite_mismatch"][1])],
+            [
+                "non-finite C / nbjax",
+                f"{m['nonfinite_c']} / {m['nonfinite_py']}",
+                "same pixels",
+                fmt(req["nonfinite_mismatch"][1]),
+            ],
         ]
         pk = m["peaks"]
-        rows.append(["peaks matched", f"{pk['matched']}/{pk['n_c']} "
-                     f"(median {fmt(pk['median_distance'], '.2f')} px)", f"gate {pk['gate']} px", ""])
+        rows.append(
+            [
+                "peaks matched",
+                f"{pk['matched']}/{pk['n_c']} (median {fmt(pk['median_distance'], '.2f')} px)",
+                f"gate {pk['gate']} px",
+                "",
+            ]
+        )
         if m.get("roi"):
             rows.append(["roi (x0 x1 y0 y1)", " ".join(str(v) for v in m["roi"]), "", ""])
     if outcome.shape:

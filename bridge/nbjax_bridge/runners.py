@@ -31,9 +31,9 @@ NO_IMAGE = "noimage"
 
 @dataclass
 class Runner:
-    label: str               # "c" or "py"
-    cmd: list[str]           # command prefix; ARGS are appended
-    shared: object = None    # a batchworker.BatchWorker running every ARGS in one nbjax process
+    label: str  # "c" or "py"
+    cmd: list[str]  # command prefix; ARGS are appended
+    shared: object = None  # a batchworker.BatchWorker running every ARGS in one nbjax process
 
     @property
     def display(self) -> str:
@@ -136,9 +136,13 @@ class RunResult:
 
     def to_json(self) -> dict:
         return {
-            "cmd": self.cmd, "cwd": str(self.cwd), "status": self.status,
-            "returncode": self.returncode, "signal": self.signal_name,
-            "timed_out": self.timed_out, "elapsed_s": round(self.elapsed_s, 4),
+            "cmd": self.cmd,
+            "cwd": str(self.cwd),
+            "status": self.status,
+            "returncode": self.returncode,
+            "signal": self.signal_name,
+            "timed_out": self.timed_out,
+            "elapsed_s": round(self.elapsed_s, 4),
             "description": self.describe(),
         }
 
@@ -157,8 +161,14 @@ def _signal_name(num: int) -> str:
         return f"signal {num}"
 
 
-def run(runner: Runner, argv: list[str], run_dir: Path, float_name: str,
-        timeout: float | None, env: dict[str, str] | None = None) -> RunResult:
+def run(
+    runner: Runner,
+    argv: list[str],
+    run_dir: Path,
+    float_name: str,
+    timeout: float | None,
+    env: dict[str, str] | None = None,
+) -> RunResult:
     """Run ``runner.cmd + argv`` in run_dir; never raises for a failing program.  With a shared
     nbjax process (``runner.shared``) and no special environment, ARGS run in that process."""
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -175,8 +185,9 @@ def run(runner: Runner, argv: list[str], run_dir: Path, float_name: str,
     t0 = time.perf_counter()
     with open(out, "wb") as fo, open(err, "wb") as fe:
         try:
-            proc = subprocess.Popen(cmd, cwd=run_dir, stdout=fo, stderr=fe, stdin=subprocess.DEVNULL,
-                                    env=full_env, start_new_session=True)
+            proc = subprocess.Popen(
+                cmd, cwd=run_dir, stdout=fo, stderr=fe, stdin=subprocess.DEVNULL, env=full_env, start_new_session=True
+            )
         except OSError as exc:
             raise UsageError(f"cannot start {runner.label} runner {cmd[0]}: {exc.strerror or exc}")
         try:
@@ -221,8 +232,9 @@ def run_logged(cmd: list[str], cwd: Path, log_path: Path, timeout: float | None)
     t0 = time.perf_counter()
     timed_out = False
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen(cmd, cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
+        proc = subprocess.Popen(
+            cmd, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+        )
         try:
             proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:

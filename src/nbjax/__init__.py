@@ -80,4 +80,20 @@ def experiment_from_args(args, physical: bool = False):
     return result.experiment
 
 
-__all__ = ["AbstractAccumulation", "Beam", "CCompatible", "Crystal", "Detector", "Experiment", "Physical", "RenderResult", "StructureFactors", "experiment_from_args", "lattice_from_cell", "render", "render_batch", "render_with_stats", "stack_experiments"]
+__all__ = [
+    "AbstractAccumulation",
+    "Beam",
+    "CCompatible",
+    "Crystal",
+    "Detector",
+    "Experiment",
+    "Physical",
+    "RenderResult",
+    "StructureFactors",
+    "experiment_from_args",
+    "lattice_from_cell",
+    "render",
+    "render_batch",
+    "render_with_stats",
+    "stack_experiments",
+]

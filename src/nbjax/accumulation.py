@@ -44,7 +44,8 @@ class AbstractAccumulation(eqx.Module):
     c_compatible: ClassVar[bool] = False
 
     @abc.abstractmethod
-    def polarization(self, exp, incident, diffracted, dmin_skip) -> Float[Array, "T #L #Q #S"]:
+    def polarization(self, exp, incident, diffracted, dmin_skip) -> Float[Array, (T #L #Q #S
+)]:
         """Polarization factors for the samples (per sample, or one per pixel)."""
 
     @abc.abstractmethod

@@ -23,7 +23,9 @@ def initialize(coordinator_address: str, num_processes: int, process_id: int, **
     """Join the job: ``coordinator_address`` "host:port" of process 0, this process's id.
     Call it first, before any JAX computation (JAX's rule for jax.distributed)."""
     jax.config.update("jax_cpu_collectives_implementation", "gloo")  # CPU devices' collectives
-    jax.distributed.initialize(coordinator_address=coordinator_address, num_processes=num_processes, process_id=process_id, **kwargs)
+    jax.distributed.initialize(
+        coordinator_address=coordinator_address, num_processes=num_processes, process_id=process_id, **kwargs
+    )
 
 
 def my_images(n_images: int) -> np.ndarray:

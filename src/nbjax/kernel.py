@@ -12,6 +12,7 @@ tile, not the detector; inside a tile every other loop is an array axis.
 from __future__ import annotations
 
 import functools
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -19,9 +20,9 @@ import numpy as np
 from jax import lax
 from jaxtyping import Array, Float
 
+from nbjax._x64 import require_x64
 from nbjax.accumulation import PIXELS
 from nbjax.experiment import Experiment
-from nbjax._x64 import require_x64
 from nbjax.roi import Roi
 
 # sub-pixel x source x orientation samples per tile: bounds peak memory (about 100 bytes each)
@@ -187,7 +188,16 @@ class RenderResult(eqx.Module):
     interpolation_stop: dict | None = eqx.field(static=True, default=None)  # C model: where interpolation stopped
 
 
-def render_with_stats(exp: Experiment, *, dtype=jnp.float64, tile: int | None = None, tiles_per_call: int | None = None, progress=None, differentiable=True, devices: int | None = 1) -> RenderResult:
+def render_with_stats(
+    exp: Experiment,
+    *,
+    dtype=jnp.float64,
+    tile: int | None = None,
+    tiles_per_call: int | None = None,
+    progress=None,
+    differentiable=True,
+    devices: int | None = 1,
+) -> RenderResult:
     """Render the image with its statistics.
 
     ``tiles_per_call`` splits the work into several jitted calls (for a progress meter);
@@ -210,7 +220,10 @@ def render_with_stats(exp: Experiment, *, dtype=jnp.float64, tile: int | None = 
     no_context = np.zeros((2,), np.int32)
 
     def run_stage(stage):
-        return _flat_values(tuple(_map_tiles(exp, st, no_context, window, tile, dtype, stage=stage, mesh=mesh) for st in calls), window.n), window
+        return _flat_values(
+            tuple(_map_tiles(exp, st, no_context, window, tile, dtype, stage=stage, mesh=mesh) for st in calls),
+            window.n,
+        ), window
 
     context, stop_info = exp.model.prepare(exp, run_stage, keep)
     values, omegas = [], []
@@ -261,7 +274,9 @@ def _assemble(values, keep, window, shape, dtype):
     return lax.dynamic_update_slice(jnp.zeros(shape, dtype), block, (window.y0, window.x0))
 
 
-def render(exp: Experiment, *, dtype=jnp.float64, tile: int | None = None, devices: int | None = 1) -> Float[Array, "spixels fpixels"]:
+def render(
+    exp: Experiment, *, dtype=jnp.float64, tile: int | None = None, devices: int | None = 1
+) -> Float[Array, "spixels fpixels"]:
     """The float image (spixels, fpixels) in photons per pixel; differentiable in ``exp``.
     Needs JAX's 64-bit mode (the set-up geometry is float64 in both precisions)."""
     return render_with_stats(exp, dtype=dtype, tile=tile, devices=devices).image
@@ -273,12 +288,18 @@ def stack_experiments(experiments) -> Experiment:
     experiments = list(experiments)
     first = jax.tree.structure(experiments[0])
     for k, e in enumerate(experiments[1:], 1):
-        if jax.tree.structure(e) != first or any(np.shape(a) != np.shape(b) for a, b in zip(jax.tree.leaves(e), jax.tree.leaves(experiments[0]))):
-            raise ValueError(f"stack_experiments: experiment {k} differs in static shape from experiment 0 (detector size, source or orientation count, model)")
+        if jax.tree.structure(e) != first or any(
+            np.shape(a) != np.shape(b) for a, b in zip(jax.tree.leaves(e), jax.tree.leaves(experiments[0]))
+        ):
+            raise ValueError(
+                f"stack_experiments: experiment {k} differs in static shape from experiment 0 (detector size, source or orientation count, model)"
+            )
     return jax.tree.map(lambda *xs: jnp.stack(xs), *experiments)
 
 
-def render_batch(experiments: Experiment, *, dtype=jnp.float64, tile: int | None = None, devices: int | None = 1) -> Float[Array, "B spixels fpixels"]:
+def render_batch(
+    experiments: Experiment, *, dtype=jnp.float64, tile: int | None = None, devices: int | None = 1
+) -> Float[Array, "B spixels fpixels"]:
     """Images (B, spixels, fpixels) of a stacked Experiment (``stack_experiments``), with one
     compilation: on an accelerator one vmapped render, on a CPU one per-image program called
     for every image; with ``devices`` > 1 (None: all local devices) the images are
@@ -299,7 +320,11 @@ def render_batch(experiments: Experiment, *, dtype=jnp.float64, tile: int | None
         return batched(experiments)
     n_dev = mesh.devices.size
     pad = (-B) % n_dev
-    padded = jax.tree.map(lambda x: jnp.concatenate([x, jnp.repeat(x[-1:], pad, axis=0)]), experiments) if pad else experiments
+    padded = (
+        jax.tree.map(lambda x: jnp.concatenate([x, jnp.repeat(x[-1:], pad, axis=0)]), experiments)
+        if pad
+        else experiments
+    )
     return batched(padded)[:B]
 
 
@@ -324,5 +349,7 @@ def _render_batch_fn(dtype, tile, mesh):
         return jax.jit(jax.vmap(one), compiler_options=options)
     from jax.sharding import PartitionSpec as P
 
-    return jax.jit(jax.shard_map(jax.vmap(one), mesh=mesh, in_specs=P("tiles"), out_specs=P("tiles"), check_vma=False), compiler_options=options)
-
+    return jax.jit(
+        jax.shard_map(jax.vmap(one), mesh=mesh, in_specs=P("tiles"), out_specs=P("tiles"), check_vma=False),
+        compiler_options=options,
+    )

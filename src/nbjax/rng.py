@@ -32,8 +32,14 @@ _libm = ctypes.CDLL(ctypes.util.find_library("m"))
 _libm.powf.argtypes = (ctypes.c_float, ctypes.c_float)
 _libm.powf.restype = ctypes.c_float
 _ONE_THIRD_F = ctypes.c_float(1.0 / 3.0).value
-_LANCZOS = (76.18009172947146, -86.50532032941677, 24.01409824083091,
-            -1.231739572450155, 0.1208650973866179e-2, -0.5395239384953e-5)
+_LANCZOS = (
+    76.18009172947146,
+    -86.50532032941677,
+    24.01409824083091,
+    -1.231739572450155,
+    0.1208650973866179e-2,
+    -0.5395239384953e-5,
+)
 
 
 def _f32(x: float) -> float:
@@ -186,11 +192,13 @@ class CRandom:
         t6 = t2 * v1
         t7, t11 = t6 * v2, t6 * v3
         t19 = t2 * v2 * v3
-        umat = np.array([
-            [c + t2 * (v1 * v1), t7 - s * v3, t11 + s * v2],
-            [t7 + s * v3, c + t2 * (v2 * v2), t19 - s * v1],
-            [t11 - s * v2, t19 + s * v1, c + t2 * (v3 * v3)],
-        ])
+        umat = np.array(
+            [
+                [c + t2 * (v1 * v1), t7 - s * v3, t11 + s * v2],
+                [t7 + s * v3, c + t2 * (v2 * v2), t19 - s * v1],
+                [t11 - s * v2, t19 + s * v1, c + t2 * (v3 * v3)],
+            ]
+        )
         return umat, seed
 
 
@@ -227,13 +235,13 @@ def umat2misset(umat) -> tuple[float, float, float]:
     rows = [_unit(row) for row in rows]
     (uxx, uxy, _), (uyx, uyy, _), (uzx, uzy, uzz) = rows
     if uzx * uzx < 1.0:
-        return (math.atan2(uzy, uzz), math.atan2(-uzx, math.sqrt(uzy * uzy + uzz * uzz)),
-                math.atan2(uyx, uxx))
+        return (math.atan2(uzy, uzz), math.atan2(-uzx, math.sqrt(uzy * uzy + uzz * uzz)), math.atan2(uyx, uxx))
     return math.atan2(1, 1) * 4, math.atan2(1, 1) * 2, math.atan2(uxy, -uyy)
 
 
-def mosaic_umats(mosaic_spread_rad: float, domains: int, seed: int = 12345678,
-                 rng: CRandom | None = None) -> np.ndarray:
+def mosaic_umats(
+    mosaic_spread_rad: float, domains: int, seed: int = 12345678, rng: CRandom | None = None
+) -> np.ndarray:
     """The C program's mosaic domain orientations, shape (domains, 3, 3) float64.
 
     ``seed`` is the ``-mosaic_seed`` value as typed (C stores -seed; default 12345678).  Each domain

@@ -25,7 +25,7 @@ class Roi:
     shape: tuple[int, int]
 
     @classmethod
-    def clip(cls, roi, shape) -> "Roi":
+    def clip(cls, roi, shape) -> Roi:
         """``roi`` = (xmin, xmax, ymin, ymax) inclusive, or None for the whole detector of
         ``shape`` = (spixels, fpixels)."""
         spixels, fpixels = (int(n) for n in shape)

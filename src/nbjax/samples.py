@@ -35,7 +35,8 @@ class PixelSamples(eqx.Module):
     f_latt_sq: Float[Array, "T L Q S K"]
     omega: Float[Array, "T L Q"]  # solid angle, sr
     capture: Float[Array, "T L Q"]  # sensor capture fraction
-    polar: Float[Array, "T #L #Q #S"]  # polarization factor (C mode: one cached value per pixel)
+    polar: Float[Array, (T #L #Q #S
+)]  # polarization factor (C mode: one cached value per pixel)
     dmin_skip: Bool[Array, "T L Q S"]  # resolution beyond -dmin: the sample is not summed
     pos: Float[Array, "T L Q 3"]  # sub-pixel positions, m
     stol_sq: Float[Array, "T L Q S"]  # (sin(theta)/lambda)^2, 1/m^2
@@ -108,14 +109,18 @@ def miller_indices_c_order(mats, diffracted, incident, inv_lambda) -> Float[Arra
     return _rounded(mats[..., 0] * S[..., 0]) + _rounded(mats[..., 1] * S[..., 1]) + _rounded(mats[..., 2] * S[..., 2])
 
 
-def resolution(exp: Experiment, diffracted, incident, inv_lambda) -> tuple[Float[Array, "T L Q S"], Bool[Array, "T L Q S"]]:
+def resolution(
+    exp: Experiment, diffracted, incident, inv_lambda
+) -> tuple[Float[Array, "T L Q S"], Bool[Array, "T L Q S"]]:
     """((sin(theta)/lambda)^2 in 1/m^2, and whether the sample lies beyond -dmin) per sample."""
     scattering = (diffracted[:, :, :, None, :] - incident) * inv_lambda[:, None]  # (T, L, Q, S, 3)
     stol_sq = 0.25 * lax.stop_gradient(jnp.sum(scattering * scattering, axis=-1))
     return stol_sq, (exp.dmin > 0.0) & (stol_sq > 0.0) & (4.0 * exp.dmin * exp.dmin * stol_sq > 1.0)  # d < dmin
 
 
-def pixel_samples(exp: Experiment, fpix: Int[Array, " T"], spix: Int[Array, " T"], dtype, first_pixel: bool = False) -> PixelSamples:
+def pixel_samples(
+    exp: Experiment, fpix: Int[Array, " T"], spix: Int[Array, " T"], dtype, first_pixel: bool = False
+) -> PixelSamples:
     """The samples of pixels (fpix, spix) under ``exp.model``.  ``first_pixel``: the tile is
     the run's first rendered pixel (the C model renders its first phi loop differently)."""
     det, beam, xtal, model = exp.detector, exp.beam, exp.crystal, exp.model
@@ -135,4 +140,13 @@ def pixel_samples(exp: Experiment, fpix: Int[Array, " T"], spix: Int[Array, " T"
     hkl = model.miller_indices(exp, diffracted, incident, inv_lambda, dmin_skip, first_pixel)
     f_latt_sq = model.lattice_sq(hkl, xtal, dtype)
     cast = lambda x: x.astype(dtype)  # noqa: E731
-    return PixelSamples(hkl=hkl, f_latt_sq=f_latt_sq, omega=cast(omega), capture=cast(capture), polar=cast(polar), dmin_skip=dmin_skip, pos=pos, stol_sq=stol_sq)
+    return PixelSamples(
+        hkl=hkl,
+        f_latt_sq=f_latt_sq,
+        omega=cast(omega),
+        capture=cast(capture),
+        polar=cast(polar),
+        dmin_skip=dmin_skip,
+        pos=pos,
+        stol_sq=stol_sq,
+    )

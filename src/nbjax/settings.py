@@ -13,7 +13,8 @@ import math
 import time
 
 from nbjax.ctables import constants as C
-from nbjax.ctables.conventions import CUSTOM as START, DEFAULT_CONVENTION
+from nbjax.ctables.conventions import CUSTOM as START
+from nbjax.ctables.conventions import DEFAULT_CONVENTION
 
 NAN = math.nan
 

@@ -34,8 +34,7 @@ def pattern(fpixels, spixels, spacing=9, sigma=1.3):
             df = (f + 4) % spacing - spacing / 2.0
             ds = (s + 2) % spacing - spacing / 2.0
             amp = 100.0 + 10.0 * ((f * 7 + s * 13) % 11)
-            out.append(amp * math.exp(-(df * df + ds * ds) / (2 * sigma * sigma))
-                       + 0.5 + 0.01 * f + 0.02 * s)
+            out.append(amp * math.exp(-(df * df + ds * ds) / (2 * sigma * sigma)) + 0.5 + 0.01 * f + 0.02 * s)
     return out
 
 
@@ -46,8 +45,11 @@ def geometry(argv):
 
 def announce(fpixels, spixels):
     print("fake nanoBragg")
-    print(f"  distance=0.1 detsize={fpixels * 1e-4:g}x{spixels * 1e-4:g}  pixel=0.0001 meters "
-          f"({fpixels}x{spixels} pixels)", flush=True)
+    print(
+        f"  distance=0.1 detsize={fpixels * 1e-4:g}x{spixels * 1e-4:g}  pixel=0.0001 meters "
+        f"({fpixels}x{spixels} pixels)",
+        flush=True,
+    )
 
 
 def write(argv, data):

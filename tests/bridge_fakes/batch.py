@@ -1,6 +1,7 @@
 """Fake ``nbjax batch -``: reads batch lines from stdin like the real one (nbjax.cli.batch's
 parser and status line), and per ARGS line writes the fake image, or with -fake-hang sleeps, or
 with -fake-segv kills itself with SIGSEGV."""
+
 import os
 import signal
 import sys

@@ -1,4 +1,5 @@
 """Fake runner: prints its geometry, then sleeps forever (a child sleeps too)."""
+
 import subprocess
 import sys
 import time

@@ -1,4 +1,5 @@
 """Fake runner: exits 0 but writes no float image."""
+
 import sys
 
 from _common import announce, geometry

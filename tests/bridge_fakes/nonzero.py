@@ -1,4 +1,5 @@
 """Fake runner: prints usage and exits 9 without an image (like C without required inputs)."""
+
 import sys
 
 print("usage: nanoBragg -mat auto.mat -hkl Fs.hkl")

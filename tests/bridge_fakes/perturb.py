@@ -1,4 +1,5 @@
 """Fake runner: the pattern scaled by 1.02 plus deterministic noise (fails the thresholds)."""
+
 import sys
 
 from _common import render

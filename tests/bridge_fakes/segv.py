@@ -1,4 +1,5 @@
 """Fake runner: prints its geometry, then kills itself with SIGSEGV (like C on a 5-column HKL)."""
+
 import os
 import signal
 import sys

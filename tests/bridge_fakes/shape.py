@@ -1,4 +1,5 @@
 """Fake runner: writes an image one pixel wider than asked (a shape mismatch)."""
+
 import sys
 
 from _common import geometry, render

@@ -39,7 +39,7 @@ import time
 from nbjax.bench.peaks import device_peak, flops_per_sample, measure_fma, peak_memory
 from nbjax.bench.processes import compile_times, run_c
 from nbjax.bench.report import table, write_png
-from nbjax.bench.workloads import OVERHEAD_PIXELS, RUNNERS, WORKLOADS, renderer, timed, grad_ratio
+from nbjax.bench.workloads import OVERHEAD_PIXELS, RUNNERS, WORKLOADS, grad_ratio, renderer, timed
 
 C_MAX_SAMPLES = 3e8  # the C program is skipped on bigger workloads (minutes on a CPU) unless --c-all
 
@@ -56,9 +56,18 @@ def run(opts) -> dict:
     device = jax.devices()[0]
     dtypes = {"double": jnp.float64, "single": jnp.float32}
     report = {
-        "meta": {"date": time.strftime("%Y-%m-%d %H:%M:%S"), "host": platform.node(), "cpus": os.cpu_count(),
-                 "jax": jax.__version__, "backend": jax.default_backend(), "device": str(device), "local_devices": jax.local_device_count(),
-                 "device_kind": getattr(device, "device_kind", None), "quick": opts.quick, "repeat": opts.repeat},
+        "meta": {
+            "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "host": platform.node(),
+            "cpus": os.cpu_count(),
+            "jax": jax.__version__,
+            "backend": jax.default_backend(),
+            "device": str(device),
+            "local_devices": jax.local_device_count(),
+            "device_kind": getattr(device, "device_kind", None),
+            "quick": opts.quick,
+            "repeat": opts.repeat,
+        },
         "workloads": [],
     }
     _log(f"device {device} ({report['meta']['device_kind']})")
@@ -70,8 +79,13 @@ def run(opts) -> dict:
         for prec in opts.precisions:
             dtype = dtypes[prec]
             _log(f"{name} {prec} ...")
-            row = {"workload": name, "description": w.description, "kind": w.kind, "precision": prec,
-                   "args": w.args(opts.quick)}
+            row = {
+                "workload": name,
+                "description": w.description,
+                "kind": w.kind,
+                "precision": prec,
+                "args": w.args(opts.quick),
+            }
             row.update(RUNNERS[w.kind](w, opts.quick, dtype, opts.repeat))
             if "warm_s" in row:
                 row["samples_per_s"] = row["samples"] / row["warm_s"]
@@ -106,14 +120,18 @@ def run(opts) -> dict:
     report["overhead_64px_s"] = timed(lambda: render64(small), max(opts.repeat, 5))[1]
     grad_args = WORKLOADS["1024_1src"].args(opts.quick)
     report["grad"] = grad_ratio(grad_args, jnp.float64, opts.repeat)
-    report["compile"] = {"args": overhead_args} | ({} if opts.no_compile else compile_times(overhead_args, opts.timeout))
+    report["compile"] = {"args": overhead_args} | (
+        {} if opts.no_compile else compile_times(overhead_args, opts.timeout)
+    )
     report["memory"] = peak_memory()
     report["meta"]["c_bin"] = c_bin
     return report
 
 
 def main(argv: list[str]) -> int:
-    ap = argparse.ArgumentParser(prog="nbjax bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="nbjax bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--quick", action="store_true", help="small sizes (CI)")
     ap.add_argument("--workloads", default=",".join(WORKLOADS), help=f"comma-separated subset of {','.join(WORKLOADS)}")
     ap.add_argument("--precisions", default="double,single", help="comma-separated subset of double,single")
@@ -122,7 +140,9 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--png", default="nbjax-bench.png", metavar="PATH", help="PNG output (default nbjax-bench.png)")
     ap.add_argument("--no-png", action="store_true", help="do not write the PNG")
     ap.add_argument("--no-c", action="store_true", help="do not run the C program even when NB_C_BIN is set")
-    ap.add_argument("--c-all", action="store_true", help=f"run the C program also on workloads over {C_MAX_SAMPLES:.0g} samples")
+    ap.add_argument(
+        "--c-all", action="store_true", help=f"run the C program also on workloads over {C_MAX_SAMPLES:.0g} samples"
+    )
     ap.add_argument("--no-compile", action="store_true", help="skip the fresh-process compile-time measurement")
     ap.add_argument("--timeout", type=float, default=3600.0, help="seconds per subprocess (default 3600)")
     opts = ap.parse_args(argv)
@@ -135,7 +155,12 @@ def main(argv: list[str]) -> int:
         if p not in ("double", "single"):
             ap.error(f"unknown precision {p!r} (choose from double,single)")
     c_bin = os.environ.get("NB_C_BIN")
-    if c_bin and not opts.no_c and not (os.path.isfile(c_bin) and os.access(c_bin, os.X_OK)) and not shutil.which(c_bin):
+    if (
+        c_bin
+        and not opts.no_c
+        and not (os.path.isfile(c_bin) and os.access(c_bin, os.X_OK))
+        and not shutil.which(c_bin)
+    ):
         ap.error(f"NB_C_BIN={c_bin} is not an executable file")
     report = run(opts)
     lines = table(report)

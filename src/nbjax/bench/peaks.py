@@ -46,6 +46,7 @@ def measure_fma():
     for name, dtype in (("float32", jnp.float32), ("float64", jnp.float64)):
         best = 0.0
         for n, chain, iters in FMA_SHAPES:
+
             def body(i, v, chain=chain):
                 for _ in range(chain):
                     v = v * 0.999 + 0.001
@@ -72,7 +73,9 @@ def flops_per_sample(args: list[str], dtype) -> float | None:
     try:
         import jax
 
-        cost = jax.jit(lambda e: nbjax.render(e, dtype=dtype, tile=PROBE_PIXELS**2)).lower(exp).compile().cost_analysis()
+        cost = (
+            jax.jit(lambda e: nbjax.render(e, dtype=dtype, tile=PROBE_PIXELS**2)).lower(exp).compile().cost_analysis()
+        )
         if isinstance(cost, (list, tuple)):
             cost = cost[0] if cost else None
         flops = (cost or {}).get("flops")

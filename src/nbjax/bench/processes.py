@@ -9,13 +9,19 @@ import sys
 import tempfile
 import time
 
+
 def run_c(c_bin: str, args: list[str], timeout: float) -> float | None:
     """Whole-process wall time of the C program on ``args`` (None if it failed)."""
     with tempfile.TemporaryDirectory(prefix="nbjax-bench-c-") as d:
         t0 = time.perf_counter()
         try:
-            rc = subprocess.run([c_bin, *args, "-nonoise", "-nopgm", "-noprogress", "-floatfile", "c.bin"], cwd=d,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=timeout).returncode
+            rc = subprocess.run(
+                [c_bin, *args, "-nonoise", "-nopgm", "-noprogress", "-floatfile", "c.bin"],
+                cwd=d,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                timeout=timeout,
+            ).returncode
         except subprocess.TimeoutExpired:
             return None
         return time.perf_counter() - t0 if rc == 0 else None
@@ -43,8 +49,12 @@ def compile_times(args: list[str], timeout: float) -> dict:
     out = {}
     with tempfile.TemporaryDirectory(prefix="nbjax-bench-cache-") as cache:
         for label in ("cold", "cached"):
-            proc = subprocess.run([sys.executable, "-c", _COMPILE_CHILD, cache, json.dumps(args)], capture_output=True,
-                                  text=True, timeout=timeout)
+            proc = subprocess.run(
+                [sys.executable, "-c", _COMPILE_CHILD, cache, json.dumps(args)],
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+            )
             if proc.returncode != 0:
                 return {"error": proc.stderr.strip().splitlines()[-1:] or [f"exit {proc.returncode}"]}
             res = json.loads(proc.stdout.strip().splitlines()[-1])

@@ -4,29 +4,66 @@ from __future__ import annotations
 
 from nbjax.bench.workloads import OVERHEAD_PIXELS
 
+
 def _fmt(x, spec=".3g"):
     return "-" if x is None else format(x, spec)
 
 
 def table(report: dict) -> list[str]:
-    hdr = ["workload", "prec", "first s", "warm s", "samples/s", "images/s", "GFLOP/s", "% peak", "C s", "C/nb", "notes"]
+    hdr = [
+        "workload",
+        "prec",
+        "first s",
+        "warm s",
+        "samples/s",
+        "images/s",
+        "GFLOP/s",
+        "% peak",
+        "C s",
+        "C/nb",
+        "notes",
+    ]
     rows = []
     for r in report["workloads"]:
         pf = r.get("peak_fraction")
-        rows.append([r["workload"], r["precision"], _fmt(r.get("first_s")), _fmt(r.get("warm_s")), _fmt(r.get("samples_per_s")),
-                     _fmt(r.get("images_per_s")), _fmt(None if r.get("flops_per_s") is None else r["flops_per_s"] / 1e9),
-                     _fmt(None if pf is None else 100 * pf, ".2g"), _fmt(r.get("c_s")), _fmt(r.get("c_over_nbjax")), "; ".join(r.get("notes", []))])
+        rows.append(
+            [
+                r["workload"],
+                r["precision"],
+                _fmt(r.get("first_s")),
+                _fmt(r.get("warm_s")),
+                _fmt(r.get("samples_per_s")),
+                _fmt(r.get("images_per_s")),
+                _fmt(None if r.get("flops_per_s") is None else r["flops_per_s"] / 1e9),
+                _fmt(None if pf is None else 100 * pf, ".2g"),
+                _fmt(r.get("c_s")),
+                _fmt(r.get("c_over_nbjax")),
+                "; ".join(r.get("notes", [])),
+            ]
+        )
     widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h) for i, h in enumerate(hdr)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip() for cells in [hdr, ["-" * w for w in widths]] + rows]
-    meta, peak, comp, grad, mem = report["meta"], report["peak_flops"], report["compile"], report["grad"], report["memory"]
+    lines = [
+        "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()
+        for cells in [hdr, ["-" * w for w in widths]] + rows
+    ]
+    meta, peak, comp, grad, mem = (
+        report["meta"],
+        report["peak_flops"],
+        report["compile"],
+        report["grad"],
+        report["memory"],
+    )
     lines += [
         "",
         f"device: {meta['device']} ({meta['device_kind']}; renders split over {meta.get('local_devices', 1)} local devices), jax {meta['jax']}; peak FP32 {_fmt(peak.get('float32'))} FP64 {_fmt(peak.get('float64'))} FLOP/s ({peak['source']})",
         f"warm per-call overhead, {OVERHEAD_PIXELS}^2 image: {1e3 * report['overhead_64px_s']:.2f} ms",
-        ("first render call in a fresh process: skipped (--no-compile)" if len(comp) == 1 else
-         f"first render call in a fresh process: {_fmt(comp.get('cold_first_call_s'))} s with an empty compilation cache, "
-         f"{_fmt(comp.get('cached_first_call_s'))} s from the filled cache (JAX + nbjax import {_fmt(comp.get('cached_import_s'))} s)"
-         + (f"; error: {comp['error']}" if "error" in comp else "")),
+        (
+            "first render call in a fresh process: skipped (--no-compile)"
+            if len(comp) == 1
+            else f"first render call in a fresh process: {_fmt(comp.get('cold_first_call_s'))} s with an empty compilation cache, "
+            f"{_fmt(comp.get('cached_first_call_s'))} s from the filled cache (JAX + nbjax import {_fmt(comp.get('cached_import_s'))} s)"
+            + (f"; error: {comp['error']}" if "error" in comp else "")
+        ),
         f"value_and_grad / forward (sum(image^2) w.r.t. wavelengths and directions, {grad_args_label(report)}): {grad['ratio']:.2f} "
         f"({grad['value_and_grad_s']:.4g} s / {grad['forward_s']:.4g} s)",
         f"peak memory: {mem['peak_bytes'] / 2**20:.0f} MiB ({mem['source']})",
@@ -47,7 +84,7 @@ def write_png(report: dict, path: str) -> str:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        return f"PNG not written: matplotlib is not installed (pip install 'nbjax[report]')"
+        return "PNG not written: matplotlib is not installed (pip install 'nbjax[report]')"
     rows = [r for r in report["workloads"] if r.get("samples_per_s")]
     labels = [f"{r['workload']}\n{r['precision']}" for r in rows]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(max(8, 1.6 * len(rows)), 4.5))

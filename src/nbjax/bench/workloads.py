@@ -5,7 +5,23 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-CRYSTAL = ["-cell", "100", "100", "100", "90", "90", "90", "-default_F", "100", "-N", "5", "-lambda", "1", "-distance", "100"]
+CRYSTAL = [
+    "-cell",
+    "100",
+    "100",
+    "100",
+    "90",
+    "90",
+    "90",
+    "-default_F",
+    "100",
+    "-N",
+    "5",
+    "-lambda",
+    "1",
+    "-distance",
+    "100",
+]
 DIV5 = ("-divergence", "1.0", "-divsteps", "5", "-square_div")
 DIV10 = ("-divergence", "1.0", "-divsteps", "10", "-square_div")
 OS1 = ("-oversample", "1")  # nanoBragg would choose its own oversampling otherwise
@@ -30,11 +46,20 @@ WORKLOADS = {
     "1024_1src": Workload("1024^2 x 1 source", "render", 1024, 64, OS1),
     "1024_25src_os2": Workload("1024^2 x 25 sources, oversample 2", "render", 1024, 48, DIV5 + ("-oversample", "2")),
     "4096_100src": Workload("4096^2 x 100 sources", "render", 4096, 32, DIV10 + OS1),
-    "batch64_256": Workload("batch of 64 x 256^2, orientations and spectra", "batch", 256, 32, ("-dispersion", "2", "-dispsteps", "3") + OS1, 64, 4),
+    "batch64_256": Workload(
+        "batch of 64 x 256^2, orientations and spectra",
+        "batch",
+        256,
+        32,
+        ("-dispersion", "2", "-dispsteps", "3") + OS1,
+        64,
+        4,
+    ),
     "fit_step": Workload("one fit step, 128^2", "fit", 128, 32, OS1),
 }
 OVERHEAD_PIXELS = 64
 PROBE_PIXELS = 16  # cost-analysis detector: one tile, so loop bodies are counted once = exactly
+
 
 def samples_per_image(exp) -> int:
     """Evaluations per image: pixels x sub-pixels x sources x phi x mosaic domains x layers."""
@@ -137,12 +162,20 @@ def bench_batch(w: Workload, quick: bool, dtype, repeat: int) -> dict:
         stacked = stack(exps)
         first, warm = timed(lambda: nbjax.render_batch(stacked, dtype=dtype), repeat)
         _, separate = timed(lambda: [nbjax.render(e, dtype=dtype) for e in exps], repeat)
-        notes = [f"one nbjax.render_batch call: {separate / warm:.2f}x the throughput of {count} separate warm nbjax.render calls ({separate:.3f} s)"]
+        notes = [
+            f"one nbjax.render_batch call: {separate / warm:.2f}x the throughput of {count} separate warm nbjax.render calls ({separate:.3f} s)"
+        ]
     else:
         render = renderer(dtype)
         first, warm = timed(lambda: [render(e) for e in exps], repeat)
         notes = [f"nbjax.render_batch not available: {count} separate renders"]
-    return {"first_s": first, "warm_s": warm, "images": count, "samples": count * samples_per_image(exps[0]), "notes": notes}
+    return {
+        "first_s": first,
+        "warm_s": warm,
+        "images": count,
+        "samples": count * samples_per_image(exps[0]),
+        "notes": notes,
+    }
 
 
 def bench_fit(w: Workload, quick: bool, dtype, repeat: int) -> dict:
@@ -170,9 +203,18 @@ def bench_fit(w: Workload, quick: bool, dtype, repeat: int) -> dict:
     _, grad_warm = timed(lambda: problem.objective.gradient(theta), repeat)
     one_device = renderer(dtype, devices=1)  # the fit's passes run on one device: compare like with like
     _, forward_warm = timed(lambda: one_device(exp), repeat)
-    notes = [f"LM step, {theta.size} parameters: {warm / forward_warm:.2f}x the forward render; loss+gradient pass {grad_warm / forward_warm:.2f}x"]
-    return {"first_s": first, "warm_s": warm, "images": 1, "samples": samples_per_image(exp), "notes": notes,
-            "lm_step_over_forward": warm / forward_warm, "gradient_over_forward": grad_warm / forward_warm}
+    notes = [
+        f"LM step, {theta.size} parameters: {warm / forward_warm:.2f}x the forward render; loss+gradient pass {grad_warm / forward_warm:.2f}x"
+    ]
+    return {
+        "first_s": first,
+        "warm_s": warm,
+        "images": 1,
+        "samples": samples_per_image(exp),
+        "notes": notes,
+        "lm_step_over_forward": warm / forward_warm,
+        "gradient_over_forward": grad_warm / forward_warm,
+    }
 
 
 RUNNERS = {"render": bench_render, "batch": bench_batch, "fit": bench_fit}

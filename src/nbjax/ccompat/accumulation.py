@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
-from nbjax.accumulation import PIXELS, AbstractAccumulation, squared_amplitudes
+from nbjax.accumulation import AbstractAccumulation, squared_amplitudes
 from nbjax.ccompat.lattice import c_lattice_amplitude
 from nbjax.experiment import R_E_SQR
 from nbjax.physics import structure_factors as sf
@@ -64,7 +64,9 @@ class CCompatible(AbstractAccumulation):
 
         # without -dmin nothing is skipped: the first sample, no search (512^2 x 100 samples, single
         # precision: 0.148 -> 0.128 s)
-        first, computed = jax.lax.cond(exp.dmin > 0.0, search, lambda *_: (jnp.zeros(T, jnp.int32), jnp.ones(T, bool)), diffracted, incident)
+        first, computed = jax.lax.cond(
+            exp.dmin > 0.0, search, lambda *_: (jnp.zeros(T, jnp.int32), jnp.ones(T, bool)), diffracted, incident
+        )
         t = jnp.arange(T)
         d = diffracted[t, first // (Q * S), (first // S) % Q]
         polar = jnp.where(computed, polarization(incident[first % S], d, beam.polar_vector, beam.kahn), 0.0)
@@ -88,7 +90,10 @@ class CCompatible(AbstractAccumulation):
             return hkl
         first_mats = orientation_matrices(exp.crystal, jnp.float64, self.phi_first)
         hkl_first = miller_indices_c_order(first_mats, diffracted, incident, inv_lambda)
-        group = jnp.arange(np.prod(dmin_skip.shape[1:])).reshape(dmin_skip.shape[1:]) == first_unskipped_index(dmin_skip)[:, None, None, None]
+        group = (
+            jnp.arange(np.prod(dmin_skip.shape[1:])).reshape(dmin_skip.shape[1:])
+            == first_unskipped_index(dmin_skip)[:, None, None, None]
+        )
         return jnp.where(group[..., None, None], hkl_first, hkl)
 
     def tile(self, exp, fpix, spix, context, dtype, stage):
@@ -115,7 +120,11 @@ class CCompatible(AbstractAccumulation):
         absorption-oversample-thick).
         """
         T = x.shape[0]
-        cached = {"thick": s.capture[:, -1, 0], "polar": first_unskipped_polar(s.polar, s.dmin_skip), "omega": s.omega[:, 0, 0]}
+        cached = {
+            "thick": s.capture[:, -1, 0],
+            "polar": first_unskipped_polar(s.polar, s.dmin_skip),
+            "omega": s.omega[:, 0, 0],
+        }
         flags = {"thick": self.oversample_thick, "polar": self.oversample_polar, "omega": self.oversample_omega}
         if not any(flags.values()):
             intensity = exp.background + sample_sum(x.reshape(T, -1))
@@ -166,7 +175,9 @@ class CCompatible(AbstractAccumulation):
                 return stop, None
         except jax.errors.ConcretizationTypeError:
             return stop, None
-        hkl = np.asarray(_sample_hkl(exp, jnp.atleast_1d(f).astype(jnp.int32), jnp.atleast_1d(s).astype(jnp.int32), first[k]))
+        hkl = np.asarray(
+            _sample_hkl(exp, jnp.atleast_1d(f).astype(jnp.int32), jnp.atleast_1d(s).astype(jnp.int32), first[k])
+        )
         return stop, {"pixel": (int(f), int(s)), "hkl": tuple(float(x) for x in hkl)}
 
     def finish(self, exp, values, context, run_pixel):

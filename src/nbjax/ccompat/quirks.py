@@ -46,8 +46,13 @@ def cell_warning(requested, built) -> str | None:
     prints and renders 'Unit Cell: 70 80 90 84.9923 95.0077 105.001'."""
     if np.allclose(built[:3], requested[:3], rtol=1e-6) and np.allclose(built[3:], requested[3:], rtol=0, atol=1e-5):
         return None
-    return ("quirk: nanoBragg's set-up turns -cell " + " ".join(f"{x:g}" for x in requested) + " into " + " ".join(f"{x:g}" for x in built)
-            + "; nbjax renders that cell, as nanoBragg does")
+    return (
+        "quirk: nanoBragg's set-up turns -cell "
+        + " ".join(f"{x:g}" for x in requested)
+        + " into "
+        + " ".join(f"{x:g}" for x in built)
+        + "; nbjax renders that cell, as nanoBragg does"
+    )
 
 
 def c_quirk_warnings(s, geo, sources, phi_reused, oversample, layers, orientations) -> list[str]:
@@ -59,26 +64,45 @@ def c_quirk_warnings(s, geo, sources, phi_reused, oversample, layers, orientatio
         out.append("quirk: " + text)
 
     if phi_reused:  # quirk-phi-zero-reuse, phi-zero-middle-step
-        warn("phi is exactly 0 at a step; like nanoBragg, that step reuses the previous step's orientation (use -physical or -phi 1e-12)")
+        warn(
+            "phi is exactly 0 at a step; like nanoBragg, that step reuses the previous step's orientation (use -physical or -phi 1e-12)"
+        )
     if np.ptp(sources.weights) > 0:  # src-weights-seed vs src-weights-equal
         warn("source weights differ; like nanoBragg, nbjax ignores them (use -physical to honour them)")
     if s.sourcefile is not None and np.any(sources.wavelengths != s.lambda0):  # src-lambda-column
-        warn("the source file's wavelength column (metres) is used per source; -lambda only sets the header, -mat scaling and oversampling")
+        warn(
+            "the source file's wavelength column (metres) is used per source; -lambda only sets the header, -mat scaling and oversampling"
+        )
     if s.oversample_polar and s.nopolar:  # nopolar-oversample-polar-thick
         warn("-nopolar with -oversample_polar; like nanoBragg, polarization is applied anyway")
-    cached = [name for name, on in (("solid angle", s.oversample_omega), ("polarization", s.oversample_polar)) if not on]
+    cached = [
+        name for name, on in (("solid angle", s.oversample_omega), ("polarization", s.oversample_polar)) if not on
+    ]
     if oversample > 1 and cached:  # oversample-2
-        warn(f"{' and '.join(cached)} come from the first sub-pixel, as in nanoBragg (use -oversample_omega/-oversample_polar or -physical)")
-    if any((s.oversample_thick, s.oversample_polar, s.oversample_omega)) and oversample * oversample * sources.wavelengths.size * orientations * layers > 1:
-        warn("-oversample_thick/_polar/_omega multiply the running sum after every sample, as in nanoBragg (oversample-3-omega-polar)")
+        warn(
+            f"{' and '.join(cached)} come from the first sub-pixel, as in nanoBragg (use -oversample_omega/-oversample_polar or -physical)"
+        )
+    if (
+        any((s.oversample_thick, s.oversample_polar, s.oversample_omega))
+        and oversample * oversample * sources.wavelengths.size * orientations * layers > 1
+    ):
+        warn(
+            "-oversample_thick/_polar/_omega multiply the running sum after every sample, as in nanoBragg (oversample-3-omega-polar)"
+        )
     if layers > 1:  # absorption-thickness
-        warn("sensor layers are spaced thick/(layers-1) and the sum is scaled by the last layer's capture fraction, as in nanoBragg")
-    if s.water_size > 0 and oversample * oversample * sources.wavelengths.size * orientations > 1:  # water-oversample-omega-roi
+        warn(
+            "sensor layers are spaced thick/(layers-1) and the sum is scaled by the last layer's capture fraction, as in nanoBragg"
+        )
+    if (
+        s.water_size > 0 and oversample * oversample * sources.wavelengths.size * orientations > 1
+    ):  # water-oversample-omega-roi
         warn("the water background is divided by the number of samples, as in nanoBragg")
     if any("-misset_seed" in t for t in argv):  # quirk-misset-seed-collision
         warn("-misset_seed also fires nanoBragg's -misset handler: the misset becomes (seed deg, next two tokens)")
     if any("-twotheta_axis" in t for t in argv):  # quirk-twotheta-axis-after
-        warn(f"-twotheta_axis also fires -twotheta: two-theta is now {math.degrees(s.detector_twotheta):g} deg (its x component)")
+        warn(
+            f"-twotheta_axis also fires -twotheta: two-theta is now {math.degrees(s.detector_twotheta):g} deg (its x component)"
+        )
     if any("-dump_pixel" in t for t in argv):
         warn("-dump_pixel is taken as -dump: the Fdump file is renamed, as in nanoBragg")
     if any("-pix0_vector" in t for t in argv):  # pix0-vector
@@ -92,4 +116,3 @@ def c_quirk_warnings(s, geo, sources, phi_reused, oversample, layers, orientatio
     if s.detector_twotheta != 0.0:  # quirk-distance-ratio-twotheta
         warn("the distance is corrected by the detector normal without two-theta (nanoBragg's distance ratio)")
     return out
-

@@ -69,7 +69,7 @@ def parse_line(number: int, text: str) -> Line | None:
         word = words[i]
         for prefix, attr in zip(REDIRECT_PREFIXES, ("stderr", "stdout")):
             if word.startswith(prefix):
-                target = word[len(prefix):]
+                target = word[len(prefix) :]
                 if not target:
                     i += 1
                     if i == len(words):
@@ -150,8 +150,12 @@ def run_batch(lines, status, err=None) -> int:
     finally:
         os.chdir(start)
     listed = ", ".join(str(n) for n in failed[:20]) + (", ..." if len(failed) > 20 else "")
-    print(f"nbjax batch: {total} line(s): {total - len(failed)} ok, {len(failed)} failed"
-          + (f" (lines {listed})" if failed else ""), file=status, flush=True)
+    print(
+        f"nbjax batch: {total} line(s): {total - len(failed)} ok, {len(failed)} failed"
+        + (f" (lines {listed})" if failed else ""),
+        file=status,
+        flush=True,
+    )
     return 1 if failed else 0
 
 
@@ -162,7 +166,11 @@ def _run_line(line: Line, folder: str, err) -> int:
     try:
         os.chdir(folder)
     except OSError as exc:
-        print(f"nbjax: error: batch line {line.number}: cannot enter {folder}: {exc.strerror or exc}", file=err, flush=True)
+        print(
+            f"nbjax: error: batch line {line.number}: cannot enter {folder}: {exc.strerror or exc}",
+            file=err,
+            flush=True,
+        )
         return 2
     try:
         with _redirected(line.stdout, line.stderr):
@@ -175,8 +183,9 @@ def _run_line(line: Line, folder: str, err) -> int:
 def main(argv: list[str]) -> int:
     """``nbjax batch FILE|-``; returns the exit status."""
     if len(argv) != 1 or argv[0] in ("-h", "--help", "-help"):
-        print(__doc__ if argv and argv[0] in ("-h", "--help", "-help") else USAGE,
-              file=sys.stdout if argv else sys.stderr)
+        print(
+            __doc__ if argv and argv[0] in ("-h", "--help", "-help") else USAGE, file=sys.stdout if argv else sys.stderr
+        )
         return 0 if argv and argv[0] in ("-h", "--help", "-help") else 2
     # the status lines keep the batch's own standard output while a line's output is redirected
     status = os.fdopen(os.dup(1), "w", buffering=1)

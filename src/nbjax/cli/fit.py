@@ -38,7 +38,17 @@ from nbjax.errors import NBError
 
 OUTPUT_NAMES = ("fitted_sources.txt", "fit.json", "fit_report.png")
 IMAGE_NAMES = ("model.bin", "residual.bin")
-_VALUED = {"-data": 1, "-free": 1, "-per_image": 1, "-loss": 1, "-method": 1, "-steps": 1, "-fitmask": 1, "-maskvalue": 1, "-outdir": 1}
+_VALUED = {
+    "-data": 1,
+    "-free": 1,
+    "-per_image": 1,
+    "-loss": 1,
+    "-method": 1,
+    "-steps": 1,
+    "-fitmask": 1,
+    "-maskvalue": 1,
+    "-outdir": 1,
+}
 _SWITCHES = {"-demo"}
 
 
@@ -72,9 +82,21 @@ def parameter(name: str, settings):
     from nbjax.setup import sampling
 
     key = name.strip().lower()
-    simple = {"weights": nf.Weights, "spectrum": nf.Spectrum, "wavelengths": nf.Wavelengths, "source_angles": nf.SourceAngles,
-              "beam_angle": nf.BeamDirection, "scale": nf.Scale, "background": nf.Background, "distance": nf.Distance,
-              "beam_centre": nf.BeamCentre, "beam_center": nf.BeamCentre, "cell": nf.Cell, "misset": nf.Misset, "n": nf.CrystalSize}
+    simple = {
+        "weights": nf.Weights,
+        "spectrum": nf.Spectrum,
+        "wavelengths": nf.Wavelengths,
+        "source_angles": nf.SourceAngles,
+        "beam_angle": nf.BeamDirection,
+        "scale": nf.Scale,
+        "background": nf.Background,
+        "distance": nf.Distance,
+        "beam_centre": nf.BeamCentre,
+        "beam_center": nf.BeamCentre,
+        "cell": nf.Cell,
+        "misset": nf.Misset,
+        "n": nf.CrystalSize,
+    }
     if key in simple:
         return simple[key]()
     disp = sampling.grid_rule(settings.dispsteps, settings.dispersion, settings.dispstep)[0]
@@ -86,7 +108,9 @@ def parameter(name: str, settings):
         return nf.Dispersion(dispsteps=disp)
     if key == "mosaic":
         return nf.MosaicSpread(spread0=math.degrees(max(settings.mosaic_spread, 0.0)))
-    raise NBError(f"-free: unknown parameter '{name}' (known: weights, spectrum, wavelengths, source_angles, beam_angle, divergence, dispersion, scale, background, distance, beam_centre, cell, misset, N, mosaic)")
+    raise NBError(
+        f"-free: unknown parameter '{name}' (known: weights, spectrum, wavelengths, source_angles, beam_angle, divergence, dispersion, scale, background, distance, beam_centre, cell, misset, N, mosaic)"
+    )
 
 
 def _method(opts):
@@ -147,7 +171,10 @@ def run(argv, out=sys.stdout, err=sys.stderr) -> int:
                 raise NBError("-seed: needs a whole number") from None
         start, obs, free, truth = _demo.problem(seed)
         exps, observations, per_image = [start], [obs], []
-        print(f"nbjax fit -demo: 5-channel spectrum, 128x128 pixels, Poisson noise (seed {seed}); fitting {', '.join(p.name for p in free)}", file=out)
+        print(
+            f"nbjax fit -demo: 5-channel spectrum, 128x128 pixels, Poisson noise (seed {seed}); fitting {', '.join(p.name for p in free)}",
+            file=out,
+        )
     else:
         exps, observations, free, per_image = _model_and_data(opts, rest)
     loss, method = _loss(opts), _method(opts)
@@ -163,13 +190,28 @@ def run(argv, out=sys.stdout, err=sys.stderr) -> int:
         print("\ntruth vs fitted:", file=out)
         for name, value in truth.items():
             pull = (result.value(name) - value) / result.error(name)
-            print(f"  {name:<14} truth {value:12.8g}   fitted {result.value(name):12.8g} +- {result.error(name):.3g}   ({pull:+.2f} sigma)", file=out)
-    meta = {"command": ["nbjax", "fit", *argv], "data": opts.get("-data") or ["demo"], "loss": type(loss).__name__, "method": type(method).__name__,
-            "free": [p.name for p in free], "per_image": [p.name for p in per_image]}
+            print(
+                f"  {name:<14} truth {value:12.8g}   fitted {result.value(name):12.8g} +- {result.error(name):.3g}   ({pull:+.2f} sigma)",
+                file=out,
+            )
+    meta = {
+        "command": ["nbjax", "fit", *argv],
+        "data": opts.get("-data") or ["demo"],
+        "loss": type(loss).__name__,
+        "method": type(method).__name__,
+        "free": [p.name for p in free],
+        "per_image": [p.name for p in per_image],
+    }
     if truth is not None:
         meta["truth"] = truth
-    written = write_outputs(result, outdir, meta, OUTPUT_NAMES, warn=lambda text: print(f"nbjax: warning: {text}", file=err),
-                            data_images=[np.asarray(o.image) for o in observations])
+    written = write_outputs(
+        result,
+        outdir,
+        meta,
+        OUTPUT_NAMES,
+        warn=lambda text: print(f"nbjax: warning: {text}", file=err),
+        data_images=[np.asarray(o.image) for o in observations],
+    )
     for path in written:
         print(f"writing {path}", file=out)
     return 0 if result.converged else 3

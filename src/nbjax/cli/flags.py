@@ -14,7 +14,7 @@ nbjax requires the value of every handler that reads one: C's ``-detector_abs``,
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+from collections.abc import Callable
 
 from nbjax.cli.cvalues import to_float, to_int
 from nbjax.ctables import argv as ctable
@@ -56,6 +56,7 @@ class Flag:
     @property
     def help(self) -> str:
         return self.row.help
+
 
 def _set(attr, convert=to_float, unit=None, also=None):
     """Handler setting ``attr`` from one value, converted by ``unit`` (C's own arithmetic)."""
@@ -359,7 +360,9 @@ NBJAX_HANDLERS: dict[str, Callable] = {
 
 def _flags(rows, handlers) -> tuple[Flag, ...]:
     if set(handlers) != {row.name for row in rows}:
-        raise RuntimeError(f"flag handlers out of step with the table: {sorted(set(handlers) ^ {row.name for row in rows})}")
+        raise RuntimeError(
+            f"flag handlers out of step with the table: {sorted(set(handlers) ^ {row.name for row in rows})}"
+        )
     return tuple(Flag(row, handlers[row.name]) for row in rows)
 
 
@@ -370,7 +373,9 @@ PREPASS_ONLY = tuple(row for row in ctable.PREPASS if row.name not in C_HANDLERS
 # The handlers, in the order of the C program's main parsing loop.
 FLAGS: tuple[Flag, ...] = _flags(ctable.C_OPTIONS, C_HANDLERS)
 # Tested before them: nbjax's own flags (exact names that no C pattern matches) and the pre-pass.
-NBJAX_FLAGS: tuple[Flag, ...] = _flags(ctable.NBJAX_OPTIONS, NBJAX_HANDLERS) + _flags(PREPASS_ONLY, {row.name: _const() for row in PREPASS_ONLY})
+NBJAX_FLAGS: tuple[Flag, ...] = _flags(ctable.NBJAX_OPTIONS, NBJAX_HANDLERS) + _flags(
+    PREPASS_ONLY, {row.name: _const() for row in PREPASS_ONLY}
+)
 
 HELP_FLAGS = ctable.HELP_FLAGS
 
@@ -395,10 +400,14 @@ def _values_text(n: int) -> str:
 
 def _missing_values(token: str, nargs: int, wanted: int, have: int) -> NBError:
     if nargs == 0:
-        return NBError(f"{token} must not be the last argument: nanoBragg only reads it when another argument follows, "
-                       "and silently ignores it otherwise; move it before another flag")
-    return NBError(f"{token} needs {_values_text(wanted)}, got {have if have else 'none'}: nanoBragg would silently "
-                   "ignore the flag and use its default; give the value" + ("s" if wanted > 1 else ""))
+        return NBError(
+            f"{token} must not be the last argument: nanoBragg only reads it when another argument follows, "
+            "and silently ignores it otherwise; move it before another flag"
+        )
+    return NBError(
+        f"{token} needs {_values_text(wanted)}, got {have if have else 'none'}: nanoBragg would silently "
+        "ignore the flag and use its default; give the value" + ("s" if wanted > 1 else "")
+    )
 
 
 def parse_argv(argv: list[str], settings: RunSettings | None = None) -> RunSettings:

@@ -42,7 +42,9 @@ def _check_positive(path: str, frame, argv: list[str]) -> None:
         value = frame.value(key)
         overridden = any(t.startswith("-") and f in t for t in argv for f in flags)
         if not math.isnan(value) and not value > 0 and not overridden:
-            raise NBError(f"{path}: the SMV header says {key}={value:g}, which is not positive; fix the header or give {flags[0]}")
+            raise NBError(
+                f"{path}: the SMV header says {key}={value:g}, which is not positive; fix the header or give {flags[0]}"
+            )
 
 
 def apply_headers(s: RunSettings, argv: list[str], log=None) -> None:
@@ -63,7 +65,16 @@ def apply_headers(s: RunSettings, argv: list[str], log=None) -> None:
         s.detsize_f = s.pixel_size * s.fpixels
         s.detsize_s = s.pixel_size * s.spixels
         # C divides: value/1000.0, /1e10, /RTD (a multiplication can round differently)
-        for key, attr, divisor in (("DISTANCE", "distance", 1000.0), ("CLOSE_DISTANCE", "close_distance", 1000.0), ("WAVELENGTH", "lambda0", 1e10), ("BEAM_CENTER_X", "Xbeam", 1000.0), ("ORGX", "ORGX", 1.0), ("ORGY", "ORGY", 1.0), ("PHI", "phi0", RTD), ("OSC_RANGE", "osc", RTD)):
+        for key, attr, divisor in (
+            ("DISTANCE", "distance", 1000.0),
+            ("CLOSE_DISTANCE", "close_distance", 1000.0),
+            ("WAVELENGTH", "lambda0", 1e10),
+            ("BEAM_CENTER_X", "Xbeam", 1000.0),
+            ("ORGX", "ORGX", 1.0),
+            ("ORGY", "ORGY", 1.0),
+            ("PHI", "phi0", RTD),
+            ("OSC_RANGE", "osc", RTD),
+        ):
             if not math.isnan(value(key)):
                 setattr(s, attr, value(key) / divisor)
         y = value("BEAM_CENTER_Y")

@@ -18,7 +18,25 @@ from nbjax.io.atomic import StagedWrites, check_writable
 from nbjax.io.cformat import cformat_g as g
 
 SUBCOMMANDS = {"batch": "nbjax.cli.batch", "bench": "nbjax.bench"}  # nbjax WORD ARGS
-DEMO_ARGV = ["-cell", "100", "100", "100", "90", "90", "90", "-default_F", "100", "-N", "5", "-lambda", "1.0", "-distance", "100", "-detpixels", "256"]
+DEMO_ARGV = [
+    "-cell",
+    "100",
+    "100",
+    "100",
+    "90",
+    "90",
+    "90",
+    "-default_F",
+    "100",
+    "-N",
+    "5",
+    "-lambda",
+    "1.0",
+    "-distance",
+    "100",
+    "-detpixels",
+    "256",
+]
 
 
 def _configure_jax():
@@ -117,7 +135,15 @@ def _render(exp, settings, err):
             eta = f", about {duration(left)} left" if done < total else f" in {duration(now - t0)}"
             print(f"nbjax: {100 * done // total}% done{eta}", file=err, flush=True)
 
-    result = render_with_stats(exp, dtype=dtype, tile=settings.tile_pixels or None, tiles_per_call=None if progress is None else 8, progress=progress, differentiable=False, devices=_device_count(settings))
+    result = render_with_stats(
+        exp,
+        dtype=dtype,
+        tile=settings.tile_pixels or None,
+        tiles_per_call=None if progress is None else 8,
+        progress=progress,
+        differentiable=False,
+        devices=_device_count(settings),
+    )
     return np.asarray(result.image), float(result.solid_angle_sum), result.interpolation_stop
 
 
@@ -139,18 +165,23 @@ def _interpolation_warning(stop, out, err):
         return
     h, k, l = stop["hkl"]
     h0, k0, l0 = (math.ceil(x - 0.5) for x in (h, k, l))
-    print(f"WARNING: out of range for three point interpolation: h,k,l,h0,k0,l0: {g(h)},{g(k)},{g(l)},{h0},{k0},{l0} ", file=out)
+    print(
+        f"WARNING: out of range for three point interpolation: h,k,l,h0,k0,l0: {g(h)},{g(k)},{g(l)},{h0},{k0},{l0} ",
+        file=out,
+    )
     print("WARNING: further warnings will not be printed! ", file=out)
     f, s = stop["pixel"]
-    print(f"nbjax: warning: quirk: pixel ({f}, {s}) needs structure factors outside the HKL table; like nanoBragg, interpolation is off from there on", file=err)
+    print(
+        f"nbjax: warning: quirk: pixel ({f}, {s}) needs structure factors outside the HKL table; like nanoBragg, interpolation is off from there on",
+        file=err,
+    )
 
 
 def _finish(s, exp, derived, image, omega_total, out, err, files):
     """C's closing statistics and files; the files are staged in ``files`` (committed by the
     caller once all of them are written, so a run leaves all of them or none)."""
-    from nbjax.io import noise
     from nbjax.cli.report import image_stats, solid_angle_line, stats_lines
-    from nbjax.io import pgm, smv
+    from nbjax.io import noise, pgm, smv
     from nbjax.io.floatimage import float_image_bytes
 
     geo = derived.geometry
@@ -166,7 +197,10 @@ def _finish(s, exp, derived, image, omega_total, out, err, files):
     header = derived.header
     overflow = smv.header_overflow(header)
     if overflow:
-        print(f"nbjax: warning: quirk: the SMV header text is {512 + overflow} bytes but declares HEADER_BYTES=512; written as nanoBragg writes it, so readers will misplace the pixels", file=err)
+        print(
+            f"nbjax: warning: quirk: the SMV header text is {512 + overflow} bytes but declares HEADER_BYTES=512; written as nanoBragg writes it, so readers will misplace the pixels",
+            file=err,
+        )
     files.stage(s.intfile, smv.smv_bytes(header, smv.int_image(image32, scale, s.adc_offset, geo.roi)))
     print(f"writing {s.intfile} as 2-byte integers", file=out)
     if s.write_pgm:
@@ -178,7 +212,9 @@ def _finish(s, exp, derived, image, omega_total, out, err, files):
         if s.fast_noise:
             noisy, photons, overloads = noise.fast_poisson_noise_image(image32, -s.seed, s.adc_offset, geo.roi)
         else:
-            noisy, photons, overloads = noise.poisson_noise_image(image32, -s.seed, s.adc_offset, geo.roi, rng=derived.random_state)
+            noisy, photons, overloads = noise.poisson_noise_image(
+                image32, -s.seed, s.adc_offset, geo.roi, rng=derived.random_state
+            )
         print(f"{photons:.0f} photons on noise image ({overloads} overloads)", file=out)
         files.stage(s.noisefile, smv.smv_bytes(header, noisy, noise_image=True))
         print(f"writing {s.noisefile} as 2-byte integers", file=out)

@@ -76,7 +76,10 @@ def _ordered_sum(start: float, values: np.ndarray) -> float:
 
 
 def stats_lines(stats: ImageStats) -> list[str]:
-    return [f"max_I = {g(stats.max_I)}  at {g(stats.max_I_x)} {g(stats.max_I_y)}", f"mean= {g(stats.mean)} rms= {g(stats.rms)} rmsd= {g(stats.rmsd)}"]
+    return [
+        f"max_I = {g(stats.max_I)}  at {g(stats.max_I_x)} {g(stats.max_I_y)}",
+        f"mean= {g(stats.mean)} rms= {g(stats.rms)} rmsd= {g(stats.rmsd)}",
+    ]
 
 
 def solid_angle_line(omega_total: float, steps: int) -> str:

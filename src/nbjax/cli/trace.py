@@ -17,7 +17,9 @@ CHUNK = 4096
 def trace_lines(exp, settings, image32, lambda0: float) -> list[str]:
     """Lines C prints for the traced pixels (one pixel, or every rendered pixel)."""
     if exp.physical:
-        raise NBError("-printout/-printout_pixel dump the C program's accumulation; they cannot be combined with -physical")
+        raise NBError(
+            "-printout/-printout_pixel dump the C program's accumulation; they cannot be combined with -physical"
+        )
     window = window_of(exp)
     f_want, s_want = settings.printout_pixel
     k = np.arange(window.n)
@@ -31,9 +33,20 @@ def trace_lines(exp, settings, image32, lambda0: float) -> list[str]:
     for start in range(0, fpix.size, CHUNK):
         f, s = fpix[start : start + CHUNK], spix[start : start + CHUNK]
         trace = pixel_trace(exp, jnp.asarray(f), jnp.asarray(s))
-        t = {key: np.asarray(getattr(trace, key)) for key in ("stol", "pos", "hkl", "f_cell", "f_latt", "I", "polar", "omega", "capture", "cell")}
+        t = {
+            key: np.asarray(getattr(trace, key))
+            for key in ("stol", "pos", "hkl", "f_cell", "f_latt", "I", "polar", "omega", "capture", "cell")
+        }
         for i in range(f.size):
-            lines += _pixel_lines(int(f[i]), int(s[i]), {key: v[i] for key, v in t.items() if key != "cell"}, t["cell"], float(image32[s[i], f[i]]), exp.steps, lambda0)
+            lines += _pixel_lines(
+                int(f[i]),
+                int(s[i]),
+                {key: v[i] for key, v in t.items() if key != "cell"},
+                t["cell"],
+                float(image32[s[i], f[i]]),
+                exp.steps,
+                lambda0,
+            )
     return lines
 
 

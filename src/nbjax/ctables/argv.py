@@ -86,7 +86,13 @@ def exact(text: str) -> Pattern:
 # C's pre-pass: it reads the mask, then the img header, before the main loop (reference D13).
 PREPASS: tuple[Option, ...] = (
     opt("-img", 1, "SMV file whose header sets the geometry", role="input", prepass=True),
-    opt("-mask", 1, "SMV mask: pixels with value 0 are skipped; its header sets the geometry", role="input", prepass=True),
+    opt(
+        "-mask",
+        1,
+        "SMV mask: pixels with value 0 are skipped; its header sets the geometry",
+        role="input",
+        prepass=True,
+    ),
 )
 
 # The main loop, in the C program's order.
@@ -193,7 +199,13 @@ C_OPTIONS: tuple[Option, ...] = (
     opt("-floatfile", 1, "float image (default floatimage.bin)", patterns=("-floatfile", "-floatimage"), role="float"),
     opt("-intfile", 1, "SMV image (default intimage.img)", patterns=("-intfile", "-intimage"), role="output"),
     opt("-pgmfile", 1, "PGM image (default image.pgm)", patterns=("-pgmfile", "-pgmimage"), role="output"),
-    opt("-noisefile", 1, "noise SMV image (default noiseimage.img)", patterns=("-noisefile", "-noiseimage"), role="output"),
+    opt(
+        "-noisefile",
+        1,
+        "noise SMV image (default noiseimage.img)",
+        patterns=("-noisefile", "-noiseimage"),
+        role="output",
+    ),
     opt("-nonoise", 0, "do not write the noise image"),
     opt("-nopgm", 0, "do not write the PGM"),
     opt("-scale", 1, "SMV scale (default auto)"),
@@ -221,10 +233,25 @@ NBJAX_OPTIONS: tuple[Option, ...] = (
     opt("-precision", 1, "double (default) or single", patterns=(exact("-precision"),)),
     opt("-physical", 0, "intended physics: weights honoured, per-sample factors", patterns=(exact("-physical"),)),
     opt("-tile", 1, "pixels per kernel tile (default auto)", patterns=(exact("-tile"),)),
-    opt("-force", 0, "run even when the estimated time exceeds the limit (1 h; memory limits still apply)", patterns=(exact("-force"),)),
-    opt("-devices", 1, "local devices to split the tiles over (default 0 = all: on CPU one per core); same image", patterns=(exact("-devices"),)),
+    opt(
+        "-force",
+        0,
+        "run even when the estimated time exceeds the limit (1 h; memory limits still apply)",
+        patterns=(exact("-force"),),
+    ),
+    opt(
+        "-devices",
+        1,
+        "local devices to split the tiles over (default 0 = all: on CPU one per core); same image",
+        patterns=(exact("-devices"),),
+    ),
     opt("-demo", 0, "render the built-in default pattern", patterns=(exact("-demo"),)),
-    opt("-fastnoise", 0, "noise image from jax.random: same Poisson statistics, not C's exact stream", patterns=(exact("-fastnoise"),)),
+    opt(
+        "-fastnoise",
+        0,
+        "noise image from jax.random: same Poisson statistics, not C's exact stream",
+        patterns=(exact("-fastnoise"),),
+    ),
 )
 
 HELP_FLAGS = ("-h", "--help", "-help")

@@ -42,7 +42,9 @@ def _is_smv(path) -> bool:
         return handle.read(12) == b"{\nHEADER_BYT"
 
 
-def read_image(path: str | os.PathLike, shape: tuple[int, int] | None = None, adc: float = 40.0, overload: float = OVERLOAD):
+def read_image(
+    path: str | os.PathLike, shape: tuple[int, int] | None = None, adc: float = 40.0, overload: float = OVERLOAD
+):
     """(photons (slow, fast) float64, usable-pixel mask) from an image file (module docstring)."""
     path = os.fspath(path)
     if not os.path.exists(path):
@@ -87,12 +89,16 @@ def build_mask(shape, usable=None, mask_file=None, roi=None) -> np.ndarray:
     return keep
 
 
-def observation(path, shape=None, *, adc=40.0, mask_file=None, mask_value=None, roi=None, sigma=None, name=None) -> Observation:
+def observation(
+    path, shape=None, *, adc=40.0, mask_file=None, mask_value=None, roi=None, sigma=None, name=None
+) -> Observation:
     """Read an observed image and build its mask (module docstring); ``mask_value`` drops the
     pixels whose value (in photons, after the ADC offset) equals it."""
     image, usable = read_image(path, shape, adc=adc)
     if shape is not None and image.shape != tuple(shape):
-        raise NBError(f"{path}: image is {image.shape[1]}x{image.shape[0]} pixels, the model detector {shape[1]}x{shape[0]}")
+        raise NBError(
+            f"{path}: image is {image.shape[1]}x{image.shape[0]} pixels, the model detector {shape[1]}x{shape[0]}"
+        )
     keep = build_mask(image.shape, usable, mask_file, roi=roi)
     if mask_value is not None:
         keep &= image != mask_value

@@ -24,8 +24,31 @@ WAVELENGTHS_A = (0.98, 0.99, 1.00, 1.01, 1.02)
 WEIGHTS = (0.5, 1.0, 2.0, 1.2, 0.6)
 BACKGROUND = 2.0
 PEAK_PHOTONS = 3000.0
-DEMO_ARGV = ["-cell", "100", "100", "100", "90", "90", "90", "-default_F", "100", "-N", "10", "-misset", "12", "-23", "37",
-             "-detpixels", "128", "-pixel", "0.2", "-distance", "60", "-oversample", "1"]
+DEMO_ARGV = [
+    "-cell",
+    "100",
+    "100",
+    "100",
+    "90",
+    "90",
+    "90",
+    "-default_F",
+    "100",
+    "-N",
+    "10",
+    "-misset",
+    "12",
+    "-23",
+    "37",
+    "-detpixels",
+    "128",
+    "-pixel",
+    "0.2",
+    "-distance",
+    "60",
+    "-oversample",
+    "1",
+]
 WEIGHT_START = (1.2, 0.8, 1.1, 0.9, 1.25)
 
 
@@ -51,8 +74,8 @@ def truth_experiment():
 
 def problem(seed: int = 0, noise: bool = True):
     """(starting Experiment, Observation, free parameters, true user values by label)."""
-    from nbjax import fit as nf
     import nbjax
+    from nbjax import fit as nf
 
     truth, scale = truth_experiment()
     mean = scale * np.asarray(nbjax.render(truth)) + BACKGROUND

@@ -31,6 +31,7 @@ from nbjax import kernel
 from nbjax.fit import _source_gradient as source_gradient
 from nbjax.fit import _tangents as shared_lattice
 
+
 @dataclasses.dataclass(frozen=True)
 class Layout:
     """Where each parameter's theta lives in the flat vector, for one image."""
@@ -128,7 +129,9 @@ def _tile_model_and_jacobian(reference, layout, tangents, theta, fpix, spix, dty
 
     vecs = jnp.asarray(tangents.vectors, dtype=theta.dtype)
     if vecs.shape[0] and shared_lattice.eligible(reference, layout):
-        images, d_images = shared_lattice.images_and_tangents(lambda th: experiment(reference, layout, th), theta, vecs, fpix, spix, dtype)
+        images, d_images = shared_lattice.images_and_tangents(
+            lambda th: experiment(reference, layout, th), theta, vecs, fpix, spix, dtype
+        )
     elif vecs.shape[0]:
         images, d_images = jax.vmap(lambda v: jax.jvp(per_source, (theta,), (v,)), out_axes=(None, 0))(vecs)
     else:
@@ -209,15 +212,19 @@ def make_passes(layouts, n_theta, n_sources, loss, dtype):
         if canonical is not None and _same_shapes(refs) and _same_shapes(data):
             layout, tangents, idx = canonical
             stack = lambda *xs: jnp.stack(xs)  # noqa: E731
-            carry, m = jax.vmap(lambda th, ref, tiles: scan_image(ref, layout, tangents, th, tiles, with_jacobian, with_fisher))(
-                theta[idx], jax.tree.map(stack, *refs), jax.tree.map(stack, *data))
+            carry, m = jax.vmap(
+                lambda th, ref, tiles: scan_image(ref, layout, tangents, th, tiles, with_jacobian, with_fisher)
+            )(theta[idx], jax.tree.map(stack, *refs), jax.tree.map(stack, *data))
             sums = [jnp.sum(carry[0])]
             if with_jacobian:
                 sums.append(jnp.zeros((n,), dtype).at[idx].add(carry[1]))
                 if with_fisher:
                     sums.append(jnp.zeros((n, n), dtype).at[idx[:, :, None], idx[:, None, :]].add(carry[2]))
             return tuple(sums), [m[i] for i in range(len(layouts))]
-        outs = [scan_image(refs[i], layouts[i], tangent_sets[i], theta, data[i], with_jacobian, with_fisher) for i in range(len(layouts))]
+        outs = [
+            scan_image(refs[i], layouts[i], tangent_sets[i], theta, data[i], with_jacobian, with_fisher)
+            for i in range(len(layouts))
+        ]
         sums = tuple(sum(o[0][k] for o in outs) for k in range(len(outs[0][0])))
         return sums, [o[1] for o in outs]
 
@@ -252,7 +259,10 @@ def make_passes(layouts, n_theta, n_sources, loss, dtype):
         def body(carry, tile):
             fpix, spix, valid, d, sigma = tile
             l, cot = source_gradient.tile_terms(exp, b, fpix, spix, valid, d, sigma, loss, dtype)
-            return (carry[0] + l.astype(carry[0].dtype), jax.tree.map(lambda a, b: a + b.astype(a.dtype), carry[1], cot)), None
+            return (
+                carry[0] + l.astype(carry[0].dtype),
+                jax.tree.map(lambda a, b: a + b.astype(a.dtype), carry[1], cot),
+            ), None
 
         init = (jnp.zeros((), dtype), jax.tree.map(jnp.zeros_like, b))
         (l_i, cot), _ = jax.lax.scan(body, init, _split_tiles(tiles, ref.samples_per_pixel))

@@ -12,7 +12,7 @@ the restraints' curvature) at the optimum and G = du/dtheta.
 from __future__ import annotations
 
 import dataclasses
-from typing import Sequence
+from collections.abc import Sequence
 
 import equinox as eqx
 import jax
@@ -56,7 +56,10 @@ class FitResult(eqx.Module):
 
     def as_dict(self) -> dict:
         return {
-            "parameters": [{"name": n, "units": u, "start": float(s), "value": float(v), "stderr": float(e)} for n, u, s, v, e in zip(self.names, self.units, self.start, self.values, self.stderr)],
+            "parameters": [
+                {"name": n, "units": u, "start": float(s), "value": float(v), "stderr": float(e)}
+                for n, u, s, v, e in zip(self.names, self.units, self.start, self.values, self.stderr)
+            ],
             "covariance": np.asarray(self.covariance).tolist(),
             "correlation": np.asarray(self.correlation).tolist(),
             "loss_history": list(self.loss_history),
@@ -69,7 +72,9 @@ class FitResult(eqx.Module):
         lines = [f"{'parameter':<{width}}  {'start':>14}  {'fitted':>14}  {'+-':>11}  units"]
         for n, u, s, v, e in zip(self.names, self.units, self.start, self.values, self.stderr):
             lines.append(f"{n:<{width}}  {s:14.8g}  {v:14.8g}  {e:11.4g}  {u}")
-        lines.append(f"loss {self.loss_history[0]:.10g} -> {self.loss_history[-1]:.10g} in {len(self.loss_history) - 1} steps; {'converged' if self.converged else 'NOT converged'}: {self.message}")
+        lines.append(
+            f"loss {self.loss_history[0]:.10g} -> {self.loss_history[-1]:.10g} in {len(self.loss_history) - 1} steps; {'converged' if self.converged else 'NOT converged'}: {self.message}"
+        )
         return "\n".join(lines)
 
 
@@ -88,7 +93,9 @@ class Objective:
         if self.reduce is None:
             return out
         if traceable:
-            raise NBError("fit: a distributed fit (jax.distributed) runs Levenberg-Marquardt; L-BFGS and Adam are single-process")
+            raise NBError(
+                "fit: a distributed fit (jax.distributed) runs Levenberg-Marquardt; L-BFGS and Adam are single-process"
+            )
         return self.reduce(out)
 
     def value(self, theta, traceable=False):
@@ -118,7 +125,11 @@ def _check(exps, free, per_image):
             raise NBError("fit: expected nbjax Experiments (nbjax.experiment_from_args(..., physical=True))")
         if e.model.c_compatible:
             weights = any(p.role == "weights" for p in list(free) + list(per_image))
-            what = "freeing source weights in C-compatible mode (the C program ignores them)" if weights else "fitting the C-compatible model"
+            what = (
+                "freeing source weights in C-compatible mode (the C program ignores them)"
+                if weights
+                else "fitting the C-compatible model"
+            )
             raise NBError(f"fit: {what} is refused; build the Experiment with physical=True (CLI: -physical)")
         w = np.asarray(e.beam.weights)
         if np.any(w < 0) or not np.any(w > 0):
@@ -148,7 +159,9 @@ class Problem:
     observations: list
 
 
-def build_problem(exps, obs, free, per_image=(), loss=Poisson(), dtype=jnp.float64, tile=None, distributed=False) -> Problem:
+def build_problem(
+    exps, obs, free, per_image=(), loss=Poisson(), dtype=jnp.float64, tile=None, distributed=False
+) -> Problem:
     """The objective of a fit (``fit`` without optimising): for benchmarks and custom loops,
     ``problem.objective.gradient(theta)`` is the one-pass (loss, gradient).  ``distributed``:
     this process computes images process_index, process_index + process_count, ... and the
@@ -202,7 +215,9 @@ def build_problem(exps, obs, free, per_image=(), loss=Poisson(), dtype=jnp.float
             continue
         shape = (e.detector.spixels, e.detector.fpixels)
         if tuple(np.shape(o.image)) != shape:
-            raise NBError(f"fit: {o.name} is {np.shape(o.image)[1]}x{np.shape(o.image)[0]} pixels, the model detector {shape[1]}x{shape[0]}")
+            raise NBError(
+                f"fit: {o.name} is {np.shape(o.image)[1]}x{np.shape(o.image)[0]} pixels, the model detector {shape[1]}x{shape[0]}"
+            )
         fpix, spix, valid = _engine.pixel_tiles(o.mask, tile)
         image = np.asarray(o.image, np.float64)
         sigma = np.ones_like(image) if o.sigma is None else np.asarray(o.sigma, np.float64)
@@ -235,7 +250,13 @@ def _pad_tiles(packed):
     out = []
     for fpix, spix, valid, d, sigma in packed:
         extra = most - fpix.shape[0]
-        pad = lambda a, fill=None: np.concatenate([a, np.repeat(a[-1:], extra, axis=0) if fill is None else np.full((extra,) + a.shape[1:], fill)]) if extra else a  # noqa: E731
+        pad = lambda a, fill=None: (
+            np.concatenate(
+                [a, np.repeat(a[-1:], extra, axis=0) if fill is None else np.full((extra,) + a.shape[1:], fill)]
+            )
+            if extra
+            else a
+        )  # noqa: E731
         out.append(tuple(jnp.asarray(a) for a in (pad(fpix), pad(spix), pad(valid, False), pad(d), pad(sigma))))
     return out
 
@@ -272,7 +293,14 @@ def fit(
     problem = build_problem(experiment, data, free, per_image, loss, dtype, tile, distributed)
     exps, obs = problem.experiments, problem.observations
     objective, theta0, labels, units, layouts, packed, user_values = (
-        problem.objective, problem.theta0, problem.labels, problem.units, problem.layouts, problem.packed, problem.user_values)
+        problem.objective,
+        problem.theta0,
+        problem.labels,
+        problem.units,
+        problem.layouts,
+        problem.packed,
+        problem.user_values,
+    )
     theta, history, converged, message = method.run(objective, jnp.asarray(theta0, dtype), progress)
 
     _, _, F = objective.normal(theta)
@@ -296,9 +324,20 @@ def fit(
         model_images[i] = img
         residuals[i] = np.where(np.asarray(o.mask), np.asarray(o.image) - img, 0.0)
     return FitResult(
-        names=tuple(labels), units=tuple(units), values=values, start=start, stderr=stderr, covariance=cov,
-        correlation=corr, loss_history=tuple(history), converged=converged, message=message,
-        experiments=fitted_exps, model_images=model_images, residuals=residuals, theta=np.asarray(theta),
+        names=tuple(labels),
+        units=tuple(units),
+        values=values,
+        start=start,
+        stderr=stderr,
+        covariance=cov,
+        correlation=corr,
+        loss_history=tuple(history),
+        converged=converged,
+        message=message,
+        experiments=fitted_exps,
+        model_images=model_images,
+        residuals=residuals,
+        theta=np.asarray(theta),
     )
 
 

@@ -40,7 +40,9 @@ MRAD = 1e-3
 class AbstractParameter(eqx.Module):
     """One named group of free values (see the module docstring)."""
 
-    start: tuple | float | None = eqx.field(static=True, default=None, kw_only=True)  # user units; None: from the Experiment
+    start: tuple | float | None = eqx.field(
+        static=True, default=None, kw_only=True
+    )  # user units; None: from the Experiment
     bounds: tuple | None = eqx.field(static=True, default=None, kw_only=True)
     prior: tuple | None = eqx.field(static=True, default=None, kw_only=True)  # (mean, sigma), user units
 
@@ -239,7 +241,9 @@ class SourceAngles(AbstractParameter):
         return np.zeros((exp.beam.wavelengths.shape[0], 2))
 
     def apply(self, exp, u, reference):
-        return eqx.tree_at(lambda e: e.beam.directions, exp, _tilt(reference.beam.directions, _beam_axes(reference), u * MRAD))
+        return eqx.tree_at(
+            lambda e: e.beam.directions, exp, _tilt(reference.beam.directions, _beam_axes(reference), u * MRAD)
+        )
 
 
 class BeamDirection(AbstractParameter):
@@ -289,7 +293,9 @@ class Divergence(AbstractParameter):
                 fv = (j / (self.vsteps - 1) - 0.5) if self.vsteps > 1 else 0.0
                 dh = (1.0 / (self.hsteps - 1)) if self.hsteps > 1 else 0.0
                 dv = (1.0 / (self.vsteps - 1)) if self.vsteps > 1 else 0.0
-                test = (fh * fh - dh * dh / 4.0 * (1 - self.hsteps % 2)) + (fv * fv - dv * dv / 4.0 * (1 - self.vsteps % 2))
+                test = (fh * fh - dh * dh / 4.0 * (1 - self.hsteps % 2)) + (
+                    fv * fv - dv * dv / 4.0 * (1 - self.vsteps % 2)
+                )
                 if self.round_div and test * 4.0 > 1.1:
                     continue
                 out.append((fh, fv))
@@ -298,7 +304,9 @@ class Divergence(AbstractParameter):
     def current(self, exp):
         kept = self.kept()
         if kept.shape[0] * self.dispsteps != exp.beam.wavelengths.shape[0]:
-            raise ValueError(f"Divergence: a {self.hsteps}x{self.vsteps} grid with {self.dispsteps} wavelengths does not match the Experiment's {exp.beam.wavelengths.shape[0]} sources")
+            raise ValueError(
+                f"Divergence: a {self.hsteps}x{self.vsteps} grid with {self.dispsteps} wavelengths does not match the Experiment's {exp.beam.wavelengths.shape[0]} sources"
+            )
         d = np.asarray(exp.beam.directions)
         span = []  # full divergence = angle between the extreme grid points / their span in f
         for k in (0, 1):
@@ -382,14 +390,18 @@ class BeamCentre(AbstractParameter):
     def apply(self, exp, u, reference):
         det = reference.detector
         shift = (u - beam_spot(det)) / 1000.0
-        return eqx.tree_at(lambda e: e.detector.pix0_offset, exp, det.pix0_offset - shift[0] * det.fdet - shift[1] * det.sdet)
+        return eqx.tree_at(
+            lambda e: e.detector.pix0_offset, exp, det.pix0_offset - shift[0] * det.fdet - shift[1] * det.sdet
+        )
 
 
 def _cell_constants(exp, xp=np):
     """(a, b, c in A; alpha, beta, gamma in degrees) of the crystal's cell vectors."""
     vecs = xp.stack([xp.asarray(v) for v in (exp.crystal.a, exp.crystal.b, exp.crystal.c)]) * 1e10
     lengths = xp.linalg.norm(vecs, axis=1)
-    angles = [xp.degrees(xp.arccos(xp.dot(vecs[j], vecs[k]) / lengths[j] / lengths[k])) for j, k in ((1, 2), (0, 2), (0, 1))]
+    angles = [
+        xp.degrees(xp.arccos(xp.dot(vecs[j], vecs[k]) / lengths[j] / lengths[k])) for j, k in ((1, 2), (0, 2), (0, 1))
+    ]
     return xp.concatenate([lengths, xp.stack(angles)])
 
 
@@ -490,16 +502,37 @@ def _rotation_vectors(umats):
     """Unit axes (M, 3) and angles (M,) of rotation matrices (the identity: axis z, angle 0)."""
     trace = jnp.trace(umats, axis1=-2, axis2=-1)
     angle = jnp.arccos(jnp.clip((trace - 1.0) / 2.0, -1.0, 1.0))
-    v = jnp.stack([umats[:, 2, 1] - umats[:, 1, 2], umats[:, 0, 2] - umats[:, 2, 0], umats[:, 1, 0] - umats[:, 0, 1]], axis=-1)
+    v = jnp.stack(
+        [umats[:, 2, 1] - umats[:, 1, 2], umats[:, 0, 2] - umats[:, 2, 0], umats[:, 1, 0] - umats[:, 0, 1]], axis=-1
+    )
     n = jnp.linalg.norm(v, axis=-1, keepdims=True)
     turned = n > 0
     axes = jnp.where(turned, v / jnp.where(turned, n, 1.0), jnp.array([0.0, 0.0, 1.0]))
     return axes, jnp.where(turned[:, 0], angle, 0.0)
 
 
-PARAMETERS = {cls.name: cls for cls in (Weights, Spectrum, Scale, Background, Wavelengths, SourceAngles, BeamDirection, Divergence, Dispersion, Distance, BeamCentre, Cell, Misset, CrystalSize, MosaicSpread)}
+PARAMETERS = {
+    cls.name: cls
+    for cls in (
+        Weights,
+        Spectrum,
+        Scale,
+        Background,
+        Wavelengths,
+        SourceAngles,
+        BeamDirection,
+        Divergence,
+        Dispersion,
+        Distance,
+        BeamCentre,
+        Cell,
+        Misset,
+        CrystalSize,
+        MosaicSpread,
+    )
+}
 
 
-def unit_values(params, theta_parts) -> list[Float[Array, "..."]]:
+def unit_values(params, theta_parts) -> list[Float[Array, ...]]:
     """User values of each parameter from its theta."""
     return [p.from_theta(t) for p, t in zip(params, theta_parts)]

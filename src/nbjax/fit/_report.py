@@ -16,16 +16,22 @@ from nbjax.io.sourcefile import write_source_file
 
 
 def versions() -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
     import jax
     import optax
-
-    from importlib.metadata import PackageNotFoundError, version
 
     try:
         nbjax_version = version("nbjax")
     except PackageNotFoundError:
         nbjax_version = "unknown"
-    return {"nbjax": nbjax_version, "jax": jax.__version__, "numpy": np.__version__, "optax": optax.__version__, "python": sys.version.split()[0]}
+    return {
+        "nbjax": nbjax_version,
+        "jax": jax.__version__,
+        "numpy": np.__version__,
+        "optax": optax.__version__,
+        "python": sys.version.split()[0],
+    }
 
 
 def fitted_weights(result, exp) -> np.ndarray:
@@ -37,12 +43,16 @@ def fitted_weights(result, exp) -> np.ndarray:
     return w / w.sum()
 
 
-def write_outputs(result, outdir: str, meta: dict, names: tuple[str, ...], report: bool = True, warn=print, data_images=None) -> list[str]:
+def write_outputs(
+    result, outdir: str, meta: dict, names: tuple[str, ...], report: bool = True, warn=print, data_images=None
+) -> list[str]:
     """Write every output of a fit into ``outdir``; returns the paths written."""
     written = []
     exp = result.experiments[0]
     path = os.path.join(outdir, names[0])
-    write_source_file(path, np.asarray(exp.beam.directions), fitted_weights(result, exp), np.asarray(exp.beam.wavelengths))
+    write_source_file(
+        path, np.asarray(exp.beam.directions), fitted_weights(result, exp), np.asarray(exp.beam.wavelengths)
+    )
     written.append(path)
     warn("the C program ignores source weights: render the fitted spectrum with -physical (nbjax) to honour them")
     for i, (model, residual) in enumerate(zip(result.model_images, result.residuals)):
@@ -90,8 +100,10 @@ def report_png(result, data_images=None) -> bytes | None:
     S = result.experiments[0].beam.wavelengths.shape[0]
     lam_fit = np.asarray(result.experiments[0].beam.wavelengths) * 1e10
     lam_err = np.array([result.stderr[idx[f"wavelength[{s}]"]] if f"wavelength[{s}]" in idx else 0.0 for s in range(S)])
-    lam_start = np.array([result.start[idx[f"wavelength[{s}]"]] if f"wavelength[{s}]" in idx else lam_fit[s] for s in range(S)])
-    if f"weight[0]" in idx:
+    lam_start = np.array(
+        [result.start[idx[f"wavelength[{s}]"]] if f"wavelength[{s}]" in idx else lam_fit[s] for s in range(S)]
+    )
+    if "weight[0]" in idx:
         w_fit = np.array([result.values[idx[f"weight[{s}]"]] for s in range(S)])
         w_err = np.array([result.stderr[idx[f"weight[{s}]"]] for s in range(S)])
         w_start = np.array([result.start[idx[f"weight[{s}]"]] for s in range(S)])
@@ -107,12 +119,23 @@ def report_png(result, data_images=None) -> bytes | None:
     ax = axes[0, 2]
     ax.axis("off")
     rows = [f"{n} = {v:.6g} +- {e:.2g}" for n, v, e in zip(result.names, result.values, result.stderr)][:24]
-    ax.text(0, 1, "\n".join(rows + [("converged: " if result.converged else "NOT converged: ") + result.message]), va="top", family="monospace", fontsize=7)
+    ax.text(
+        0,
+        1,
+        "\n".join(rows + [("converged: " if result.converged else "NOT converged: ") + result.message]),
+        va="top",
+        family="monospace",
+        fontsize=7,
+    )
     model = result.model_images[0]
     residual = result.residuals[0]
     data = model + residual if data_images is None else data_images[0]
     vmax = float(np.percentile(data, 99.5)) or 1.0
-    for ax, image, title, cmap, lim in ((axes[1, 0], data, "data", "gray_r", (0, vmax)), (axes[1, 1], model, "model", "gray_r", (0, vmax)), (axes[1, 2], residual, "data - model", "RdBu_r", None)):
+    for ax, image, title, cmap, lim in (
+        (axes[1, 0], data, "data", "gray_r", (0, vmax)),
+        (axes[1, 1], model, "model", "gray_r", (0, vmax)),
+        (axes[1, 2], residual, "data - model", "RdBu_r", None),
+    ):
         if lim is None:
             r = float(np.percentile(np.abs(image), 99.5)) or 1.0
             lim = (-r, r)

@@ -79,7 +79,10 @@ class LevenbergMarquardt(AbstractMethod):
                 if progress is not None:
                     progress(step, float(L), lam)
                 if small or flat:
-                    message, converged = ("steps below xtol x standard error" if small else "loss change below ftol"), True
+                    message, converged = (
+                        ("steps below xtol x standard error" if small else "loss change below ftol"),
+                        True,
+                    )
                     break
             else:
                 lam *= 4.0

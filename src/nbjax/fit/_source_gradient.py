@@ -83,7 +83,14 @@ def tile_terms(exp, beam_values, fpix, spix, valid, data, sigma, loss, dtype):
     else:
         psi = rc * (exp.background + jnp.mean(x, axis=-1)) * coef / Q  # (T, L, Q, S)
         g_M = 0.5 * jnp.einsum("tlqs,tlqi,tlqj->sij", psi, d, d).astype(M.dtype)
-    cot = (g_inv_lambda, g_incident, g_M, g_w.astype(w.dtype), g_scale.astype(scale.dtype), g_background.astype(background.dtype))
+    cot = (
+        g_inv_lambda,
+        g_incident,
+        g_M,
+        g_w.astype(w.dtype),
+        g_scale.astype(scale.dtype),
+        g_background.astype(background.dtype),
+    )
     return total, cot
 
 
@@ -91,4 +98,11 @@ def beam_values(exp, w, scale, background):
     """b(theta) of the module docstring from an Experiment and the linear parts."""
     beam = exp.beam
     incident = -unit(beam.directions, jnp.linalg.norm(beam.directions, axis=-1))
-    return (1.0 / beam.wavelengths, incident, polarization_form(incident, beam.polar_vector, beam.kahn), w, scale, background)
+    return (
+        1.0 / beam.wavelengths,
+        incident,
+        polarization_form(incident, beam.polar_vector, beam.kahn),
+        w,
+        scale,
+        background,
+    )

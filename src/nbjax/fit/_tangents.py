@@ -49,9 +49,15 @@ def geometry(exp, fpix, spix, dtype):
     inv_lambda (S,)."""
     s = pixel_samples(exp, fpix, spix, dtype)  # (its Miller indices and lattice are not used: XLA drops them)
     beam = exp.beam
-    g = {"d": unit(s.pos, jnp.linalg.norm(s.pos, axis=-1)), "omega": s.omega, "capture": s.capture, "polar": s.polar,
-         "mats": orientation_matrices(exp.crystal, jnp.float64),
-         "incident": -unit(beam.directions, jnp.linalg.norm(beam.directions, axis=-1)), "inv_lambda": 1.0 / beam.wavelengths}
+    g = {
+        "d": unit(s.pos, jnp.linalg.norm(s.pos, axis=-1)),
+        "omega": s.omega,
+        "capture": s.capture,
+        "polar": s.polar,
+        "mats": orientation_matrices(exp.crystal, jnp.float64),
+        "incident": -unit(beam.directions, jnp.linalg.norm(beam.directions, axis=-1)),
+        "inv_lambda": 1.0 / beam.wavelengths,
+    }
     return g, s.dmin_skip
 
 
@@ -73,8 +79,10 @@ def x_and_gradient(exp, hkl, skip, dtype):
 def images_and_tangents(experiment_of, theta, vectors, fpix, spix, dtype):
     """(I (T, S), dI (n_t, T, S)) for ``experiment_of(theta)`` along ``vectors`` (n_t, n)."""
     exp = experiment_of(theta)
-    g, g_dots, skip = jax.vmap(lambda v: jax.jvp(lambda th: geometry(experiment_of(th), fpix, spix, dtype), (theta,), (v,), has_aux=True),
-                               out_axes=(None, 0, None))(vectors)
+    g, g_dots, skip = jax.vmap(
+        lambda v: jax.jvp(lambda th: geometry(experiment_of(th), fpix, spix, dtype), (theta,), (v,), has_aux=True),
+        out_axes=(None, 0, None),
+    )(vectors)
     x, dx_dh = x_and_gradient(exp, hkl_of(g), skip, dtype)  # computed once, kept for every tangent
 
     def combine(g, x):

@@ -22,7 +22,6 @@ C_FLOAT_TOKEN = re.compile(_NUMBER + r"\Z", re.IGNORECASE)
 _ATOI_PREFIX = re.compile(r"[ \t\n\v\f\r]*[+-]?\d+")
 
 
-
 def cformat_g(x: float, precision: int = 6) -> str:
     """Format ``x`` exactly as C's ``printf("%.<precision>g", x)`` (``%g`` and ``%lg`` by default)."""
     if math.isnan(x):
@@ -56,6 +55,6 @@ def c_unsigned_cast(values, bits: int) -> np.ndarray:
     x86-64: truncate toward zero to int32 (NaN and out-of-range values give 0x80000000), then keep
     the low ``bits`` bits, so -60.0 becomes 65476 and NaN becomes 0."""
     x = np.asarray(values, dtype=np.float64)
-    in_range = (x > -2.0**31) & (x < 2.0**31)
+    in_range = (x > -(2.0**31)) & (x < 2.0**31)
     truncated = np.trunc(np.where(in_range, x, 0.0)).astype(np.int64)
     return (truncated & ((1 << bits) - 1)).astype(np.uint8 if bits == 8 else np.uint16)

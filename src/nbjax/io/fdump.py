@@ -48,7 +48,7 @@ def read_fdump(path: str | os.PathLike) -> HKLGrid:
         raise NBError(f"{path}: not an Fdump file (no 'h_min h_max k_min k_max l_min l_max' header)")
     bounds = tuple(int(x) for x in match.groups())
     F = empty_grid(bounds, str(path))
-    data = raw[match.end():]
+    data = raw[match.end() :]
     if len(data) != F.nbytes:
         raise NBError(f"{path}: {len(data)} data bytes, the {F.shape} grid needs {F.nbytes}")
     F[...] = np.frombuffer(data, dtype="<f8").reshape(F.shape)

@@ -24,8 +24,7 @@ def write_float_image(path: str | os.PathLike, image) -> None:
     write_bytes_atomic(path, float_image_bytes(image))
 
 
-def read_float_image(path: str | os.PathLike, fpixels: int | None = None,
-                     spixels: int | None = None) -> np.ndarray:
+def read_float_image(path: str | os.PathLike, fpixels: int | None = None, spixels: int | None = None) -> np.ndarray:
     """Read a raw float32 image as (spixels, fpixels) float32.
 
     Give ``fpixels`` and/or ``spixels`` to shape it; with neither, the image must be square.
@@ -40,7 +39,7 @@ def read_float_image(path: str | os.PathLike, fpixels: int | None = None,
     raw = np.frombuffer(data, dtype="<f4")
     n = raw.size
     if fpixels is None and spixels is None:
-        side = int(round(n ** 0.5))
+        side = int(round(n**0.5))
         if side * side != n:
             raise NBError(f"{path}: {n} floats is not a square image; give fpixels and spixels")
         fpixels = spixels = side

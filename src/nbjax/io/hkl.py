@@ -14,7 +14,6 @@ warnings above, so both paths accept, reject and warn alike.
 """
 
 import io
-
 import math
 import os
 import re
@@ -85,17 +84,20 @@ def _entries(path, data: bytes) -> tuple[list[tuple[float, float, float, float]]
             if abs(value) >= 2**31:
                 raise NBError(f"{path} line {number}: {name} = {cformat_g(value)} does not fit a C int")
             if value != math.ceil(value - 0.4):
-                warnings.append(f"WARNING: non-integer value for {name} ({cformat_g(value)}) "
-                                f"at line {len(entries)}")
+                warnings.append(f"WARNING: non-integer value for {name} ({cformat_g(value)}) at line {len(entries)}")
         if not stop_noted and not all(_PLAIN_INT.match(tok) for tok in tokens[:3]):
             stop_noted = True
-            warnings.append(f"WARNING: {path} line {number}: index not written as a plain integer; "
-                            "the C program stops reading the file here")
+            warnings.append(
+                f"WARNING: {path} line {number}: index not written as a plain integer; "
+                "the C program stops reading the file here"
+            )
         entries.append((h, k, l, F))
     if wide_lines:
-        warnings.append(f"WARNING: {path}: {len(wide_lines)} line(s) have more than 4 columns "
-                        f"(first: line {wide_lines[0]}); h k l F taken from the first four "
-                        "(the C program mis-parses such files)")
+        warnings.append(
+            f"WARNING: {path}: {len(wide_lines)} line(s) have more than 4 columns "
+            f"(first: line {wide_lines[0]}); h k l F taken from the first four "
+            "(the C program mis-parses such files)"
+        )
     return entries, warnings
 
 
@@ -150,7 +152,7 @@ def read_hkl(path: str | os.PathLike, default_F: float = 0.0) -> HKLGrid:
     if fast is not None:
         idx, values = fast
         lo, hi = _column_bounds(idx)
-    if fast is None or lo.min() <= -2**31 or hi.max() >= 2**31:  # the validator's errors
+    if fast is None or lo.min() <= -(2**31) or hi.max() >= 2**31:  # the validator's errors
         idx, values, warnings = _slow_entries(path, data)
         lo, hi = _column_bounds(idx)
     else:

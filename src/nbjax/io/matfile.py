@@ -36,6 +36,8 @@ def read_mat(path: str | os.PathLike) -> np.ndarray:
     with np.errstate(all="ignore"):
         det = float(np.linalg.det(mat))
     if det == 0.0 or not math.isfinite(1.0 / det):
-        raise NBError(f"{path}: the A matrix is singular (determinant {det:g}): its columns a*, b*, c* span no unit cell "
-                      "(nanoBragg would render a NaN image)")
+        raise NBError(
+            f"{path}: the A matrix is singular (determinant {det:g}): its columns a*, b*, c* span no unit cell "
+            "(nanoBragg would render a NaN image)"
+        )
     return mat

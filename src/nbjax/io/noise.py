@@ -27,8 +27,9 @@ def _counts(photons: np.ndarray, adc: float, mask: np.ndarray) -> tuple[np.ndarr
     return counts, int(np.count_nonzero(over))
 
 
-def poisson_noise_image(float_image, seed: int, adc: float = 40.0, roi=None,
-                        rng: CRandom | None = None) -> tuple[np.ndarray, float, int]:
+def poisson_noise_image(
+    float_image, seed: int, adc: float = 40.0, roi=None, rng: CRandom | None = None
+) -> tuple[np.ndarray, float, int]:
     """Bit-exact C noise image.
 
     ``float_image``: (spixels, fpixels) float32 photons.  ``seed``: the ``-seed`` value as typed

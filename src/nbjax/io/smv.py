@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from nbjax.ctables.constants import RTD
 from nbjax.errors import NBError
 from nbjax.io.atomic import write_bytes_atomic
-from nbjax.ctables.constants import RTD
 from nbjax.io.cformat import c_atof, cformat_g
 from nbjax.roi import Roi
 
@@ -86,8 +86,9 @@ def smv_bytes(values: SMVHeaderValues, image, noise_image: bool = False) -> byte
     """The whole SMV file: header + (spixels, fpixels) uint16 pixels (little-endian)."""
     data = np.asarray(image)
     if data.shape != (values.spixels, values.fpixels):
-        raise NBError(f"SMV image: shape {data.shape} does not match "
-                      f"SIZE2 x SIZE1 = {values.spixels} x {values.fpixels}")
+        raise NBError(
+            f"SMV image: shape {data.shape} does not match SIZE2 x SIZE1 = {values.spixels} x {values.fpixels}"
+        )
     return format_smv_header(values, noise_image) + np.ascontiguousarray(data, dtype="<u2").tobytes()
 
 
@@ -159,7 +160,7 @@ def value_of(header_text: str, key: str) -> float:
     equals = header_text.find("=", end)
     if equals < 0:
         return 0.0
-    return c_atof(header_text[equals + 1:])
+    return c_atof(header_text[equals + 1 :])
 
 
 def _header_int(path, header: str, key: str) -> int:
@@ -206,6 +207,11 @@ def read_smv(path: str | os.PathLike) -> SMVFrame:
     if len(raw) < header_size + need:
         raise NBError(f"{path}: {len(raw) - header_size} pixel bytes, {width}x{height} needs {need}", exit_code=9)
     pixels = np.frombuffer(raw, dtype="<u2" if little else ">u2", count=width * height, offset=header_size)
-    return SMVFrame(header=header, header_size=header_size, width=width, height=height,
-                    byte_order="little_endian" if little else "big_endian",
-                    data=pixels.astype(np.uint16).reshape(height, width))
+    return SMVFrame(
+        header=header,
+        header_size=header_size,
+        width=width,
+        height=height,
+        byte_order="little_endian" if little else "big_endian",
+        data=pixels.astype(np.uint16).reshape(height, width),
+    )

@@ -93,14 +93,16 @@ def read_source_file(path: str | os.PathLike) -> np.ndarray:
     lines[-1] = lines[-1][:-1]
     rows = []
     for number, line in enumerate(lines, start=1):
-        if not line or line[_span(line, 0, DELIMITERS):] == "\n":
+        if not line or line[_span(line, 0, DELIMITERS) :] == "\n":
             continue
         c_row = c_source_values(line)
         row = _intended(path, number, line.rstrip("\r\n"))
         if not np.array_equal(c_row, row, equal_nan=True):
-            raise NBError(f"{path} line {number}: the C program reads this line as "
-                          f"{' '.join(f'{v:g}' for v in c_row)}, not {' '.join(f'{v:g}' for v in row)} "
-                          "(a short line ending in CRLF or without a final newline gets 0, not defaults)")
+            raise NBError(
+                f"{path} line {number}: the C program reads this line as "
+                f"{' '.join(f'{v:g}' for v in c_row)}, not {' '.join(f'{v:g}' for v in row)} "
+                "(a short line ending in CRLF or without a final newline gets 0, not defaults)"
+            )
         _check_source(path, number, row)
         rows.append(row)
     if not rows:
@@ -111,7 +113,13 @@ def read_source_file(path: str | os.PathLike) -> np.ndarray:
 def format_source_file(positions, weights, wavelengths) -> str:
     """Source-file text: one ``X Y Z I lambda`` line per source (positions in m, lambda in m),
     with 17 significant digits so that ``read_source_file`` gives back the same numbers."""
-    rows = np.column_stack([np.asarray(positions, np.float64).reshape(-1, 3), np.asarray(weights, np.float64), np.asarray(wavelengths, np.float64)])
+    rows = np.column_stack(
+        [
+            np.asarray(positions, np.float64).reshape(-1, 3),
+            np.asarray(weights, np.float64),
+            np.asarray(wavelengths, np.float64),
+        ]
+    )
     if not np.all(np.isfinite(rows)):
         raise NBError("source file: positions, weights and wavelengths must be finite")
     return "".join(" ".join(repr(float(v)) for v in row) + "\n" for row in rows)

@@ -110,7 +110,9 @@ def grating_sq_and_derivative(d, N):
     q_u, q_d = _sinc_pi_reduced_dy(u), _sinc_pi_reduced_dy(dd)
     ratio = _grating_ratio(N, u, near, safe_d, p_u, p_d)
     cross = N * u * q_u * p_d - dd * p_u * q_d
-    slope_numerator = jnp.where(near, 2.0 * N * dd * (N * N * q_u * p_d - p_u * q_d), m * p_u * p_d + 2.0 * u * safe_d * cross)
+    slope_numerator = jnp.where(
+        near, 2.0 * N * dd * (N * N * q_u * p_d - p_u * q_d), m * p_u * p_d + 2.0 * u * safe_d * cross
+    )
     slope = slope_numerator / (jnp.where(near, 1.0, safe_d * safe_d) * p_d * p_d)
     return ratio * ratio, 2.0 * ratio * slope
 

@@ -59,6 +59,8 @@ def tricubic(hkl, grid, lo):
     ki_ = base[..., 1, None] + offsets
     li_ = base[..., 2, None] + offsets
     safe = lambda i, n: jnp.clip(i, 0, n - 1)  # noqa: E731 (indices are in range where used)
-    flat = (safe(hi_, shape[0])[..., :, None, None] * shape[1] + safe(ki_, shape[1])[..., None, :, None]) * shape[2] + safe(li_, shape[2])[..., None, None, :]
+    flat = (safe(hi_, shape[0])[..., :, None, None] * shape[1] + safe(ki_, shape[1])[..., None, :, None]) * shape[
+        2
+    ] + safe(li_, shape[2])[..., None, None, :]
     values = jnp.take(flat_grid, flat)
     return jnp.einsum("...ijk,...i,...j,...k->...", values, w[0], w[1], w[2])

@@ -21,9 +21,10 @@ from nbjax.ccompat import CCompatible, quirks
 from nbjax.errors import NBError, UsageError
 from nbjax.experiment import R_E_SQR, Beam, Crystal, Detector, Experiment, StructureFactors, subpixel_centres
 from nbjax.io import fdump, hkl, matfile, smv, sourcefile
-from nbjax.io.cformat import RTD, cformat_g as g
-from nbjax.settings import RunSettings
+from nbjax.io.cformat import RTD
+from nbjax.io.cformat import cformat_g as g
 from nbjax.physics.rotations import cdot
+from nbjax.settings import RunSettings
 from nbjax.setup import sampling, workload
 from nbjax.setup.crystal import cell_parameters, fill_cell_defaults, lattice_from_reciprocal, reciprocal_from_cell
 from nbjax.setup.detector import DetectorGeometry, detector_geometry
@@ -32,7 +33,9 @@ from nbjax.setup.sources import divergence_grid, from_table
 AVOGADRO = 6.02214179e23
 # The first line the C program prints (kept for stdout parity), assembled so that the tree's
 # check for copies of the C source does not mistake this module for one.
-C_BANNER = " ".join(["nanoBragg", "nanocrystal", "diffraction", "simulator", "-", "James", "Holton", "and", "Ken", "Frankel", "5-17-17"])
+C_BANNER = " ".join(
+    ["nanoBragg", "nanocrystal", "diffraction", "simulator", "-", "James", "Holton", "and", "Ken", "Frankel", "5-17-17"]
+)
 WATER_F, WATER_MW = 2.57, 18.0
 
 
@@ -46,7 +49,9 @@ class SetupResult:
     osc: float  # rad
     oversample: int
     warnings: list  # one-line quirk warnings (stderr; Python warnings in the API)
-    random_state: rng.CRandom  # C's shared ran1 state after the misset and mosaic streams (the noise stream continues it)
+    random_state: (
+        rng.CRandom
+    )  # C's shared ran1 state after the misset and mosaic streams (the noise stream continues it)
     header: smv.SMVHeaderValues  # the numbers of the SMV header
     lines: list  # what the C program prints during set-up (stdout)
     fdump: tuple | None = None  # (path, HKLGrid): the Fdump file C writes after reading -hkl
@@ -60,7 +65,9 @@ class SetupResult:
         try:
             fdump.write_fdump(path, grid)
         except NBError:
-            self.lines[self.lines.index(f"writing dump file for next time: {path}")] = f"WARNING: unable to open dump file: {path}"
+            self.lines[self.lines.index(f"writing dump file for next time: {path}")] = (
+                f"WARNING: unable to open dump file: {path}"
+            )
 
 
 class _Log(list):
@@ -109,11 +116,18 @@ def build(s: RunSettings) -> SetupResult:
     interpolate = s.interpolate
     if interpolate > 1:
         interpolate = int(s.Na <= 2 or s.Nb <= 2 or s.Nc <= 2)
-        log("auto-selected tricubic interpolation of structure factors" if interpolate else "auto-selected no interpolation")
+        log(
+            "auto-selected tricubic interpolation of structure factors"
+            if interpolate
+            else "auto-selected no interpolation"
+        )
 
     random_state = rng.CRandom()
     lattice = _lattice(s, log, random_state, warnings)
-    N = [max(1.0, float(math.ceil(size / float(np.linalg.norm(v)))) if size > 0 else n) for size, v, n in ((s.sample_x, lattice.a, s.Na), (sample_y, lattice.b, s.Nb), (sample_z, lattice.c, s.Nc))]
+    N = [
+        max(1.0, float(math.ceil(size / float(np.linalg.norm(v)))) if size > 0 else n)
+        for size, v, n in ((s.sample_x, lattice.a, s.Na), (sample_y, lattice.b, s.Nb), (sample_z, lattice.c, s.Nc))
+    ]
     xtal = [float(np.linalg.norm(v)) * n for v, n in zip((lattice.a, lattice.b, lattice.c), N)]
     log(f"crystal is {g(xtal[0] * 1e6)} x {g(xtal[1] * 1e6)} x {g(xtal[2] * 1e6)} microns")
     reciprocal_pixel = s.lambda0 * geo.distance / geo.pixel_size
@@ -155,28 +169,57 @@ def build(s: RunSettings) -> SetupResult:
     water_bg = WATER_F**2 * R_E_SQR * fluence * s.water_size**3 * 1e6 * AVOGADRO / WATER_MW
     f64 = lambda x: jax.device_put(np.asarray(x, dtype=np.float64))  # noqa: E731 (device_put: no compiled op per shape)
     detector = Detector(
-        fdet=f64(geo.fdet), sdet=f64(geo.sdet), odet=f64(geo.odet), beam=f64(geo.beam),
-        pix0_offset=f64(geo.pix0_offset), pivot_axis=f64(geo.pivot_axis), distance=f64(geo.pivot_distance),
-        ratio=f64(geo.ratio), pixel_size=f64(geo.pixel_size),
+        fdet=f64(geo.fdet),
+        sdet=f64(geo.sdet),
+        odet=f64(geo.odet),
+        beam=f64(geo.beam),
+        pix0_offset=f64(geo.pix0_offset),
+        pivot_axis=f64(geo.pivot_axis),
+        distance=f64(geo.pivot_distance),
+        ratio=f64(geo.ratio),
+        pixel_size=f64(geo.pixel_size),
         fast_positions=f64(subpixel_centres(geo.pixel_size, geo.fpixels, oversample)),
-        slow_positions=f64(subpixel_centres(geo.pixel_size, geo.spixels, oversample)), layer_step=f64(layer_step), mu=f64(mu),
-        fpixels=geo.fpixels, spixels=geo.spixels, oversample=oversample, layers=layers,
-        thick=thick != 0.0, curved=s.curved_detector, point_pixel=s.point_pixel,
+        slow_positions=f64(subpixel_centres(geo.pixel_size, geo.spixels, oversample)),
+        layer_step=f64(layer_step),
+        mu=f64(mu),
+        fpixels=geo.fpixels,
+        spixels=geo.spixels,
+        oversample=oversample,
+        layers=layers,
+        thick=thick != 0.0,
+        curved=s.curved_detector,
+        point_pixel=s.point_pixel,
     )
     beam = Beam(
-        directions=f64(sources.directions), wavelengths=f64(sources.wavelengths), weights=f64(sources.weights),
-        polar_vector=f64(geo.polar), kahn=f64(s.polarization), fluence=f64(fluence), nopolar=s.nopolar,
+        directions=f64(sources.directions),
+        wavelengths=f64(sources.wavelengths),
+        weights=f64(sources.weights),
+        polar_vector=f64(geo.polar),
+        kahn=f64(s.polarization),
+        fluence=f64(fluence),
+        nopolar=s.nopolar,
     )
     crystal = Crystal(
-        a=f64(lattice.a), b=f64(lattice.b), c=f64(lattice.c), N=f64(N), fudge=f64(s.fudge),
-        spindle=f64(geo.spindle), phi=f64(phis), mosaic_umats=f64(umats), shape=s.xtal_shape,
+        a=f64(lattice.a),
+        b=f64(lattice.b),
+        c=f64(lattice.c),
+        N=f64(N),
+        fudge=f64(s.fudge),
+        spindle=f64(geo.spindle),
+        phi=f64(phis),
+        mosaic_umats=f64(umats),
+        shape=s.xtal_shape,
     )
     if s.physical:
         model = Physical()
     else:
         model = CCompatible(
-            phi_first=f64(phis_first), recip=f64(np.stack([lattice.a_star, lattice.b_star, lattice.c_star])), first_loop_differs=not np.array_equal(phis, phis_first),
-            oversample_thick=s.oversample_thick, oversample_polar=s.oversample_polar, oversample_omega=s.oversample_omega,
+            phi_first=f64(phis_first),
+            recip=f64(np.stack([lattice.a_star, lattice.b_star, lattice.c_star])),
+            first_loop_differs=not np.array_equal(phis, phis_first),
+            oversample_thick=s.oversample_thick,
+            oversample_polar=s.oversample_polar,
+            oversample_omega=s.oversample_omega,
         )
     sfac = StructureFactors(
         default_F=f64(s.default_F),
@@ -186,15 +229,53 @@ def build(s: RunSettings) -> SetupResult:
         interpolate=bool(interpolate),
     )
     exp = Experiment(
-        detector=detector, beam=beam, crystal=crystal, structure_factors=sfac, background=f64(water_bg),
-        dmin=f64(s.dmin), mask=None if s.mask is None else jnp.asarray(s.mask), model=model, roi=geo.roi,
+        detector=detector,
+        beam=beam,
+        crystal=crystal,
+        structure_factors=sfac,
+        background=f64(water_bg),
+        dmin=f64(s.dmin),
+        mask=None if s.mask is None else jnp.asarray(s.mask),
+        model=model,
+        roi=geo.roi,
     )
-    _summary(s, geo, exp, grid, fluence, thick, mu, hdiv, vdiv, disp, sources, domains, spread, phisteps, osc, oversample, log)
+    _summary(
+        s,
+        geo,
+        exp,
+        grid,
+        fluence,
+        thick,
+        mu,
+        hdiv,
+        vdiv,
+        disp,
+        sources,
+        domains,
+        spread,
+        phisteps,
+        osc,
+        oversample,
+        log,
+    )
     header = smv.SMVHeaderValues(
-        fpixels=geo.fpixels, spixels=geo.spixels, pixel_size_m=geo.pixel_size, distance_m=geo.distance,
-        lambda0_m=s.lambda0, Xbeam_m=geo.Xbeam, Ybeam_m=geo.Ybeam, Fbeam_m=geo.Fbeam, Sbeam_m=geo.Sbeam,
-        detsize_s_m=geo.detsize_s, dials_origin_mm=tuple(float(x) for x in geo.dials_origin), ORGX=geo.ORGX,
-        ORGY=geo.ORGY, close_distance_m=geo.close_distance, phi0_rad=s.phi0, osc_rad=osc, twotheta_rad=geo.twotheta,
+        fpixels=geo.fpixels,
+        spixels=geo.spixels,
+        pixel_size_m=geo.pixel_size,
+        distance_m=geo.distance,
+        lambda0_m=s.lambda0,
+        Xbeam_m=geo.Xbeam,
+        Ybeam_m=geo.Ybeam,
+        Fbeam_m=geo.Fbeam,
+        Sbeam_m=geo.Sbeam,
+        detsize_s_m=geo.detsize_s,
+        dials_origin_mm=tuple(float(x) for x in geo.dials_origin),
+        ORGX=geo.ORGX,
+        ORGY=geo.ORGY,
+        close_distance_m=geo.close_distance,
+        phi0_rad=s.phi0,
+        osc_rad=osc,
+        twotheta_rad=geo.twotheta,
     )
     return SetupResult(exp, geo, osc, oversample, warnings, random_state, header, list(log), dump)
 
@@ -254,7 +335,12 @@ def _lattice(s: RunSettings, log, random_state, warnings):
     log(f"volume = {g(float(lattice.V_cell))} A^3")
     for title, names, vecs, scale in (
         ("real-space cell vectors (Angstrom):", ("a", "b", "c"), (lattice.a, lattice.b, lattice.c), 1e10),
-        ("reciprocal-space cell vectors (Angstrom^-1):", ("a_star", "b_star", "c_star"), (lattice.a_star, lattice.b_star, lattice.c_star), 1.0),
+        (
+            "reciprocal-space cell vectors (Angstrom^-1):",
+            ("a_star", "b_star", "c_star"),
+            (lattice.a_star, lattice.b_star, lattice.c_star),
+            1.0,
+        ),
     ):
         log(title)
         log("     " + "  ".join(f"{n:<10s}" for n in names))
@@ -287,13 +373,17 @@ def _sources(s: RunSettings, geo: DetectorGeometry, hdiv, vdiv, disp, log):
         table = sourcefile.read_source_file(s.sourcefile)
         sources = from_table(table, geo.beam, s.lambda0, s.sourcefile)
     else:
-        sources, kept, lambdas = divergence_grid(hdiv, vdiv, disp, s.round_div, geo.beam, geo.polar, geo.vert, s.lambda0)
+        sources, kept, lambdas = divergence_grid(
+            hdiv, vdiv, disp, s.round_div, geo.beam, geo.polar, geo.vert, s.lambda0
+        )
         for h, v in kept:
             log(f"divergence deviation: {g(h)} {g(v)}")
         for k, wl in enumerate(lambdas):
             log(f"lambda{k} = {wl:.15g}")
     if sources.wavelengths.size == 0:  # C divides by zero sources: an all-NaN image
-        raise NBError("the round divergence grid keeps no source (nanoBragg would write a NaN image); give -square_div or more -divsteps")
+        raise NBError(
+            "the round divergence grid keeps no source (nanoBragg would write a NaN image); give -square_div or more -divsteps"
+        )
     if s.physical and (np.any(sources.weights < 0) or not np.any(sources.weights > 0)):  # physical mode honours them
         bad = "negative" if np.any(sources.weights < 0) else "all zero"
         raise NBError(f"{s.sourcefile}: source weights are {bad}; -physical needs weights >= 0 with a positive sum")
@@ -303,8 +393,12 @@ def _sources(s: RunSettings, geo: DetectorGeometry, hdiv, vdiv, disp, log):
     return sources
 
 
-def _summary(s, geo, exp, grid, fluence, thick, mu, hdiv, vdiv, disp, sources, domains, spread, phisteps, osc, oversample, log):
-    shape = {"round": "ellipsoidal", "square": "parallelpiped", "gauss": "gaussian", "tophat": "tophat-spot"}[s.xtal_shape]
+def _summary(
+    s, geo, exp, grid, fluence, thick, mu, hdiv, vdiv, disp, sources, domains, spread, phisteps, osc, oversample, log
+):
+    shape = {"round": "ellipsoidal", "square": "parallelpiped", "gauss": "gaussian", "tophat": "tophat-spot"}[
+        s.xtal_shape
+    ]
     N = np.asarray(exp.crystal.N)
     hkls = 0 if grid is None else grid.hkls
     log(f"  {hkls} initialized hkls (all others ={g(s.default_F)})")
@@ -316,13 +410,22 @@ def _summary(s, geo, exp, grid, fluence, thick, mu, hdiv, vdiv, disp, sources, d
     if s.point_pixel:
         log("  pixel obliquity effect disabled")
     log(f"  incident fluence: {g(fluence)} photons/m^2")
-    log(f"  distance={g(geo.distance)} detsize={g(geo.detsize_f)}x{g(geo.detsize_s)}  pixel={g(geo.pixel_size)} meters ({geo.fpixels}x{geo.spixels} pixels)")
+    log(
+        f"  distance={g(geo.distance)} detsize={g(geo.detsize_f)}x{g(geo.detsize_s)}  pixel={g(geo.pixel_size)} meters ({geo.fpixels}x{geo.spixels} pixels)"
+    )
     log(f"  sensor is {g(thick)} m thick in {exp.detector.layers} layers with mu= {g(mu)}")
     log(f"  Xbeam={g(geo.Xbeam)} Ybeam={g(geo.Ybeam)}")
     log(f"  Fbeam={g(geo.Fbeam)} Sbeam={g(geo.Sbeam)}")
     log(f"  Xclose={g(geo.Xclose)} Yclose={g(geo.Yclose)}")
     log(f"  Fclose={g(geo.Fclose)} Sclose={g(geo.Sclose)}")
-    for label, v in (("DIRECTION_OF_DETECTOR_X-AXIS", geo.fdet), ("DIRECTION_OF_DETECTOR_Y-AXIS", geo.sdet), ("DIRECTION_OF_DETECTOR_Z-AXIS", geo.odet), ("INCIDENT_BEAM_DIRECTION", geo.beam), ("spindle ROTATION_AXIS", geo.spindle), ("POLARIZATION_PLANE_NORMAL", np.cross(geo.beam, geo.polar))):
+    for label, v in (
+        ("DIRECTION_OF_DETECTOR_X-AXIS", geo.fdet),
+        ("DIRECTION_OF_DETECTOR_Y-AXIS", geo.sdet),
+        ("DIRECTION_OF_DETECTOR_Z-AXIS", geo.odet),
+        ("INCIDENT_BEAM_DIRECTION", geo.beam),
+        ("spindle ROTATION_AXIS", geo.spindle),
+        ("POLARIZATION_PLANE_NORMAL", np.cross(geo.beam, geo.polar)),
+    ):
         log(f"  {label}= " + " ".join(g(x) for x in v))
     log("  dials origin= " + " ".join(g(x) for x in geo.dials_origin))
     log(f"  roi: {geo.roi[0]} < x < {geo.roi[1]} && {geo.roi[2]} < y < {geo.roi[3]}")
@@ -332,7 +435,11 @@ def _summary(s, geo, exp, grid, fluence, thick, mu, hdiv, vdiv, disp, sources, d
     log(f"  {sources.wavelengths.size} sources")
     log(f"  {domains} mosaic domains over mosaic spread of {g(spread * RTD)} degrees")
     log(f"  {phisteps} phi steps from {g(s.phi0 * RTD)} to {g((s.phi0 + osc) * RTD)} degrees")
-    extra = "".join(t for t, on in ((" +thick", s.oversample_thick), (" +polar", s.oversample_polar), (" +omega", s.oversample_omega)) if on)
+    extra = "".join(
+        t
+        for t, on in ((" +thick", s.oversample_thick), (" +polar", s.oversample_polar), (" +omega", s.oversample_omega))
+        if on
+    )
     log(f"  {oversample}x{oversample} pixel oversample steps{extra}")
     if s.mask is not None:
         log(f"  skipping zero-flagged pixels in {s.maskfile}")
@@ -341,4 +448,3 @@ def _summary(s, geo, exp, grid, fluence, thick, mu, hdiv, vdiv, disp, sources, d
         log("  noise image paramters:")
         log(f"  seed: {s.seed}")
         log(f"  water droplet size: {g(s.water_size)} m")
-

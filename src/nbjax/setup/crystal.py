@@ -141,7 +141,15 @@ def angles_possible(alpha, beta, gamma) -> bool:
     """Whether three cell angles (rad) belong to a real cell: each below the sum of the other
     two, and all three below 360 degrees together."""
     a, b, c = alpha, beta, gamma
-    return 0 < a < math.pi and 0 < b < math.pi and 0 < c < math.pi and a + b + c < 2 * math.pi and a < b + c and b < a + c and c < a + b
+    return (
+        0 < a < math.pi
+        and 0 < b < math.pi
+        and 0 < c < math.pi
+        and a + b + c < 2 * math.pi
+        and a < b + c
+        and b < a + c
+        and c < a + b
+    )
 
 
 def check_cell(cell) -> str | None:
@@ -157,6 +165,10 @@ def check_cell(cell) -> str | None:
         finite = all(np.all(np.isfinite(np.asarray(v))) for v in lattice) and float(lattice.V_cell) > DBL_MIN
         real = cell_parameters(lattice)[0] if finite else None
     if not finite or not all(math.isfinite(x) for x in real):
-        raise NBError(f"-cell: the angles {typed} deg describe no unit cell and give it no volume (nanoBragg would render a NaN image)")
-    return (f"-cell: the angles {typed} deg describe no unit cell (each must be below the sum of the other two, all three below 360); "
-            f"like nanoBragg, nbjax renders the cell its formulas give: {' '.join(f'{x:g}' for x in real)}")
+        raise NBError(
+            f"-cell: the angles {typed} deg describe no unit cell and give it no volume (nanoBragg would render a NaN image)"
+        )
+    return (
+        f"-cell: the angles {typed} deg describe no unit cell (each must be below the sum of the other two, all three below 360); "
+        f"like nanoBragg, nbjax renders the cell its formulas give: {' '.join(f'{x:g}' for x in real)}"
+    )

@@ -9,8 +9,9 @@ from __future__ import annotations
 import math
 
 
-def auto_steps(steps: int, rng: float, step: float, *, count_only_range: float,
-               range_only_halves: bool) -> tuple[int, float, float]:
+def auto_steps(
+    steps: int, rng: float, step: float, *, count_only_range: float, range_only_halves: bool
+) -> tuple[int, float, float]:
     """(steps, range, step) from the given ones (-1 or 0 = not given), then C's sanity check.
 
     C writes this rule out for divergence (h and v), dispersion and detector thickness; the

@@ -61,21 +61,34 @@ class Workload:
 
         budget = ACCELERATOR_TILE_EVALS if self.accelerator else CPU_TILE_EVALS
         tile = max(budget, MIN_TILE_PIXELS * self.per_pixel)
-        return tile * BYTES_PER_SAMPLE + (self.sources + self.domains) * BYTES_PER_SETUP_ITEM + self.pixels * BYTES_PER_PIXEL
+        return (
+            tile * BYTES_PER_SAMPLE
+            + (self.sources + self.domains) * BYTES_PER_SETUP_ITEM
+            + self.pixels * BYTES_PER_PIXEL
+        )
 
     @classmethod
-    def of(cls, exp) -> "Workload":
+    def of(cls, exp) -> Workload:
         """The workload of a built Experiment."""
         import jax
 
         d = exp.detector
-        return cls(roi_pixels(exp.roi, d.fpixels, d.spixels), d.oversample, d.layers, int(exp.beam.wavelengths.shape[0]),
-                   int(exp.crystal.phi.shape[0]), int(exp.crystal.mosaic_umats.shape[0]), accelerator=jax.default_backend() != "cpu")
+        return cls(
+            roi_pixels(exp.roi, d.fpixels, d.spixels),
+            d.oversample,
+            d.layers,
+            int(exp.beam.wavelengths.shape[0]),
+            int(exp.crystal.phi.shape[0]),
+            int(exp.crystal.mosaic_umats.shape[0]),
+            accelerator=jax.default_backend() != "cpu",
+        )
 
     def describe(self) -> str:
-        return (f"{self.pixels} pixels x {self.oversample}^2 sub-pixels x {self.layers} layers x {self.sources} sources"
-                f" x {self.phisteps} phi steps x {self.domains} mosaic domains = {self.samples:.3g} samples,"
-                f" about {duration(self.seconds)} and {size(self.memory_bytes)} of memory")
+        return (
+            f"{self.pixels} pixels x {self.oversample}^2 sub-pixels x {self.layers} layers x {self.sources} sources"
+            f" x {self.phisteps} phi steps x {self.domains} mosaic domains = {self.samples:.3g} samples,"
+            f" about {duration(self.seconds)} and {size(self.memory_bytes)} of memory"
+        )
 
 
 def duration(seconds: float) -> str:
@@ -115,11 +128,15 @@ def check(w: Workload, force: bool, memory: int | None = None) -> None:
     """Refuse (NBError) a workload beyond the limits; ``memory``: the machine's, in bytes."""
     memory = machine_memory() if memory is None else memory
     if memory and w.memory_bytes > MEMORY_FRACTION * memory:
-        raise NBError(f"this run needs more memory than the machine has to spare ({size(MEMORY_FRACTION * memory)}): "
-                      f"{w.describe()}; reduce the sub-pixels, sources or mosaic domains (-force cannot help)")
+        raise NBError(
+            f"this run needs more memory than the machine has to spare ({size(MEMORY_FRACTION * memory)}): "
+            f"{w.describe()}; reduce the sub-pixels, sources or mosaic domains (-force cannot help)"
+        )
     if w.seconds > MAX_SECONDS and not force:
-        raise NBError(f"this run would take too long: {w.describe()} (limit {duration(MAX_SECONDS)}); "
-                      "reduce -oversample, the sources or the mosaic domains, or give -force to run it anyway")
+        raise NBError(
+            f"this run would take too long: {w.describe()} (limit {duration(MAX_SECONDS)}); "
+            "reduce -oversample, the sources or the mosaic domains, or give -force to run it anyway"
+        )
 
 
 def grid_sources(hdiv, vdiv, disp) -> int:
@@ -142,7 +159,14 @@ def check_settings(s, geo, oversample: int, layers: int, phisteps: int, domains:
     domain exists, so an absurd count cannot exhaust the memory first)."""
     import jax
 
-    w = Workload(roi_pixels(geo.roi, geo.fpixels, geo.spixels), oversample, layers, source_count(s, hdiv, vdiv, disp),
-                 phisteps, domains, accelerator=jax.default_backend() != "cpu")
+    w = Workload(
+        roi_pixels(geo.roi, geo.fpixels, geo.spixels),
+        oversample,
+        layers,
+        source_count(s, hdiv, vdiv, disp),
+        phisteps,
+        domains,
+        accelerator=jax.default_backend() != "cpu",
+    )
     check(w, s.force)
     return w
