@@ -35,19 +35,19 @@ import tempfile
 import traceback
 from pathlib import Path
 
-import pytest
-
-C_BIN = os.environ.get("NB_C_BIN", "")
-if not C_BIN or not os.path.isfile(C_BIN) or not os.access(C_BIN, os.X_OK):
-    pytest.skip("live parity needs the C nanoBragg: set NB_C_BIN to the executable", allow_module_level=True)
-
 import numpy as np
+import pytest
 from hypothesis import event, given, settings
 from hypothesis.control import current_build_context
 from strategies import command_lines
 
 from nbjax_bridge import cases as bridge_cases
 from nbjax_bridge import metrics as mx
+
+C_BIN = os.environ.get("NB_C_BIN", "")
+if not C_BIN or not os.path.isfile(C_BIN) or not os.access(C_BIN, os.X_OK):
+    pytest.skip("live parity needs the C nanoBragg: set NB_C_BIN to the executable", allow_module_level=True)
+
 
 REPO = Path(__file__).resolve().parents[1]
 C_TIMEOUT_S = 60.0

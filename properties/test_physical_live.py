@@ -24,15 +24,8 @@ import tempfile
 import warnings
 from pathlib import Path
 
-import pytest
-
-C_BIN = os.environ.get("NB_C_BIN", "")
-if not C_BIN or not os.path.isfile(C_BIN) or not os.access(C_BIN, os.X_OK):
-    pytest.skip(
-        "live physical decomposition needs the C nanoBragg: set NB_C_BIN to the executable", allow_module_level=True
-    )
-
 import numpy as np
+import pytest
 from decompose import Spec, block_sum, decompose, physical_run
 from hypothesis import assume, event, given, settings
 from hypothesis import strategies as st
@@ -49,6 +42,12 @@ from strategies import (
     wavelengths_A,
 )
 from test_parity_live import _max_examples, _stage, run_c
+
+C_BIN = os.environ.get("NB_C_BIN", "")
+if not C_BIN or not os.path.isfile(C_BIN) or not os.access(C_BIN, os.X_OK):
+    pytest.skip(
+        "live physical decomposition needs the C nanoBragg: set NB_C_BIN to the executable", allow_module_level=True
+    )
 
 C_ROUNDING = 2.0**-24 * (1 + 1e-6)
 DOUBLE_REL = 1e-9

@@ -132,7 +132,7 @@ def test_replay_in_one_process_matches_separate_processes(tmp_path, capsys):
     keys = ("id", "status", "exit_code", "verdict", "peaks")
     rows = {mode: [{k: r[k] for k in keys} for r in rep["cases"]] for mode, rep in reports.items()}
     assert rows["shared"] == rows["separate"] and [r["status"] for r in rows["shared"]] == ["PASS", "PASS"]
-    for shared, separate in zip(reports["shared"]["cases"], reports["separate"]["cases"]):
+    for shared, separate in zip(reports["shared"]["cases"], reports["separate"]["cases"], strict=True):
         for key in ("corr", "sum_ratio", "max_abs_diff"):
             assert shared[key] == pytest.approx(separate[key], rel=1e-9, abs=1e-12)
     assert reports["shared"]["summary"] == reports["separate"]["summary"]

@@ -340,7 +340,7 @@ def test_joint_fit_vmapped_images_equal_the_loop(monkeypatch):
     q = nf.build_problem(start, images, shared, per_image=per)
     loop = q.objective.normal(theta)
     _engine.make_passes.cache_clear()
-    for a, b in zip(vm, loop):
+    for a, b in zip(vm, loop, strict=True):
         np.testing.assert_allclose(
             np.asarray(a), np.asarray(b), rtol=1e-11, atol=1e-11 * float(np.max(np.abs(np.asarray(b))))
         )

@@ -410,9 +410,9 @@ def test_hkl_large_well_formed_file_matches_entry_by_entry_grid(newline, sep, tm
     n = 5000
     hkl = rng.integers(-9, 10, size=(n, 3))
     F = rng.uniform(0.0, 2000.0, n) * 10.0 ** rng.integers(-3, 4, n)
-    spell = [repr, lambda x: "%.3e" % x, lambda x: "%+.2f" % x, lambda x: "%G" % x]
+    spell = [repr, lambda x: f"{x:.3e}", lambda x: f"{x:+.2f}", lambda x: f"{x:G}"]
     lines = []
-    for i, ((h, k, l), f) in enumerate(zip(hkl.tolist(), F.tolist())):
+    for i, ((h, k, l), f) in enumerate(zip(hkl.tolist(), F.tolist(), strict=True)):
         lines.append(
             sep.join([f"{h:+d}" if i % 3 else f"{h}", f"{k:03d}" if k >= 0 else str(k), str(l), spell[i % 4](f)])
         )
@@ -420,7 +420,7 @@ def test_hkl_large_well_formed_file_matches_entry_by_entry_grid(newline, sep, tm
             lines.append("")
     (tmp_path / "big.hkl").write_bytes((newline.join(lines) + newline).encode())
     values = [float(spell[i % 4](f)) for i, f in enumerate(F.tolist())]
-    entries = [(int(h), int(k), int(l), v) for (h, k, l), v in zip(hkl, values)]
+    entries = [(int(h), int(k), int(l), v) for (h, k, l), v in zip(hkl, values, strict=True)]
     grid = read_hkl(tmp_path / "big.hkl", 3.5)
     assert grid.warnings == () and grid.hkls == n
     assert (grid.h_min, grid.h_max) == (hkl[:, 0].min(), hkl[:, 0].max())
@@ -493,7 +493,7 @@ def test_source_file_matches_c_source_list(case):
     args = json.loads((GOLDEN / case / "args.json").read_text())
     lambda0 = float(args[args.index("-lambda") + 1]) * 1e-10
     defaults = [-10.0 * 1.0, -10.0 * 0.0, -10.0 * 0.0, 1.0, lambda0]  # MOSFLM beam (1,0,0)
-    filled = [[d if math.isnan(v) else v for v, d in zip(row, defaults)] for row in rows]
+    filled = [[d if math.isnan(v) else v for v, d in zip(row, defaults, strict=True)] for row in rows]
     printed = [
         f"{cformat_g(x)} {cformat_g(y)} {cformat_g(z)}   {cformat_g(i)} {cformat_g(w)}" for x, y, z, i, w in filled
     ]
@@ -539,7 +539,7 @@ def test_mat_file_matches_c_reciprocal_vectors(tmp_path):
     out = _stdout("mat-file").splitlines()
     start = out.index("reciprocal-space cell vectors (Angstrom^-1):") + 2
     scaled = A / 1.2  # -lambda 1.2; columns are a*, b*, c*
-    for axis, row in zip("XYZ", scaled):
+    for axis, row in zip("XYZ", scaled, strict=True):
         assert out[start + "XYZ".index(axis)] == f"{axis}: " + " ".join(f"{v:11.8f}" for v in row)
 
     (tmp_path / "mosflm.mat").write_text(

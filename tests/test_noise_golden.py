@@ -29,7 +29,7 @@ def test_noise_image_bit_identical(case, seed, adc):
     noise, photons, overloads = poisson_noise_image(image, seed, adc)
     assert noise.dtype == np.uint16
     assert np.array_equal(noise, _smv_pixels(GOLDEN / case / "c_noise.img", (64, 64)))
-    assert ("%.0f" % photons, overloads) == _c_noise_line(case)
+    assert (f"{photons:.0f}", overloads) == _c_noise_line(case)
 
 
 # A 12x12 float image from the reference binary (-detpixels 12 -pixel 0.4 -fluence 2e33, cubic
@@ -84,7 +84,7 @@ def test_bright_image_gaussian_and_rejection_branches():
     expected[list(BRIGHT_UNSATURATED)] = list(BRIGHT_UNSATURATED.values())
     noise, photons, overloads = poisson_noise_image(image, 4242)
     assert np.array_equal(noise.ravel(), expected)
-    assert ("%.0f" % photons, overloads) == ("197229368", 119)
+    assert (f"{photons:.0f}", overloads) == ("197229368", 119)
 
 
 def test_roi_and_shared_state_order():
@@ -118,7 +118,7 @@ def test_negative_seed_continues_shared_state(case, misset_seed, spread_deg, dom
     noise, photons, overloads = poisson_noise_image(image, seed, 40.0, rng=rng)
     c_noise = _smv_pixels(EXTRA / case / "c_noise.img", (64, 64))
     assert np.array_equal(noise, c_noise)
-    assert ("%.0f" % photons, overloads) == _c_noise_line(case, EXTRA)
+    assert (f"{photons:.0f}", overloads) == _c_noise_line(case, EXTRA)
     fresh, _, _ = poisson_noise_image(image, seed, 40.0)  # what nbjax wrote before the fix
     assert not np.array_equal(fresh, c_noise)
 

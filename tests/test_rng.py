@@ -65,7 +65,7 @@ def test_ran1_range_and_float32():
 @pytest.mark.parametrize("seed", sorted(C_MISSET_DEG))
 def test_random_misset_matches_binary(seed):
     angles = random_misset(seed)
-    assert "%f %f %f" % tuple(a * RTD for a in angles) == C_MISSET_DEG[seed]
+    assert "{:f} {:f} {:f}".format(*tuple(a * RTD for a in angles)) == C_MISSET_DEG[seed]
 
 
 def test_positive_stored_seed_on_fresh_state_restarts_at_one():

@@ -59,7 +59,7 @@ class BatchWorker:
                 start_new_session=True,
             )
         except OSError as exc:
-            raise UsageError(f"cannot start {self.cmd[0]}: {exc.strerror or exc}")
+            raise UsageError(f"cannot start {self.cmd[0]}: {exc.strerror or exc}") from None
         self.lines, self.buffer = 0, b""
 
     def _kill(self) -> int:

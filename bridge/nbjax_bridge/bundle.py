@@ -57,7 +57,7 @@ def new_bundle_dir(out_root: Path, topic: str | None, stamp: str | None = None) 
     try:
         path.mkdir(parents=True)
     except OSError as exc:
-        raise InputIOError(f"cannot create bundle folder {path}: {exc.strerror or exc}")
+        raise InputIOError(f"cannot create bundle folder {path}: {exc.strerror or exc}") from None
     return path
 
 
@@ -297,5 +297,5 @@ def write_bundle(
         (bdir / "commands.txt").write_text(_commands_txt(cmp, bridge_argv, pytest_info))
         (bdir / "notes.md").write_text(_notes_md(cmp, bdir, sides, pytest_info, previews, topic))
     except OSError as exc:
-        raise InputIOError(f"cannot write bundle in {bdir}: {exc.strerror or exc}")
+        raise InputIOError(f"cannot write bundle in {bdir}: {exc.strerror or exc}") from None
     return report

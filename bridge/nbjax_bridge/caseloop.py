@@ -113,6 +113,6 @@ def run_cases(
             json_out.parent.mkdir(parents=True, exist_ok=True)
             json_out.write_text(json.dumps(jsonable(report), indent=2) + "\n")
         except OSError as exc:
-            raise InputIOError(f"cannot write {json_out}: {exc.strerror or exc}")
+            raise InputIOError(f"cannot write {json_out}: {exc.strerror or exc}") from None
         print(f"report: {json_out}", file=stream)
     return code

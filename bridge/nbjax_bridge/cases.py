@@ -34,9 +34,9 @@ def load_cases(path: Path) -> list[Case]:
     try:
         data = tomllib.loads(Path(path).read_text())
     except OSError as exc:
-        raise InputIOError(f"cannot read {path}: {exc.strerror or exc}")
+        raise InputIOError(f"cannot read {path}: {exc.strerror or exc}") from None
     except tomllib.TOMLDecodeError as exc:
-        raise UsageError(f"{path} is not valid TOML: {exc}")
+        raise UsageError(f"{path} is not valid TOML: {exc}") from None
     raw = data.get("case")
     if not isinstance(raw, list):
         raise UsageError(f"{path} has no [[case]] entries")

@@ -57,7 +57,7 @@ def _positive(text: str) -> float:
     try:
         v = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text}")
+        raise argparse.ArgumentTypeError(f"not a number: {text}") from None
     if not v > 0:
         raise argparse.ArgumentTypeError(f"must be > 0: {text}")
     return v
@@ -67,7 +67,7 @@ def _nonneg(text: str) -> float:
     try:
         v = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text}")
+        raise argparse.ArgumentTypeError(f"not a number: {text}") from None
     if not v >= 0:
         raise argparse.ArgumentTypeError(f"must be >= 0: {text}")
     return v

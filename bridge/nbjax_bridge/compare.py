@@ -130,7 +130,7 @@ def evaluate(
     try:
         m = mx.compute(shaped.c, shaped.py, roi)
     except ValueError as exc:
-        raise UsageError(str(exc))
+        raise UsageError(str(exc)) from None
     ok, checks = mx.judge(m, threshold, sum_tol)
     if shaped.source != "stdout":
         anomalies.append(f"image shape {shaped.shape[0]}x{shaped.shape[1]} guessed: {shaped.source}")

@@ -33,7 +33,7 @@ def read_float(path: Path) -> np.ndarray:
     try:
         data = Path(path).read_bytes()
     except OSError as exc:
-        raise InputIOError(f"cannot read float image {path}: {exc.strerror or exc}")
+        raise InputIOError(f"cannot read float image {path}: {exc.strerror or exc}") from None
     if len(data) % 4:
         raise InputIOError(f"float image {path} has {len(data)} bytes, not a multiple of 4")
     return np.frombuffer(data, dtype="<f4").copy()

@@ -125,7 +125,7 @@ def stage(prepared: PreparedArgs, run_dir: Path, symlink: bool = False) -> None:
             else:
                 shutil.copyfile(inp.source, dest)
         except OSError as exc:
-            raise InputIOError(f"cannot stage {inp.given} into {run_dir}: {exc.strerror or exc}")
+            raise InputIOError(f"cannot stage {inp.given} into {run_dir}: {exc.strerror or exc}") from None
 
 
 def fixture_sha256_lines(prepared: PreparedArgs) -> list[str]:

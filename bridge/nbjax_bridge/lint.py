@@ -295,7 +295,7 @@ def lint_sourcefile(
         defaults = [-SOURCE_DISTANCE * beam[0], -SOURCE_DISTANCE * beam[1], -SOURCE_DISTANCE * beam[2], 1.0, lambda0]
         given_lam = vals[4]
         given_w = vals[3]
-        vals = [d if math.isnan(v) else v for v, d in zip(vals, defaults)]
+        vals = [d if math.isnan(v) else v for v, d in zip(vals, defaults, strict=True)]
         x, y, z, _w, lam = vals
         norm = math.sqrt(x * x + y * y + z * z)
         nan_image = norm == 0.0 or lam == 0.0 or not math.isfinite(lam) or not math.isfinite(norm)
@@ -320,7 +320,7 @@ def lint_sourcefile(
             weights.append(given_w)
         if norm > 0 and math.isfinite(norm):
             inc = (-x / norm, -y / norm, -z / norm)
-            cosang = max(-1.0, min(1.0, sum(a * b for a, b in zip(inc, beam))))
+            cosang = max(-1.0, min(1.0, sum(a * b for a, b in zip(inc, beam, strict=True))))
             ang = math.degrees(math.acos(cosang))
             if ang > SOURCE_ANGLE_LIMIT_DEG:
                 off_axis.append(ln.lineno)

@@ -22,7 +22,10 @@ def fmt(x, spec: str = ".6g") -> str:
 def table(rows: list[list[str]], header: list[str]) -> str:
     cols = [header] + rows
     widths = [max(len(r[i]) for r in cols) for i in range(len(header))]
-    line = lambda r: "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip()  # noqa: E731
+
+    def line(r):
+        return "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+
     return "\n".join([line(header), line(["-" * w for w in widths])] + [line(r) for r in rows])
 
 

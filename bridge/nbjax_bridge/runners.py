@@ -76,7 +76,7 @@ def py_runner(py_cmd: str | None) -> Runner:
     try:
         cmd = shlex.split(py_cmd) if py_cmd else default_py_cmd()
     except ValueError as exc:
-        raise UsageError(f"cannot parse --py-cmd: {exc}")
+        raise UsageError(f"cannot parse --py-cmd: {exc}") from None
     _check_program(cmd, "nbjax command")
     if os.sep in cmd[0]:
         cmd[0] = os.path.abspath(cmd[0])
@@ -189,7 +189,7 @@ def run(
                 cmd, cwd=run_dir, stdout=fo, stderr=fe, stdin=subprocess.DEVNULL, env=full_env, start_new_session=True
             )
         except OSError as exc:
-            raise UsageError(f"cannot start {runner.label} runner {cmd[0]}: {exc.strerror or exc}")
+            raise UsageError(f"cannot start {runner.label} runner {cmd[0]}: {exc.strerror or exc}") from None
         try:
             proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:

@@ -44,8 +44,7 @@ class AbstractAccumulation(eqx.Module):
     c_compatible: ClassVar[bool] = False
 
     @abc.abstractmethod
-    def polarization(self, exp, incident, diffracted, dmin_skip) -> Float[Array, (T #L #Q #S
-)]:
+    def polarization(self, exp, incident, diffracted, dmin_skip) -> Float[Array, "T #L #Q #S"]:  # noqa: F821 (a shape, not a name)
         """Polarization factors for the samples (per sample, or one per pixel)."""
 
     @abc.abstractmethod

@@ -289,7 +289,7 @@ def stack_experiments(experiments) -> Experiment:
     first = jax.tree.structure(experiments[0])
     for k, e in enumerate(experiments[1:], 1):
         if jax.tree.structure(e) != first or any(
-            np.shape(a) != np.shape(b) for a, b in zip(jax.tree.leaves(e), jax.tree.leaves(experiments[0]))
+            np.shape(a) != np.shape(b) for a, b in zip(jax.tree.leaves(e), jax.tree.leaves(experiments[0]), strict=True)
         ):
             raise ValueError(
                 f"stack_experiments: experiment {k} differs in static shape from experiment 0 (detector size, source or orientation count, model)"

@@ -35,8 +35,7 @@ class PixelSamples(eqx.Module):
     f_latt_sq: Float[Array, "T L Q S K"]
     omega: Float[Array, "T L Q"]  # solid angle, sr
     capture: Float[Array, "T L Q"]  # sensor capture fraction
-    polar: Float[Array, (T #L #Q #S
-)]  # polarization factor (C mode: one cached value per pixel)
+    polar: Float[Array, "T #L #Q #S"]  # noqa: F821 (a shape) -- polarization factor (C mode: one cached value per pixel)
     dmin_skip: Bool[Array, "T L Q S"]  # resolution beyond -dmin: the sample is not summed
     pos: Float[Array, "T L Q 3"]  # sub-pixel positions, m
     stol_sq: Float[Array, "T L Q S"]  # (sin(theta)/lambda)^2, 1/m^2
@@ -139,13 +138,12 @@ def pixel_samples(
     polar = model.polarization(exp, incident, diffracted, dmin_skip)
     hkl = model.miller_indices(exp, diffracted, incident, inv_lambda, dmin_skip, first_pixel)
     f_latt_sq = model.lattice_sq(hkl, xtal, dtype)
-    cast = lambda x: x.astype(dtype)  # noqa: E731
     return PixelSamples(
         hkl=hkl,
         f_latt_sq=f_latt_sq,
-        omega=cast(omega),
-        capture=cast(capture),
-        polar=cast(polar),
+        omega=omega.astype(dtype),
+        capture=capture.astype(dtype),
+        polar=polar.astype(dtype),
         dmin_skip=dmin_skip,
         pos=pos,
         stol_sq=stol_sq,

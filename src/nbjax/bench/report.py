@@ -43,7 +43,7 @@ def table(report: dict) -> list[str]:
         )
     widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h) for i, h in enumerate(hdr)]
     lines = [
-        "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()
+        "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
         for cells in [hdr, ["-" * w for w in widths]] + rows
     ]
     meta, peak, comp, grad, mem = (

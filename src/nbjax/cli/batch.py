@@ -67,7 +67,7 @@ def parse_line(number: int, text: str) -> Line | None:
     i = 0
     while i < len(words):
         word = words[i]
-        for prefix, attr in zip(REDIRECT_PREFIXES, ("stderr", "stdout")):
+        for prefix, attr in zip(REDIRECT_PREFIXES, ("stderr", "stdout"), strict=True):
             if word.startswith(prefix):
                 target = word[len(prefix) :]
                 if not target:

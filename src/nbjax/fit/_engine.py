@@ -58,7 +58,7 @@ class Tangents:
 
 def tangents_for(layout: Layout, n_theta: int, n_sources: int) -> Tangents:
     vectors, blocks = [], []
-    for p, (start, stop) in zip(layout.params, layout.spans):
+    for p, (start, stop) in zip(layout.params, layout.spans, strict=True):
         if p.role != "experiment":
             continue
         flat = np.arange(start, stop)
@@ -74,14 +74,14 @@ def tangents_for(layout: Layout, n_theta: int, n_sources: int) -> Tangents:
 
 
 def split(theta, layout: Layout):
-    return [theta[sl].reshape(shape) for sl, shape in zip(layout.slices, layout.shapes)]
+    return [theta[sl].reshape(shape) for sl, shape in zip(layout.slices, layout.shapes, strict=True)]
 
 
 def linear_parts(reference, layout: Layout, theta):
     """(weights (S,), scale, background) for flat theta."""
     w = reference.beam.weights / jnp.sum(reference.beam.weights)
     scale, background = jnp.ones((), theta.dtype), jnp.zeros((), theta.dtype)
-    for p, t in zip(layout.params, split(theta, layout)):
+    for p, t in zip(layout.params, split(theta, layout), strict=True):
         u = p.from_theta(t)
         if p.role == "weights":
             w = p.weights(reference, u) if hasattr(p, "weights") else u
@@ -94,7 +94,7 @@ def linear_parts(reference, layout: Layout, theta):
 
 def experiment(reference, layout: Layout, theta):
     exp = reference
-    for p, t in zip(layout.params, split(theta, layout)):
+    for p, t in zip(layout.params, split(theta, layout), strict=True):
         if p.role == "experiment":
             exp = p.apply(exp, p.from_theta(t), reference)
     return exp
@@ -136,7 +136,10 @@ def _tile_model_and_jacobian(reference, layout, tangents, theta, fpix, spix, dty
         images, d_images = jax.vmap(lambda v: jax.jvp(per_source, (theta,), (v,)), out_axes=(None, 0))(vecs)
     else:
         images, d_images = per_source(theta), jnp.zeros((0, fpix.shape[0], S), dtype)
-    lin = lambda th: _combine(reference, layout, th, images)  # noqa: E731
+
+    def lin(th):
+        return _combine(reference, layout, th, images)
+
     m = lin(theta)
     J = jax.jacfwd(lin)(theta)  # (T, n): weight, scale and background columns (experiment ones 0)
     if not tangents.blocks:
@@ -211,10 +214,9 @@ def make_passes(layouts, n_theta, n_sources, loss, dtype):
         n = theta.shape[0]
         if canonical is not None and _same_shapes(refs) and _same_shapes(data):
             layout, tangents, idx = canonical
-            stack = lambda *xs: jnp.stack(xs)  # noqa: E731
             carry, m = jax.vmap(
                 lambda th, ref, tiles: scan_image(ref, layout, tangents, th, tiles, with_jacobian, with_fisher)
-            )(theta[idx], jax.tree.map(stack, *refs), jax.tree.map(stack, *data))
+            )(theta[idx], _stacked(refs), _stacked(data))
             sums = [jnp.sum(carry[0])]
             if with_jacobian:
                 sums.append(jnp.zeros((n,), dtype).at[idx].add(carry[1]))
@@ -286,7 +288,7 @@ def make_passes(layouts, n_theta, n_sources, loss, dtype):
     def images(theta, refs, data):
         return [m.reshape(-1) for m in per_image(theta, refs, data, False)[1]]
 
-    jit = lambda f: jax.jit(f, compiler_options=kernel.compiler_options())  # noqa: E731
+    jit = functools.partial(jax.jit, compiler_options=kernel.compiler_options())
     return Passes(jit(value), jit(normal), jit(gradient), jit(images), value, normal, gradient)
 
 
@@ -301,6 +303,11 @@ def _split_tiles(tiles, samples_per_pixel):
     while tile % (2 * k) == 0 and (tile // k) * samples_per_pixel > SOURCE_TILE_SAMPLES:
         k *= 2
     return jax.tree.map(lambda x: x.reshape(n * k, tile // k), tiles)
+
+
+def _stacked(items):
+    """Pytrees of one structure as one pytree with a leading axis over the items."""
+    return jax.tree.map(lambda *xs: jnp.stack(xs), *items)
 
 
 def _canonical(layouts, n_sources):
@@ -326,7 +333,10 @@ def _same_shapes(items) -> bool:
     for item in items[1:]:
         if jax.tree.structure(item) != first:
             return False
-        if any(np.shape(a) != np.shape(b) or a.dtype != b.dtype for a, b in zip(jax.tree.leaves(item), leaves0)):
+        if any(
+            np.shape(a) != np.shape(b) or a.dtype != b.dtype
+            for a, b in zip(jax.tree.leaves(item), leaves0, strict=True)
+        ):
             return False
     return True
 

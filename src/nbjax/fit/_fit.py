@@ -12,6 +12,7 @@ the restraints' curvature) at the optimum and G = du/dtheta.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Sequence
 
 import equinox as eqx
@@ -58,7 +59,7 @@ class FitResult(eqx.Module):
         return {
             "parameters": [
                 {"name": n, "units": u, "start": float(s), "value": float(v), "stderr": float(e)}
-                for n, u, s, v, e in zip(self.names, self.units, self.start, self.values, self.stderr)
+                for n, u, s, v, e in zip(self.names, self.units, self.start, self.values, self.stderr, strict=True)
             ],
             "covariance": np.asarray(self.covariance).tolist(),
             "correlation": np.asarray(self.correlation).tolist(),
@@ -70,7 +71,7 @@ class FitResult(eqx.Module):
     def __str__(self) -> str:
         width = max(len(n) for n in self.names) if self.names else 4
         lines = [f"{'parameter':<{width}}  {'start':>14}  {'fitted':>14}  {'+-':>11}  units"]
-        for n, u, s, v, e in zip(self.names, self.units, self.start, self.values, self.stderr):
+        for n, u, s, v, e in zip(self.names, self.units, self.start, self.values, self.stderr, strict=True):
             lines.append(f"{n:<{width}}  {s:14.8g}  {v:14.8g}  {e:11.4g}  {u}")
         lines.append(
             f"loss {self.loss_history[0]:.10g} -> {self.loss_history[-1]:.10g} in {len(self.loss_history) - 1} steps; {'converged' if self.converged else 'NOT converged'}: {self.message}"
@@ -206,11 +207,11 @@ def build_problem(
 
     S = exps[0].beam.wavelengths.shape[0]
     tangent_sets = [_engine.tangents_for(layout, n, S) for layout in layouts]
-    tile = tile or min(_engine.default_tile(e, t.vectors.shape[0]) for e, t in zip(exps, tangent_sets))
+    tile = tile or min(_engine.default_tile(e, t.vectors.shape[0]) for e, t in zip(exps, tangent_sets, strict=True))
     local = _local_images(len(exps), distributed)
     tile = min(tile, max(int(np.count_nonzero(obs[i].mask)) for i in local))
     packed = []
-    for i, (e, o) in enumerate(zip(exps, obs)):
+    for i, (e, o) in enumerate(zip(exps, obs, strict=True)):
         if i not in local:
             continue
         shape = (e.detector.spixels, e.detector.fpixels)
@@ -229,7 +230,7 @@ def build_problem(
         out = []
         for k, layout in enumerate(layouts):
             parts = _engine.split(theta, layout)
-            for j, (p, t) in enumerate(zip(layout.params, parts)):
+            for j, (p, t) in enumerate(zip(layout.params, parts, strict=True)):
                 if j < len(free) and k > 0:
                     continue
                 out.append(jnp.ravel(p.from_theta(t)))
@@ -250,15 +251,22 @@ def _pad_tiles(packed):
     out = []
     for fpix, spix, valid, d, sigma in packed:
         extra = most - fpix.shape[0]
-        pad = lambda a, fill=None: (
-            np.concatenate(
-                [a, np.repeat(a[-1:], extra, axis=0) if fill is None else np.full((extra,) + a.shape[1:], fill)]
-            )
-            if extra
-            else a
-        )  # noqa: E731
-        out.append(tuple(jnp.asarray(a) for a in (pad(fpix), pad(spix), pad(valid, False), pad(d), pad(sigma))))
+        padded = (_pad_rows(fpix, extra), _pad_rows(spix, extra), _pad_rows(valid, extra, False), _pad_rows(d, extra))
+        out.append(tuple(jnp.asarray(a) for a in (*padded, _pad_rows(sigma, extra))))
     return out
+
+
+def _pad_rows(a, extra, fill=None):
+    """``a`` with ``extra`` more rows: copies of its last row, or ``fill``."""
+    if not extra:
+        return a
+    rows = np.repeat(a[-1:], extra, axis=0) if fill is None else np.full((extra,) + a.shape[1:], fill)
+    return np.concatenate([a, rows])
+
+
+def _user_values_of(p, sl, shape, theta):
+    """Parameter ``p``'s user values (flat) from the whole theta."""
+    return jnp.ravel(p.from_theta(theta[sl].reshape(shape)))
 
 
 def _local_images(n_images: int, distributed: bool) -> list[int]:
@@ -313,10 +321,10 @@ def fit(
     with np.errstate(divide="ignore", invalid="ignore"):
         corr = np.where(np.outer(stderr, stderr) > 0, cov / np.outer(stderr, stderr), 0.0)
 
-    fitted_exps = [_engine.experiment(e, layout, theta) for e, layout in zip(exps, layouts)]
+    fitted_exps = [_engine.experiment(e, layout, theta) for e, layout in zip(exps, layouts, strict=True)]
     model_images, residuals = [None] * len(exps), [None] * len(exps)
     flat = objective.passes.images(theta, objective.refs, tuple(packed))
-    for i, m, (fpix, spix, valid, _, _) in zip(problem.local, flat, packed):
+    for i, m, (fpix, spix, valid, _, _) in zip(problem.local, flat, packed, strict=True):
         e, o = exps[i], obs[i]
         img = np.zeros((e.detector.spixels, e.detector.fpixels))
         v = np.asarray(valid).reshape(-1)
@@ -345,7 +353,7 @@ def _restraints(layouts, free):
     """theta -> (loss, g, F) of the Gaussian priors (user units): 1/2 ((u - mean)/sigma)^2."""
     terms = []
     for k, layout in enumerate(layouts):
-        for j, (p, sl, shape) in enumerate(zip(layout.params, layout.slices, layout.shapes)):
+        for j, (p, sl, shape) in enumerate(zip(layout.params, layout.slices, layout.shapes, strict=True)):
             if p.prior is None or (j < len(free) and k > 0):
                 continue
             terms.append((p, sl, shape))
@@ -357,7 +365,7 @@ def _restraints(layouts, free):
         F = jnp.zeros((n, n), theta.dtype)
         for p, sl, shape in terms:
             mean, sigma = p.prior
-            u_of = lambda th: jnp.ravel(p.from_theta(th[sl].reshape(shape)))  # noqa: E731
+            u_of = functools.partial(_user_values_of, p, sl, shape)
             r = (u_of(theta) - mean) / sigma
             Gp = jax.jacfwd(u_of)(theta) / sigma
             L = L + 0.5 * jnp.sum(r * r)

@@ -535,4 +535,4 @@ PARAMETERS = {
 
 def unit_values(params, theta_parts) -> list[Float[Array, ...]]:
     """User values of each parameter from its theta."""
-    return [p.from_theta(t) for p, t in zip(params, theta_parts)]
+    return [p.from_theta(t) for p, t in zip(params, theta_parts, strict=True)]

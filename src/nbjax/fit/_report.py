@@ -55,7 +55,7 @@ def write_outputs(
     )
     written.append(path)
     warn("the C program ignores source weights: render the fitted spectrum with -physical (nbjax) to honour them")
-    for i, (model, residual) in enumerate(zip(result.model_images, result.residuals)):
+    for i, (model, residual) in enumerate(zip(result.model_images, result.residuals, strict=True)):
         if model is None:  # another process's image (a distributed fit)
             continue
         suffix = "" if len(result.model_images) == 1 else f"_{i}"
@@ -118,7 +118,9 @@ def report_png(result, data_images=None) -> bytes | None:
     ax.legend()
     ax = axes[0, 2]
     ax.axis("off")
-    rows = [f"{n} = {v:.6g} +- {e:.2g}" for n, v, e in zip(result.names, result.values, result.stderr)][:24]
+    rows = [f"{n} = {v:.6g} +- {e:.2g}" for n, v, e in zip(result.names, result.values, result.stderr, strict=True)][
+        :24
+    ]
     ax.text(
         0,
         1,

@@ -116,13 +116,18 @@ class _OptaxMethod(AbstractMethod):
         # of (starting) standard errors and one learning rate or line search fits every parameter
         F0 = np.diag(np.asarray(objective.normal(theta0)[2]))
         s = jnp.asarray(np.where(F0 > 0, 1.0 / np.sqrt(np.where(F0 > 0, F0, 1.0)), 1.0))
-        to_theta = lambda phi: theta0 + s * phi  # noqa: E731
+
+        def to_theta(phi):
+            return theta0 + s * phi
 
         @jax.jit
         def step(phi, state):  # one compiled step: one Fisher/gradient pass and the update
             value, grad = objective.gradient(to_theta(phi), traceable=True)
             grad = grad * s
-            value_fn = lambda p: objective.value(to_theta(p), traceable=True)  # noqa: E731 (line searches)
+
+            def value_fn(p):  # for the line searches
+                return objective.value(to_theta(p), traceable=True)
+
             updates, state = opt.update(grad, state, phi, value=value, grad=grad, value_fn=value_fn)
             return optax.apply_updates(phi, updates), state, value, jnp.max(jnp.abs(grad))
 

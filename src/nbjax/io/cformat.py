@@ -26,7 +26,7 @@ def cformat_g(x: float, precision: int = 6) -> str:
     """Format ``x`` exactly as C's ``printf("%.<precision>g", x)`` (``%g`` and ``%lg`` by default)."""
     if math.isnan(x):
         return "-nan" if math.copysign(1.0, x) < 0 else "nan"
-    return "%.*g" % (precision, x)
+    return "%.*g" % (precision, x)  # noqa: UP031 (C's printf, spelled as C spells it)
 
 
 def c_atof(text: str) -> float:

@@ -23,7 +23,7 @@ def fdump_bytes(grid: HKLGrid) -> bytes:
     shape = tuple(n + 1 for n in grid.ranges)
     if grid.F.shape != shape:
         raise NBError(f"Fdump: F has shape {grid.F.shape}, expected {shape} for ranges {bounds}")
-    header = "%d %d %d %d %d %d\n\f" % bounds
+    header = " ".join(str(int(b)) for b in bounds) + "\n\f"
     return header.encode("ascii") + np.ascontiguousarray(grid.F, dtype="<f8").tobytes()
 
 

@@ -70,7 +70,7 @@ def _entries(path, data: bytes) -> tuple[list[tuple[float, float, float, float]]
         if not tokens:
             continue
         values = [parse_c_float(tok) for tok in tokens]
-        for tok, value in zip(tokens, values):
+        for tok, value in zip(tokens, values, strict=True):
             if value is None:
                 raise NBError(f"{path} line {number}: '{quote_text(tok)}' is not a number")
             if not math.isfinite(value):
@@ -80,7 +80,7 @@ def _entries(path, data: bytes) -> tuple[list[tuple[float, float, float, float]]
         if len(tokens) > 4:
             wide_lines.append(number)
         h, k, l, F = values[:4]
-        for name, value in zip("hkl", (h, k, l)):
+        for name, value in zip("hkl", (h, k, l), strict=True):
             if abs(value) >= 2**31:
                 raise NBError(f"{path} line {number}: {name} = {cformat_g(value)} does not fit a C int")
             if value != math.ceil(value - 0.4):

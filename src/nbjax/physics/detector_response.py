@@ -40,10 +40,14 @@ def polarization_form(incident, polar_axis, kahn):
     azimuthal term is 1 - (i.d)^2, M = i i^T - K (1 - i i^T)).  ``nbjax.fit`` differentiates M."""
     b_in = _unit(jnp.cross(polar_axis, incident))
     e_in = _unit(jnp.cross(incident, b_in))
-    outer = lambda u: u[:, :, None] * u[:, None, :]  # noqa: E731
     degenerate = (jnp.sum(b_in * b_in, axis=-1) == 0.0)[:, None, None]
-    azimuthal = jnp.where(degenerate, jnp.eye(3) - outer(incident), outer(e_in) - outer(b_in))
-    return outer(incident) - kahn * azimuthal
+    azimuthal = jnp.where(degenerate, jnp.eye(3) - _outer(incident), _outer(e_in) - _outer(b_in))
+    return _outer(incident) - kahn * azimuthal
+
+
+def _outer(u):
+    """u u^T of each row of ``u`` (S, 3)."""
+    return u[:, :, None] * u[:, None, :]
 
 
 def _unit(v):

@@ -192,6 +192,9 @@ def lattice_sq_and_gradient(hkl, N, fudge, recip, shape: str, dtype):
         n = N.astype(dtype)
         (g0, d0), (g1, d1), (g2, d2) = [grating_sq_and_derivative(frac[..., k], n[k]) for k in range(3)]
         return g0 * g1 * g2, (d0 * g1 * g2, g0 * d1 * g2, g0 * g1 * d2)
-    f = lambda h: lattice_sq_in(h, N, fudge, recip, shape, dtype)  # noqa: E731
+
+    def f(h):
+        return lattice_sq_in(h, N, fudge, recip, shape, dtype)
+
     units = [jnp.zeros_like(hkl).at[..., k].set(1.0) for k in range(3)]
     return f(hkl), tuple(jax.jvp(f, (hkl,), (u,))[1] for u in units)

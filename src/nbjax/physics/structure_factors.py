@@ -58,7 +58,10 @@ def tricubic(hkl, grid, lo):
     hi_ = base[..., 0, None] + offsets
     ki_ = base[..., 1, None] + offsets
     li_ = base[..., 2, None] + offsets
-    safe = lambda i, n: jnp.clip(i, 0, n - 1)  # noqa: E731 (indices are in range where used)
+
+    def safe(i, n):  # indices are in range where used
+        return jnp.clip(i, 0, n - 1)
+
     flat = (safe(hi_, shape[0])[..., :, None, None] * shape[1] + safe(ki_, shape[1])[..., None, :, None]) * shape[
         2
     ] + safe(li_, shape[2])[..., None, None, :]

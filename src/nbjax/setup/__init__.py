@@ -128,7 +128,7 @@ def build(s: RunSettings) -> SetupResult:
         max(1.0, float(math.ceil(size / float(np.linalg.norm(v)))) if size > 0 else n)
         for size, v, n in ((s.sample_x, lattice.a, s.Na), (sample_y, lattice.b, s.Nb), (sample_z, lattice.c, s.Nc))
     ]
-    xtal = [float(np.linalg.norm(v)) * n for v, n in zip((lattice.a, lattice.b, lattice.c), N)]
+    xtal = [float(np.linalg.norm(v)) * n for v, n in zip((lattice.a, lattice.b, lattice.c), N, strict=True)]
     log(f"crystal is {g(xtal[0] * 1e6)} x {g(xtal[1] * 1e6)} x {g(xtal[2] * 1e6)} microns")
     reciprocal_pixel = s.lambda0 * geo.distance / geo.pixel_size
     recommended = max(1, math.ceil(3.0 * max(xtal) / reciprocal_pixel))
@@ -388,7 +388,7 @@ def _sources(s: RunSettings, geo: DetectorGeometry, hdiv, vdiv, disp, log):
         bad = "negative" if np.any(sources.weights < 0) else "all zero"
         raise NBError(f"{s.sourcefile}: source weights are {bad}; -physical needs weights >= 0 with a positive sum")
     log(f"  created a total of {sources.wavelengths.size} sources:")
-    for p, w, wl in zip(sources.positions, sources.weights, sources.wavelengths):
+    for p, w, wl in zip(sources.positions, sources.weights, sources.wavelengths, strict=True):
         log(f"{g(p[0])} {g(p[1])} {g(p[2])}   {g(w)} {g(wl)}")
     return sources
 

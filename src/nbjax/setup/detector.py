@@ -66,7 +66,10 @@ MAX_PIXELS = 1 << 28
 
 def _size_source(s: RunSettings) -> str:
     """Where the detector's size came from, to name it in a message."""
-    given = lambda pattern: any(t.startswith("-") and pattern in t for t in s.argv)  # noqa: E731
+
+    def given(pattern):
+        return any(t.startswith("-") and pattern in t for t in s.argv)
+
     if s.fpixels or s.spixels:
         if given("-detpixels"):
             return "-detpixels"
@@ -117,7 +120,7 @@ def detector_geometry(s: RunSettings) -> DetectorGeometry:
     Xbeam, Ybeam = s.Xbeam, s.Ybeam
     roi = list(s.roi)
     defaults = (0, fpixels, 0, spixels)
-    roi = tuple(d if r < 0 else r for r, d in zip(roi, defaults))
+    roi = tuple(d if r < 0 else r for r, d in zip(roi, defaults, strict=True))
 
     conv = s.convention
     vec = [
