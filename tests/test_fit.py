@@ -468,3 +468,41 @@ def test_shared_lattice_tangents_match_jacfwd(extra, tmp_path):
     scale = np.max(np.abs(np.asarray(J_ref)), axis=0)
     assert np.all(scale > 0)
     np.testing.assert_allclose(np.asarray(J) / scale, np.asarray(J_ref) / scale, rtol=0, atol=1e-10)
+
+
+def test_cli_fit_help_lists_the_registries():
+    """``nbjax fit -h`` prints its usage, whose names come from nbjax.fit's registries."""
+    import io
+
+    from nbjax.cli.main import run
+
+    for flag in ("-h", "--help"):
+        out = io.StringIO()
+        assert run(["fit", flag], out=out, err=io.StringIO()) == 0
+        text = out.getvalue()
+        assert text.startswith("``nbjax fit``")
+        names = text.split("Parameter names")[1]
+        assert all(name in names for name in nf.PARAMETERS)
+        assert "poisson, gaussian" in text and "lm, lbfgs, adam" in text
+
+
+def test_cli_fit_parameter_names_come_from_the_registry(tmp_path):
+    """Every registered name builds its class (case ignored, aliases too); an unknown name is
+    refused in one line naming the flag and the registry's names."""
+    from nbjax.cli.fit import _parameters
+    from nbjax.settings import RunSettings
+
+    settings = RunSettings(physical=True)
+    settings.mosaic_spread = np.radians(0.5)
+    for name, cls in nf.PARAMETERS.items():
+        (p,) = _parameters("-free", name.upper(), settings)
+        assert type(p) is cls
+    assert type(_parameters("-free", "beam_center", settings)[0]) is nf.BeamCentre
+    assert nf.parameter("mosaic", settings).spread0 == pytest.approx(0.5)
+    with pytest.raises(NBError) as info:
+        _parameters("-per_image", "scale,nope", settings)
+    assert str(info.value) == f"-per_image: unknown fit parameter 'nope' (known: {', '.join(nf.PARAMETERS)})"
+
+
+def test_nberror_is_a_value_error():
+    assert issubclass(NBError, ValueError)

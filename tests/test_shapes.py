@@ -20,8 +20,8 @@ warnings.simplefilter("ignore")
 import jax
 jax.config.update("jax_enable_x64", True)
 from jaxtyping import install_import_hook
-with install_import_hook(["nbjax.samples", "nbjax.accumulation", "nbjax.ccompat.accumulation", "nbjax.kernel", "nbjax.physics"], "beartype.beartype"):
-    import nbjax.samples, nbjax.accumulation, nbjax.ccompat.accumulation, nbjax.kernel
+with install_import_hook(["nbjax.strategy", "nbjax.samples", "nbjax.accumulation", "nbjax.ccompat", "nbjax.kernel", "nbjax.physics"], "beartype.beartype"):
+    import nbjax.strategy, nbjax.samples, nbjax.accumulation, nbjax.ccompat.accumulation, nbjax.ccompat.trace, nbjax.kernel
     import nbjax.physics.lattice, nbjax.physics.detector_response, nbjax.physics.structure_factors
 import numpy as np, jax.numpy as jnp
 import nbjax
@@ -34,7 +34,7 @@ for physical in (False, True):
         image = nbjax.render(exp, dtype=dtype)
         assert image.shape == (12, 12) and float(image.max()) > 0
 c = nbjax.experiment_from_args(args)
-trace = nbjax.kernel.pixel_trace(c, jnp.asarray([1, 2], jnp.int32), jnp.asarray([3, 4], jnp.int32))
+trace = nbjax.ccompat.trace.pixel_trace(c, jnp.asarray([1, 2], jnp.int32), jnp.asarray([3, 4], jnp.int32))
 assert trace.I.shape == (2,)
 try:
     nbjax.samples.pixel_samples(exp, jnp.asarray([1, 2], jnp.int32), jnp.asarray([3], jnp.int32), jnp.float64)

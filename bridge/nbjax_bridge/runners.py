@@ -17,6 +17,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from nbjax import environment
+
 from .exitcodes import UsageError
 
 ENV_C_BIN = "NB_C_BIN"
@@ -60,7 +62,7 @@ def _check_program(cmd: list[str], what: str) -> None:
 
 def c_runner(c_bin: str | None) -> Runner:
     """The C side: --c-bin, else $NB_C_BIN. Checked before anything runs."""
-    path = c_bin or os.environ.get(ENV_C_BIN)
+    path = c_bin or environment.get(ENV_C_BIN)
     if not path:
         raise UsageError(f"no C binary: pass --c-bin PATH or set {ENV_C_BIN}")
     if os.sep not in path and shutil.which(path) is None and Path(path).exists():

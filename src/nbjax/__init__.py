@@ -36,7 +36,7 @@ _EXPORTS = {
     "render_batch": "nbjax.kernel",
     "stack_experiments": "nbjax.kernel",
     "RenderResult": "nbjax.kernel",
-    "AbstractAccumulation": "nbjax.accumulation",
+    "AbstractAccumulation": "nbjax.strategy",
     "Physical": "nbjax.accumulation",
     "CCompatible": "nbjax.ccompat",
     "lattice_from_cell": "nbjax.setup.crystal",

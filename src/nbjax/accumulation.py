@@ -4,9 +4,9 @@ Every pixel is a sum over sensor layers, sub-pixels, sources, phi steps and mosa
 
     x = F_cell(h)^2 F_latt(h)^2          (0 where d < dmin)
 
-times r_e^2 fluence and the detector factors.  ``AbstractAccumulation`` is the strategy
-(in the style of diffrax's ``AbstractSolver``); the kernel only calls its methods, so it has no
-mode branches:
+times r_e^2 fluence and the detector factors.  ``nbjax.strategy.AbstractAccumulation`` is the
+strategy (in the style of diffrax's ``AbstractSolver``); the kernel only calls its methods, so it
+has no mode branches:
 
 * ``Physical`` (this module): the intended physics.  Every sample carries its own solid angle
   omega, polarization P and capture fraction c; sources are weighted, layers add:
@@ -21,53 +21,20 @@ mode branches:
 
 from __future__ import annotations
 
-import abc
-from typing import ClassVar
+from typing import ClassVar, final
 
-import equinox as eqx
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
-from nbjax.experiment import R_E_SQR
+from nbjax.ctables.constants import R_E_SQR
 from nbjax.physics import structure_factors as sf
 from nbjax.physics.detector_response import polarization
 from nbjax.physics.lattice import lattice_sq_in
 from nbjax.samples import PixelSamples, miller_indices, orientation_matrices, pixel_samples
+from nbjax.strategy import AbstractAccumulation
 
-PIXELS = "pixels"  # the tile stage every model implements: (values, solid-angle sums)
-
-
-class AbstractAccumulation(eqx.Module):
-    """Strategy: per-sample choices and the per-pixel sum (see the module docstring)."""
-
-    c_compatible: ClassVar[bool] = False
-
-    @abc.abstractmethod
-    def polarization(self, exp, incident, diffracted, dmin_skip) -> Float[Array, "T #L #Q #S"]:  # noqa: F821 (a shape, not a name)
-        """Polarization factors for the samples (per sample, or one per pixel)."""
-
-    @abc.abstractmethod
-    def lattice_sq(self, hkl, crystal, dtype) -> Float[Array, "T L Q S K"]:
-        """|F_latt|^2 of the crystal shape at fractional indices ``hkl``."""
-
-    @abc.abstractmethod
-    def tile(self, exp, fpix, spix, context, dtype, stage: str):
-        """What one tile of pixels contributes at ``stage`` (``PIXELS``: (values, solid-angle
-        sums), each (T,)); ``context`` is what ``prepare`` returned."""
-
-    def miller_indices(self, exp, diffracted, incident, inv_lambda, dmin_skip, first_pixel: bool):
-        """Fractional Miller indices of every sample."""
-        return miller_indices(orientation_matrices(exp.crystal, jnp.float64), diffracted, incident, inv_lambda)
-
-    def prepare(self, exp, run_stage, keep):
-        """A whole-image pre-pass; returns (context array for ``tile``, host info or None).
-        ``run_stage(stage)`` maps ``tile`` over the image's tiles at that stage."""
-        return np.zeros((2,), np.int32), None
-
-    def finish(self, exp, values, context, run_pixel):
-        """Last changes to the flat ROI values (``run_pixel(stage, k)``: one pixel re-rendered)."""
-        return values
+__all__ = ["AbstractAccumulation", "Physical", "f_cell", "source_images", "squared_amplitudes"]
 
 
 def f_cell(exp, hkl, interpolated):
@@ -97,9 +64,12 @@ def source_images(exp, x, omega, capture, polar, dtype) -> Float[Array, "T S"]:
     return (R_E_SQR * exp.beam.fluence).astype(dtype) * per_source
 
 
+@final
 class Physical(AbstractAccumulation):
     """The intended physics (module docstring): per-sample factors, weighted sources, layers
     that tile the sensor, interpolation wherever the 4x4x4 stencil is inside the table."""
+
+    c_compatible: ClassVar[bool] = False
 
     def polarization(self, exp, incident, diffracted, dmin_skip):
         beam = exp.beam
@@ -109,6 +79,11 @@ class Physical(AbstractAccumulation):
 
     def lattice_sq(self, hkl, crystal, dtype):
         return lattice_sq_in(hkl, crystal.N, crystal.fudge, crystal.recip, crystal.shape, dtype)
+
+    def miller_indices(self, exp, diffracted, incident, inv_lambda, dmin_skip, first_pixel):
+        """h = A (d - i)/lambda as (A d - A i)/lambda (``samples.miller_indices``); every pixel
+        alike."""
+        return miller_indices(orientation_matrices(exp.crystal, jnp.float64), diffracted, incident, inv_lambda)
 
     def per_source(self, exp, fpix, spix, dtype) -> Float[Array, "T S"]:
         """I_s of each pixel for each source, including r_e^2 fluence (photons per pixel for a
@@ -121,8 +96,17 @@ class Physical(AbstractAccumulation):
         x, _ = squared_amplitudes(exp, s, inside, dtype)
         return source_images(exp, x, s.omega, s.capture, s.polar, dtype)
 
-    def tile(self, exp, fpix, spix, context, dtype, stage):
+    def pixels(self, exp, fpix, spix, context, dtype):
+        """pixel = sum_s w_s/sum(w) I_s, and the solid angle of every sample summed."""
         s = pixel_samples(exp, fpix, spix, dtype)
         w = exp.beam.weights / jnp.sum(exp.beam.weights)
         values = self._per_source(exp, s, dtype) @ w.astype(dtype)
         return values, jnp.sum(s.omega.reshape(s.omega.shape[0], -1), axis=1)
+
+    def prepare(self, exp, run_stage, keep):
+        """No pre-pass: every pixel is summed alike."""
+        return np.zeros((2,), np.int32), None
+
+    def finish(self, exp, values, context, run_pixel):
+        """No last changes."""
+        return values

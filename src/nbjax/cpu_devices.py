@@ -20,6 +20,8 @@ from __future__ import annotations
 import os
 import sys
 
+from nbjax import environment
+
 FLAG = "--xla_force_host_platform_device_count"
 
 
@@ -35,12 +37,12 @@ def request(count: int | None = None) -> int | None:
     """Ask XLA for ``count`` host devices (default ``NBJAX_HOST_DEVICES``, else one per usable
     core) by adding FLAG to XLA_FLAGS, unless XLA_FLAGS already sets it or JAX is already
     imported (too late).  Returns the count asked for, or None when nothing was changed."""
-    if "jax" in sys.modules or FLAG in os.environ.get("XLA_FLAGS", ""):
+    if "jax" in sys.modules or FLAG in (environment.get("XLA_FLAGS") or ""):
         return None
     if count is None:
-        env = os.environ.get("NBJAX_HOST_DEVICES", "").strip()
+        env = (environment.get("NBJAX_HOST_DEVICES") or "").strip()
         count = int(env) if env.isdigit() else usable_cores()
     if count <= 1:
         return None
-    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {FLAG}={count}".strip()
+    os.environ["XLA_FLAGS"] = f"{environment.get('XLA_FLAGS') or ''} {FLAG}={count}".strip()
     return count

@@ -1,7 +1,7 @@
 """The one exception type the CLI turns into a one-line message and a non-zero exit."""
 
 
-class NBError(Exception):
+class NBError(ValueError):
     """Bad input or an unrecoverable condition, described in one line.
 
     The message names the file, line or flag at fault.  ``exit_code`` is the process

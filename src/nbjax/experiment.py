@@ -7,17 +7,12 @@ modes are static fields.  Units: metres, radians, photons/m^2.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import equinox as eqx
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
-if TYPE_CHECKING:
-    from nbjax.accumulation import AbstractAccumulation
-
-R_E_SQR = 7.94079248018965e-30  # Thomson cross section r_e^2, m^2
+from nbjax.strategy import AbstractAccumulation
 
 
 class Detector(eqx.Module):

@@ -21,61 +21,13 @@ from jax import lax
 from jaxtyping import Array, Float
 
 from nbjax._x64 import require_x64
-from nbjax.accumulation import PIXELS
+from nbjax.errors import NBError
 from nbjax.experiment import Experiment
 from nbjax.roi import Roi
 
 # sub-pixel x source x orientation samples per tile: bounds peak memory (about 100 bytes each)
 CPU_TILE_EVALS = 1 << 20
 ACCELERATOR_TILE_EVALS = 1 << 24
-
-
-class PixelTrace(eqx.Module):
-    """What C's -printout prints per pixel (T pixels): the last sample's stol (1/m), sub-pixel
-    position (m), hkl, F_cell and signed F_latt, the accumulated I, the cached polarization,
-    solid angle and capture fraction, and the last rotated cell (rows a, b, c in m)."""
-
-    stol: Float[Array, " T"]
-    pos: Float[Array, "T 3"]
-    hkl: Float[Array, "T 3"]
-    f_cell: Float[Array, " T"]
-    f_latt: Float[Array, " T"]
-    I: Float[Array, " T"]
-    polar: Float[Array, " T"]
-    omega: Float[Array, " T"]
-    capture: Float[Array, " T"]
-    cell: Float[Array, "3 3"]
-
-
-@jax.jit
-def pixel_trace(exp: Experiment, fpix, spix) -> PixelTrace:
-    """What C's -printout prints for pixels (fpix, spix): the last sample's stol (1/m), sub-pixel
-    position (m), hkl, F_cell and signed F_latt, the accumulated I, the cached polarization,
-    solid angle and capture fraction, and the last rotated cell (m).  C-compatible model."""
-    from nbjax.accumulation import squared_amplitudes
-    from nbjax.ccompat.accumulation import first_unskipped_polar
-    from nbjax.ccompat.lattice import c_lattice_amplitude
-    from nbjax.samples import orientation_matrices, pixel_samples
-
-    dtype = jnp.float64
-    s = pixel_samples(exp, fpix, spix, dtype)
-    x, f_cell = squared_amplitudes(exp, s, jnp.asarray(True), dtype)
-    accumulated, _ = exp.model.pixel_sum(exp, x, s)
-    last = s.hkl.reshape(s.hkl.shape[0], -1, 3)[:, -1]
-    xtal = exp.crystal
-    T = s.hkl.shape[0]
-    return PixelTrace(
-        stol=jnp.sqrt(s.stol_sq.reshape(T, -1)[:, -1]),
-        pos=s.pos[:, -1, -1],
-        hkl=last,
-        f_cell=f_cell.reshape(T, -1)[:, -1],
-        f_latt=c_lattice_amplitude(last, xtal.N, xtal.shape, xtal.fudge, exp.model.recip),
-        I=accumulated,
-        polar=first_unskipped_polar(s.polar, s.dmin_skip),
-        omega=s.omega[:, 0, 0],
-        capture=s.capture[:, -1, 0],
-        cell=orientation_matrices(xtal, dtype)[-1],
-    )
 
 
 def default_tile(exp: Experiment, copies: int = 1) -> int:
@@ -103,16 +55,22 @@ def rendered_mask(window: Roi, mask):
     return jnp.asarray(mask)[window.slices].reshape(-1) != 0
 
 
-def _map_tiles_impl(exp, starts, context, window, tile, dtype, stage=PIXELS, remat=True):
-    """lax.map of the model's ``tile`` at ``stage`` over tiles of ``tile`` consecutive ROI
-    pixels starting at ``starts``; ``remat`` recomputes each tile in the backward pass (bounded
+def _map_tiles_impl(exp, starts, context, window, tile, dtype, stage=None, remat=True):
+    """lax.map of a tile stage of the model over tiles of ``tile`` consecutive ROI pixels
+    starting at ``starts``: ``stage`` None is the model's ``pixels``, else a stage method of its
+    class (``CCompatible.first_out_of_range``), called as ``stage(model, exp, fpix, spix,
+    context, dtype)``.  ``remat`` recomputes each ``pixels`` tile in the backward pass (bounded
     memory under jax.grad)."""
+
+    def run(e, f, s_):
+        if stage is None:
+            return e.model.pixels(e, f, s_, context, dtype)
+        return stage(e.model, e, f, s_, context, dtype)
 
     def body(start):
         k = jnp.minimum(start + jnp.arange(tile, dtype=jnp.int32), window.n - 1)
         f, s_ = window.pixel(k)
-        tile_fn = lambda e, f, s_: e.model.tile(e, f, s_, context, dtype, stage)  # noqa: E731
-        return (jax.checkpoint(tile_fn) if remat and stage == PIXELS else tile_fn)(exp, f, s_)
+        return (jax.checkpoint(run) if remat and stage is None else run)(exp, f, s_)
 
     return lax.map(body, starts)
 
@@ -144,7 +102,7 @@ def _map_tiles(*args, mesh=None, **kwargs):
     return _map_tiles_jit["other"](*args, **kwargs)
 
 
-def _map_tiles_sharded(exp, starts, context, window, tile, dtype, stage=PIXELS, remat=True, mesh=None):
+def _map_tiles_sharded(exp, starts, context, window, tile, dtype, stage=None, remat=True, mesh=None):
     """The tile map with the tiles dealt out to the mesh's devices in contiguous blocks
     (shard_map): every tile is computed exactly as on one device, so the image is the same."""
     n_dev = mesh.devices.size
@@ -172,7 +130,7 @@ def device_mesh(devices: int | None, at_most: int | None = None):
     local = jax.local_devices()
     n = len(local) if devices is None else int(devices)
     if n < 1 or n > len(local):
-        raise ValueError(f"-devices: {n} requested, {len(local)} available ({jax.default_backend()})")
+        raise NBError(f"devices: {n} requested, {len(local)} available ({jax.default_backend()})")
     if at_most is not None:
         n = min(n, at_most)
     if n <= 1:

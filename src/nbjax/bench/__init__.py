@@ -36,6 +36,7 @@ import shutil
 import sys
 import time
 
+from nbjax import environment
 from nbjax.bench.peaks import device_peak, flops_per_sample, measure_fma, peak_memory
 from nbjax.bench.processes import compile_times, run_c
 from nbjax.bench.report import table, write_png
@@ -73,7 +74,7 @@ def run(opts) -> dict:
     _log(f"device {device} ({report['meta']['device_kind']})")
     peak = device_peak(device, measure_fma)
     report["peak_flops"] = peak
-    c_bin = None if opts.no_c else os.environ.get("NB_C_BIN") or None
+    c_bin = None if opts.no_c else environment.get("NB_C_BIN") or None
     for name in opts.workloads:
         w = WORKLOADS[name]
         for prec in opts.precisions:
@@ -128,7 +129,8 @@ def run(opts) -> dict:
     return report
 
 
-def main(argv: list[str]) -> int:
+def main(argv: list[str], out=sys.stdout, err=sys.stderr) -> int:
+    """``nbjax bench [options]``; returns the exit status (progress lines go to ``err``)."""
     ap = argparse.ArgumentParser(
         prog="nbjax bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -154,7 +156,7 @@ def main(argv: list[str]) -> int:
     for p in opts.precisions:
         if p not in ("double", "single"):
             ap.error(f"unknown precision {p!r} (choose from double,single)")
-    c_bin = os.environ.get("NB_C_BIN")
+    c_bin = environment.get("NB_C_BIN")
     if (
         c_bin
         and not opts.no_c
@@ -165,12 +167,12 @@ def main(argv: list[str]) -> int:
     report = run(opts)
     lines = table(report)
     report["table"] = lines
-    print("\n".join(lines))
+    print("\n".join(lines), file=out)
     if not opts.no_png:
         note = write_png(report, opts.png)
         report["png"] = note
-        print(note)
+        print(note, file=out)
     with open(opts.json, "w") as f:
         json.dump(report, f, indent=2)
-    print(f"JSON written to {opts.json}")
+    print(f"JSON written to {opts.json}", file=out)
     return 0

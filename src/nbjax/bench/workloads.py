@@ -187,7 +187,6 @@ def bench_fit(w: Workload, quick: bool, dtype, repeat: int) -> dict:
 
     import nbjax
     import nbjax.fit as nf
-    from nbjax.fit._solvers import _solve_jit
 
     exp = nbjax.experiment_from_args(w.args(quick), physical=True)
     image = np.asarray(renderer(dtype)(exp), np.float64)
@@ -197,7 +196,7 @@ def bench_fit(w: Workload, quick: bool, dtype, repeat: int) -> dict:
 
     def lm_step():
         L, g, F = problem.objective.normal(theta)
-        return _solve_jit(F, g, 1e-3)
+        return nf.LevenbergMarquardt.damped_step(F, g, 1e-3)
 
     first, warm = timed(lm_step, repeat)
     _, grad_warm = timed(lambda: problem.objective.gradient(theta), repeat)

@@ -15,7 +15,7 @@ named per method):
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, final
 
 import equinox as eqx
 import jax
@@ -23,19 +23,19 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
-from nbjax.accumulation import AbstractAccumulation, squared_amplitudes
+from nbjax.accumulation import squared_amplitudes
 from nbjax.ccompat.lattice import c_lattice_amplitude
-from nbjax.experiment import R_E_SQR
+from nbjax.ctables.constants import R_E_SQR
 from nbjax.physics import structure_factors as sf
 from nbjax.physics.detector_response import polarization
 from nbjax.physics.lattice import lattice_sq_in
 from nbjax.samples import PixelSamples, miller_indices_c_order, orientation_matrices, pixel_samples, resolution
+from nbjax.strategy import AbstractAccumulation
 
-FIRST_OUT_OF_RANGE = "first_out_of_range"  # per pixel: first sample outside the interpolation table
-FIRST_PIXEL = "first_pixel"  # the run's first pixel, whose first phi loop uses phi_first
 NO_STOP = (np.iinfo(np.int32).max, 0)
 
 
+@final
 class CCompatible(AbstractAccumulation):
     """The C program's accumulation (module docstring)."""
 
@@ -96,10 +96,27 @@ class CCompatible(AbstractAccumulation):
         )
         return jnp.where(group[..., None, None], hkl_first, hkl)
 
-    def tile(self, exp, fpix, spix, context, dtype, stage):
-        s = pixel_samples(exp, fpix, spix, dtype, first_pixel=stage == FIRST_PIXEL)
-        if stage == FIRST_OUT_OF_RANGE:
-            return _first_out_of_range(exp, s)
+    def pixels(self, exp, fpix, spix, context, dtype):
+        """C's pixel values: r_e^2 fluence I / steps times the cached factors (``pixel_sum``),
+        interpolating structure factors up to the stop ``context`` found by ``prepare``."""
+        return self._pixels(exp, fpix, spix, context, dtype, first_pixel=False)
+
+    def first_pixel(self, exp, fpix, spix, context, dtype):
+        """Stage: ``pixels`` of the run's first rendered pixel, whose first phi loop runs at
+        ``phi_first`` (quirk-phi-zero-reuse)."""
+        return self._pixels(exp, fpix, spix, context, dtype, first_pixel=True)
+
+    def first_out_of_range(self, exp, fpix, spix, context, dtype):
+        """Stage: per pixel, the first sample index at which C's interpolation range test fails
+        (the number of samples when it never does)."""
+        s = pixel_samples(exp, fpix, spix, dtype)
+        sfac = exp.structure_factors
+        oor = sf.out_of_interpolation_range(s.hkl, sfac.lo, sfac.hi) & _reaches_f_cell(exp, s)
+        flat = oor.reshape(oor.shape[0], -1)
+        return jnp.where(jnp.any(flat, axis=1), jnp.argmax(flat, axis=1), flat.shape[1])
+
+    def _pixels(self, exp, fpix, spix, context, dtype, first_pixel):
+        s = pixel_samples(exp, fpix, spix, dtype, first_pixel=first_pixel)
         n_eval = int(np.prod(s.hkl.shape[1:-1]))
         imgidx = (spix * exp.detector.fpixels + fpix)[:, None, None, None, None]
         eval_idx = jnp.arange(n_eval).reshape(s.hkl.shape[1:-1])
@@ -162,7 +179,7 @@ class CCompatible(AbstractAccumulation):
         sfac = exp.structure_factors
         if sfac.grid is None or not sfac.interpolate:
             return none, None
-        first, window = run_stage(FIRST_OUT_OF_RANGE)
+        first, window = run_stage(CCompatible.first_out_of_range)
         hit = first < exp.steps * exp.detector.layers
         if keep is not None:
             hit = hit & keep
@@ -184,7 +201,7 @@ class CCompatible(AbstractAccumulation):
         """The run's first rendered pixel again, with its first phi loop at ``phi_first``."""
         if not self.first_loop_differs:
             return values
-        k, v1 = run_pixel(FIRST_PIXEL)
+        k, v1 = run_pixel(CCompatible.first_pixel)
         return values.at[k].set(v1)
 
 
@@ -226,15 +243,6 @@ def _reaches_f_cell(exp, s: PixelSamples):
     F_latt == 0 without water background)."""
     skipped = s.dmin_skip[..., None] | ((s.f_latt_sq == 0.0) & (exp.background == 0.0))
     return ~skipped
-
-
-def _first_out_of_range(exp, s: PixelSamples):
-    """Per pixel, the first sample index at which C's interpolation range test fails (the
-    number of samples when it never does)."""
-    sfac = exp.structure_factors
-    oor = sf.out_of_interpolation_range(s.hkl, sfac.lo, sfac.hi) & _reaches_f_cell(exp, s)
-    flat = oor.reshape(oor.shape[0], -1)
-    return jnp.where(jnp.any(flat, axis=1), jnp.argmax(flat, axis=1), flat.shape[1])
 
 
 @jax.jit

@@ -31,6 +31,7 @@ import time
 from dataclasses import dataclass
 
 PROGRAM_NAMES = ("nanoBragg", "nbjax")
+HELP_FLAGS = ("-h", "--help", "-help")
 REDIRECT_PREFIXES = ("2>", ">")  # standard error first: "2>x" also starts with no ">"
 STATUS_PREFIX = "nbjax batch: line "
 STATUS_LINE = re.compile(r"nbjax batch: line (\d+): exit (-?\d+) \(([0-9.]+) s\)$")
@@ -180,24 +181,26 @@ def _run_line(line: Line, folder: str, err) -> int:
         return 2
 
 
-def main(argv: list[str]) -> int:
-    """``nbjax batch FILE|-``; returns the exit status."""
-    if len(argv) != 1 or argv[0] in ("-h", "--help", "-help"):
-        print(
-            __doc__ if argv and argv[0] in ("-h", "--help", "-help") else USAGE, file=sys.stdout if argv else sys.stderr
-        )
-        return 0 if argv and argv[0] in ("-h", "--help", "-help") else 2
+def main(argv: list[str], out=sys.stdout, err=sys.stderr) -> int:
+    """``nbjax batch FILE|-``; returns the exit status.  The status lines go to the process's
+    standard output (file descriptor 1: a line's own output may be redirected meanwhile)."""
+    if argv[:1] and argv[0] in HELP_FLAGS:
+        print(__doc__, file=out)
+        return 0
+    if len(argv) != 1:
+        print(USAGE, file=err)
+        return 2
     # the status lines keep the batch's own standard output while a line's output is redirected
     status = os.fdopen(os.dup(1), "w", buffering=1)
     try:
         if argv[0] == "-":
-            return run_batch(iter(sys.stdin.readline, ""), status)
+            return run_batch(iter(sys.stdin.readline, ""), status, err)
         try:
             with open(argv[0], encoding="utf-8", errors="surrogateescape") as handle:
                 text = handle.read()
         except OSError as exc:
-            print(f"nbjax: error: batch file {argv[0]}: {exc.strerror or exc}", file=sys.stderr)
+            print(f"nbjax: error: batch file {argv[0]}: {exc.strerror or exc}", file=err)
             return 2
-        return run_batch(text.split("\n"), status)
+        return run_batch(text.split("\n"), status, err)
     finally:
         status.close()

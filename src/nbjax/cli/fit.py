@@ -10,16 +10,17 @@ The nanoBragg flags describe the starting model exactly as for a render, in phys
                       for a joint fit of several images of the same model
     -free LIST        comma-separated free parameters (names below), shared by all images
     -per_image LIST   parameters with one copy per image (e.g. scale,misset)
-    -loss poisson|gaussian      (default poisson)
-    -method lm|lbfgs|adam       (default lm: Levenberg-Marquardt on the Fisher matrix)
+    -loss NAME        likelihood: {losses} (default poisson)
+    -method NAME      optimiser: {methods} (default lm: Levenberg-Marquardt on the Fisher
+                      matrix)
     -steps N          maximum optimiser steps
     -fitmask FILE     pixels to use (non-zero) in addition to -mask/-roi and overloads
     -maskvalue V      also drop pixels whose data equal V (photons)
     -outdir DIR       where the outputs go (default: the current folder)
     -demo             built-in problem: a 5-channel spectrum from one noisy still (-seed N)
+    -h, --help        this text
 
-Parameter names: weights, spectrum, wavelengths, source_angles, beam_angle, divergence,
-dispersion, scale, background, distance, beam_centre, cell, misset, N, mosaic.
+Parameter names ({{ALIASES}} also accepted): {parameters}.
 
 Outputs: fitted_sources.txt (nanoBragg source file), fit.json, model.bin, residual.bin (raw
 float32, data - model), fit_report.png; the fitted values with standard errors on stdout and
@@ -28,12 +29,12 @@ one progress line per step on stderr unless -noprogress.
 
 from __future__ import annotations
 
-import math
 import os
 import sys
 
 import numpy as np
 
+from nbjax.cli import jaxconfig
 from nbjax.errors import NBError
 
 OUTPUT_NAMES = ("fitted_sources.txt", "fit.json", "fit_report.png")
@@ -50,6 +51,7 @@ _VALUED = {
     "-outdir": 1,
 }
 _SWITCHES = {"-demo"}
+HELP_FLAGS = ("-h", "--help", "-help")
 
 
 def _split(argv):
@@ -76,50 +78,35 @@ def _split(argv):
     return opts, rest
 
 
-def parameter(name: str, settings):
-    """The fit parameter for a CLI name, configured from the starting model's settings."""
-    from nbjax import fit as nf
-    from nbjax.setup import sampling
+def help_text() -> str:
+    """The usage (the module docstring), with the names of ``nbjax.fit``'s registries."""
+    import nbjax.fit as nf
 
-    key = name.strip().lower()
-    simple = {
-        "weights": nf.Weights,
-        "spectrum": nf.Spectrum,
-        "wavelengths": nf.Wavelengths,
-        "source_angles": nf.SourceAngles,
-        "beam_angle": nf.BeamDirection,
-        "scale": nf.Scale,
-        "background": nf.Background,
-        "distance": nf.Distance,
-        "beam_centre": nf.BeamCentre,
-        "beam_center": nf.BeamCentre,
-        "cell": nf.Cell,
-        "misset": nf.Misset,
-        "n": nf.CrystalSize,
-    }
-    if key in simple:
-        return simple[key]()
-    disp = sampling.grid_rule(settings.dispsteps, settings.dispersion, settings.dispstep)[0]
-    if key == "divergence":
-        h = sampling.grid_rule(settings.hdivsteps, settings.hdivrange, settings.hdivstep)[0]
-        v = sampling.grid_rule(settings.vdivsteps, settings.vdivrange, settings.vdivstep)[0]
-        return nf.Divergence(hsteps=h, vsteps=v, dispsteps=disp, round_div=settings.round_div)
-    if key == "dispersion":
-        return nf.Dispersion(dispsteps=disp)
-    if key == "mosaic":
-        return nf.MosaicSpread(spread0=math.degrees(max(settings.mosaic_spread, 0.0)))
-    raise NBError(
-        f"-free: unknown parameter '{name}' (known: weights, spectrum, wavelengths, source_angles, beam_angle, divergence, dispersion, scale, background, distance, beam_centre, cell, misset, N, mosaic)"
-    )
+    return __doc__.format(
+        losses=", ".join(nf.LOSSES),
+        methods=", ".join(nf.METHODS),
+        parameters=", ".join(nf.PARAMETERS),
+    ).replace("{ALIASES}", ", ".join(nf.ALIASES))
+
+
+def _parameters(flag: str, names: str, settings) -> list:
+    """The fit parameters named in ``names`` (comma-separated), for the one-line errors of
+    ``flag``."""
+    import nbjax.fit as nf
+
+    try:
+        return [nf.parameter(n, settings) for n in names.split(",") if n.strip()]
+    except NBError as exc:
+        raise NBError(f"{flag}: {exc}") from None
 
 
 def _method(opts):
-    from nbjax import fit as nf
+    import nbjax.fit as nf
 
     name = opts.get("-method", "lm")
-    if name not in nf._solvers.METHODS:
-        raise NBError(f"-method: '{name}' is not one of lm, lbfgs, adam")
-    cls = nf._solvers.METHODS[name]
+    if name not in nf.METHODS:
+        raise NBError(f"-method: '{name}' is not one of {', '.join(nf.METHODS)}")
+    cls = nf.METHODS[name]
     if "-steps" in opts:
         try:
             steps = int(opts["-steps"])
@@ -132,12 +119,12 @@ def _method(opts):
 
 
 def _loss(opts):
-    from nbjax import fit as nf
+    import nbjax.fit as nf
 
     name = opts.get("-loss", "poisson")
-    if name not in nf._losses.LOSSES:
-        raise NBError(f"-loss: '{name}' is not one of poisson, gaussian")
-    return nf._losses.LOSSES[name]()
+    if name not in nf.LOSSES:
+        raise NBError(f"-loss: '{name}' is not one of {', '.join(nf.LOSSES)}")
+    return nf.LOSSES[name]()
 
 
 def _check_outdir(outdir):
@@ -148,17 +135,17 @@ def _check_outdir(outdir):
         check_writable(os.path.join(outdir, name), "-outdir")
 
 
-def run(argv, out=sys.stdout, err=sys.stderr) -> int:
-    from nbjax.cli.main import _configure_jax
-
+def main(argv, out=sys.stdout, err=sys.stderr) -> int:
+    """``nbjax fit ARGS``; returns the exit status (3: the fit did not converge)."""
+    if any(t in HELP_FLAGS for t in argv):
+        print(help_text(), file=out)
+        return 0
     opts, rest = _split(argv)
     outdir = opts.get("-outdir", ".")
     _check_outdir(outdir)
     progress_on = "-noprogress" not in rest
-    _configure_jax()
-    from nbjax import fit as nf
-    from nbjax.fit import _demo
-    from nbjax.fit._report import write_outputs
+    jaxconfig.configure()
+    import nbjax.fit as nf
 
     truth = None
     if opts.get("-demo"):
@@ -169,7 +156,7 @@ def run(argv, out=sys.stdout, err=sys.stderr) -> int:
                 seed = abs(int(rest[k + 1]))
             except (IndexError, ValueError):
                 raise NBError("-seed: needs a whole number") from None
-        start, obs, free, truth = _demo.problem(seed)
+        start, obs, free, truth = nf.demo_problem(seed)
         exps, observations, per_image = [start], [obs], []
         print(
             f"nbjax fit -demo: 5-channel spectrum, 128x128 pixels, Poisson noise (seed {seed}); fitting {', '.join(p.name for p in free)}",
@@ -204,7 +191,7 @@ def run(argv, out=sys.stdout, err=sys.stderr) -> int:
     }
     if truth is not None:
         meta["truth"] = truth
-    written = write_outputs(
+    written = nf.write_outputs(
         result,
         outdir,
         meta,
@@ -218,7 +205,7 @@ def run(argv, out=sys.stdout, err=sys.stderr) -> int:
 
 
 def _model_and_data(opts, rest):
-    from nbjax import fit as nf
+    import nbjax.fit as nf
     from nbjax import setup
     from nbjax.cli import flags
     from nbjax.cli.headers import apply_headers
@@ -247,6 +234,6 @@ def _model_and_data(opts, rest):
         if exp.mask is not None:
             o = nf.Observation(image=o.image, mask=o.mask & (np.asarray(exp.mask) != 0), sigma=o.sigma, name=o.name)
         observations.append(o)
-    free = [parameter(n, settings) for n in opts["-free"].split(",") if n.strip()]
-    per_image = [parameter(n, settings) for n in opts.get("-per_image", "").split(",") if n.strip()]
+    free = _parameters("-free", opts["-free"], settings)
+    per_image = _parameters("-per_image", opts.get("-per_image", ""), settings)
     return [exp] * len(observations), observations, free, per_image

@@ -13,11 +13,15 @@ import sys
 
 import numpy as np
 
+from nbjax import environment
+from nbjax.cli import jaxconfig
 from nbjax.errors import NBError, UsageError
 from nbjax.io.atomic import StagedWrites, check_writable
 from nbjax.io.cformat import cformat_g as g
 
-SUBCOMMANDS = {"batch": "nbjax.cli.batch", "bench": "nbjax.bench"}  # nbjax WORD ARGS
+# nbjax WORD ARGS: the module whose main(argv, out, err) -> exit status serves WORD (nanoBragg's
+# own arguments all begin with '-', so no word is taken from them)
+SUBCOMMANDS = {"fit": "nbjax.cli.fit", "batch": "nbjax.cli.batch", "bench": "nbjax.bench"}
 DEMO_ARGV = [
     "-cell",
     "100",
@@ -39,27 +43,14 @@ DEMO_ARGV = [
 ]
 
 
-def _configure_jax():
-    import jax
-
-    jax.config.update("jax_enable_x64", True)
-    cache = os.environ.get("NBJAX_CACHE_DIR", os.path.join(os.path.expanduser("~"), ".cache", "nbjax", "jax"))
-    if cache != "off":
-        jax.config.update("jax_compilation_cache_dir", cache)
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-        jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
-
-
 def run(argv: list[str], out=sys.stdout, err=sys.stderr) -> int:
     """Run one nanoBragg command line; returns the exit status."""
     from nbjax.cli import flags
     from nbjax.cli.headers import apply_headers
     from nbjax.settings import RunSettings
 
-    if argv[:1] == ["fit"]:
-        from nbjax.cli import fit
-
-        return fit.run(argv[1:], out, err)
+    if argv[:1] and argv[0] in SUBCOMMANDS:
+        return importlib.import_module(SUBCOMMANDS[argv[0]]).main(argv[1:], out, err)
     if any(t in flags.HELP_FLAGS for t in argv):
         print(flags.usage_text(), file=out)
         return 0
@@ -71,7 +62,7 @@ def run(argv: list[str], out=sys.stdout, err=sys.stderr) -> int:
     flags.parse_argv(argv, settings)
     for flag, path in output_files(settings):
         check_writable(path, flag)
-    _configure_jax()
+    jaxconfig.configure()
     from nbjax import setup
 
     derived = setup.build(settings)
@@ -271,8 +262,6 @@ def main(argv: list[str] | None = None) -> None:
 
         cpu_devices.request()  # one host device per core, before JAX starts (-devices 0: all)
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] and argv[0] in SUBCOMMANDS:  # nanoBragg's own arguments all begin with '-'
-        _exit(importlib.import_module(SUBCOMMANDS[argv[0]]).main(argv[1:]), process)
     out, err = _PipeSafe(sys.stdout), _PipeSafe(sys.stderr)
     try:
         code = run(argv, out=out, err=err)
@@ -289,7 +278,7 @@ def main(argv: list[str] | None = None) -> None:
         print("nbjax: interrupted", file=err)
         code = 130
     except Exception as exc:  # noqa: BLE001 (the CLI promises one line, never a traceback)
-        if os.environ.get("NBJAX_DEBUG"):
+        if environment.get("NBJAX_DEBUG"):
             raise
         print(f"nbjax: internal error: {type(exc).__name__}: {exc} (set NBJAX_DEBUG=1 for details)", file=err)
         code = 1

@@ -7,9 +7,10 @@ import math
 import jax.numpy as jnp
 import numpy as np
 
+from nbjax.ccompat.trace import pixel_trace
 from nbjax.errors import NBError
 from nbjax.io.cformat import cformat_g as g
-from nbjax.kernel import pixel_trace, rendered_mask, window_of
+from nbjax.kernel import rendered_mask, window_of
 
 CHUNK = 4096
 

@@ -26,3 +26,15 @@ DEFAULT_FLOATFILE = "floatimage.bin"
 DEFAULT_INTFILE = "intimage.img"
 DEFAULT_PGMFILE = "image.pgm"
 DEFAULT_NOISEFILE = "noiseimage.img"
+
+R_E_SQR = 7.94079248018965e-30
+"""Thomson cross section r_e^2 (m^2): every pixel is r_e^2 fluence times its F^2 sum."""
+
+AVOGADRO = 6.02214179e23
+"""C's Avogadro number (1/mol): the water background and the printed approximate MW."""
+
+WATER_F = 2.57
+"""Structure factor of water (electrons) in C's water background, forward-scattering value."""
+
+WATER_MW = 18.0
+"""Molar mass of water (g/mol) in C's water background."""

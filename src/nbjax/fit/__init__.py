@@ -7,19 +7,26 @@ observed diffraction images, with error bars from the Fisher information.
     result = nf.fit(exp, obs, [nf.Weights(), nf.Wavelengths(), nf.Scale()])
     print(result)
 
-Public names are re-exported from private modules: parameters (``_parameters``), losses,
-optimisers (``_solvers``), data (``_data``), the fit and its result (``_fit``), the demo
-(``_demo``).  The compiled passes are in ``_engine``: the Levenberg-Marquardt Jacobian by
+Public names are re-exported from private modules: parameters (``_parameters``: the
+abstract kinds, the concrete parameters and ``PARAMETERS``, the registry by command-line name),
+losses (``LOSSES``), optimisers (``_solvers``: ``METHODS``), data (``_data``), the fit and its
+result (``_fit``), the demo problem (``_demo``: ``demo_problem``) and the files a fit writes
+(``_report``: ``write_outputs``).  The command line (``nbjax fit``) and the benchmarks use these
+names only.  The compiled passes are in ``_engine``: the Levenberg-Marquardt Jacobian by
 forward mode with the lattice derivative shared by the tangents (``_tangents``), and the
 one-pass gradient by a written-out adjoint for beam parameters (``_source_gradient``).
 """
 
 from nbjax.fit._data import Observation, observation, read_image
+from nbjax.fit._demo import problem as demo_problem
 from nbjax.fit._fit import FitResult, Problem, build_problem, fit
-from nbjax.fit._losses import AbstractLoss, Gaussian, Poisson
+from nbjax.fit._losses import LOSSES, AbstractLoss, Gaussian, Poisson
 from nbjax.fit._parameters import (
+    ALIASES,
     PARAMETERS,
+    AbstractExperimentParameter,
     AbstractParameter,
+    AbstractWeightsParameter,
     Background,
     BeamCentre,
     BeamDirection,
@@ -35,14 +42,23 @@ from nbjax.fit._parameters import (
     Spectrum,
     Wavelengths,
     Weights,
+    parameter,
 )
-from nbjax.fit._solvers import LBFGS, AbstractMethod, Adam, LevenbergMarquardt
+from nbjax.fit._report import write_outputs
+from nbjax.fit._solvers import LBFGS, METHODS, AbstractMethod, AbstractOptaxMethod, Adam, LevenbergMarquardt
 
 __all__ = [
+    "ALIASES",
+    "LBFGS",
+    "LOSSES",
+    "METHODS",
     "PARAMETERS",
+    "AbstractExperimentParameter",
     "AbstractLoss",
     "AbstractMethod",
+    "AbstractOptaxMethod",
     "AbstractParameter",
+    "AbstractWeightsParameter",
     "Adam",
     "Background",
     "BeamCentre",
@@ -54,20 +70,22 @@ __all__ = [
     "Divergence",
     "FitResult",
     "Gaussian",
-    "LBFGS",
     "LevenbergMarquardt",
     "Misset",
     "MosaicSpread",
     "Observation",
     "Poisson",
+    "Problem",
     "Scale",
     "SourceAngles",
     "Spectrum",
     "Wavelengths",
     "Weights",
-    "Problem",
     "build_problem",
+    "demo_problem",
     "fit",
     "observation",
+    "parameter",
     "read_image",
+    "write_outputs",
 ]

@@ -20,6 +20,9 @@ import equinox as eqx
 import jax.numpy as jnp
 import numpy as np
 
+from nbjax.fit._data import Observation
+from nbjax.fit._parameters import Background, Scale, Wavelengths, Weights
+
 WAVELENGTHS_A = (0.98, 0.99, 1.00, 1.01, 1.02)
 WEIGHTS = (0.5, 1.0, 2.0, 1.2, 0.6)
 BACKGROUND = 2.0
@@ -75,18 +78,17 @@ def truth_experiment():
 def problem(seed: int = 0, noise: bool = True):
     """(starting Experiment, Observation, free parameters, true user values by label)."""
     import nbjax
-    from nbjax import fit as nf
 
     truth, scale = truth_experiment()
     mean = scale * np.asarray(nbjax.render(truth)) + BACKGROUND
     data = np.random.default_rng(seed).poisson(mean).astype(np.float64) if noise else mean
-    obs = nf.Observation(image=data, mask=np.ones(data.shape, bool), name="demo")
+    obs = Observation(image=data, mask=np.ones(data.shape, bool), name="demo")
     start = eqx.tree_at(
         lambda e: (e.beam.weights, e.beam.wavelengths),
         truth,
         (truth.beam.weights * jnp.asarray(WEIGHT_START), truth.beam.wavelengths * 1.001),
     )
-    free = [nf.Weights(), nf.Wavelengths(), nf.Scale(start=0.8 * scale), nf.Background()]
+    free = [Weights(), Wavelengths(), Scale(start=0.8 * scale), Background()]
     w = np.asarray(WEIGHTS) / np.sum(WEIGHTS)
     truth_values = {f"weight[{i}]": w[i] for i in range(len(w))}
     truth_values |= {f"wavelength[{i}]": WAVELENGTHS_A[i] for i in range(len(w))}

@@ -84,7 +84,7 @@ def linear_parts(reference, layout: Layout, theta):
     for p, t in zip(layout.params, split(theta, layout), strict=True):
         u = p.from_theta(t)
         if p.role == "weights":
-            w = p.weights(reference, u) if hasattr(p, "weights") else u
+            w = p.weights(reference, u)
         elif p.role == "scale":
             scale = u
         elif p.role == "background":
@@ -168,31 +168,39 @@ def _tile_model(reference, layout, theta, fpix, spix, dtype):
     return _combine(reference, layout, theta, exp.model.per_source(exp, fpix, spix, dtype))
 
 
-@functools.lru_cache(maxsize=32)
-def make_passes(layouts, n_theta, n_sources, loss, dtype):
-    """Jitted functions of (theta, references, data) for a list of images:
+@dataclasses.dataclass(frozen=True, eq=False)  # compared and hashed by identity (jit of its methods)
+class _Engine:
+    """The passes of a fit of ``layouts`` (one per image) over a flat theta of ``n_theta``
+    values: ``value``, ``normal``, ``gradient`` and ``images`` of (theta, references, data);
+    ``references`` are the starting Experiments, ``data`` per image (fpix, spix, valid, d,
+    sigma), each (n_tiles, tile)."""
 
-    ``value`` -> loss; ``normal`` -> (loss, g, F); ``images`` -> model pixel values per image
-    (flat over the tiles).  ``references``: the starting Experiment of each image; ``data``: a
-    tuple per image of (fpix, spix, valid, d, sigma), each (n_tiles, tile).  Cached: fits with
-    the same parameters, images and loss reuse the compiled passes.
-    """
-    tangent_sets = [tangents_for(layout, n_theta, n_sources) for layout in layouts]
-    canonical = _canonical(layouts, n_sources)
+    layouts: tuple
+    n_theta: int
+    n_sources: int
+    loss: object
+    dtype: object
 
-    def scan_image(ref, layout, tangents, theta, tiles, with_jacobian, with_fisher=True):
+    tangent_sets: list = dataclasses.field(init=False)  # Tangents of each image
+    canonical: tuple | None = dataclasses.field(init=False)  # one layout for all images (``_canonical``)
+
+    def __post_init__(self):  # made now, outside any trace (they hold device arrays)
+        object.__setattr__(self, "tangent_sets", [tangents_for(p, self.n_theta, self.n_sources) for p in self.layouts])
+        object.__setattr__(self, "canonical", _canonical(self.layouts, self.n_sources))
+
+    def scan_image(self, ref, layout, tangents, theta, tiles, with_jacobian, with_fisher=True):
         n = theta.shape[0]
 
         def body(carry, tile):
             fpix, spix, valid, d, sigma = tile
             if with_jacobian:
-                m, J = _tile_model_and_jacobian(ref, layout, tangents, theta, fpix, spix, dtype)
+                m, J = _tile_model_and_jacobian(ref, layout, tangents, theta, fpix, spix, self.dtype)
             else:
-                m = _tile_model(ref, layout, theta, fpix, spix, dtype)
-            m = m.astype(dtype)
+                m = _tile_model(ref, layout, theta, fpix, spix, self.dtype)
+            m = m.astype(self.dtype)
             if with_jacobian:
-                J = J.astype(dtype)
-            l, dl, fw = loss.terms(m, d, sigma)
+                J = J.astype(self.dtype)
+            l, dl, fw = self.loss.terms(m, d, sigma)
             l = jnp.where(valid, l, 0.0)
             total = carry[0] + jnp.sum(l)
             if not with_jacobian:
@@ -203,54 +211,54 @@ def make_passes(layouts, n_theta, n_sources, loss, dtype):
             fw = jnp.where(valid, fw, 0.0)
             return (total, carry[1] + J.T @ dl, carry[2] + (J * fw[:, None]).T @ J), m
 
-        init = (jnp.zeros((), dtype),)
+        init = (jnp.zeros((), self.dtype),)
         if with_jacobian:
-            init += (jnp.zeros((n,), dtype),) + ((jnp.zeros((n, n), dtype),) if with_fisher else ())
+            init += (jnp.zeros((n,), self.dtype),) + ((jnp.zeros((n, n), self.dtype),) if with_fisher else ())
         return jax.lax.scan(body, init, tiles)
 
-    def per_image(theta, refs, data, with_jacobian, with_fisher=True):
+    def per_image(self, theta, refs, data, with_jacobian, with_fisher=True):
         """Carry sums (loss[, g[, F]]) of every image in the full theta space, and the model
         values per image.  Images of one static shape and one parameter layout are vmapped."""
         n = theta.shape[0]
-        if canonical is not None and _same_shapes(refs) and _same_shapes(data):
-            layout, tangents, idx = canonical
+        if self.canonical is not None and _same_shapes(refs) and _same_shapes(data):
+            layout, tangents, idx = self.canonical
             carry, m = jax.vmap(
-                lambda th, ref, tiles: scan_image(ref, layout, tangents, th, tiles, with_jacobian, with_fisher)
+                lambda th, ref, tiles: self.scan_image(ref, layout, tangents, th, tiles, with_jacobian, with_fisher)
             )(theta[idx], _stacked(refs), _stacked(data))
             sums = [jnp.sum(carry[0])]
             if with_jacobian:
-                sums.append(jnp.zeros((n,), dtype).at[idx].add(carry[1]))
+                sums.append(jnp.zeros((n,), self.dtype).at[idx].add(carry[1]))
                 if with_fisher:
-                    sums.append(jnp.zeros((n, n), dtype).at[idx[:, :, None], idx[:, None, :]].add(carry[2]))
-            return tuple(sums), [m[i] for i in range(len(layouts))]
+                    sums.append(jnp.zeros((n, n), self.dtype).at[idx[:, :, None], idx[:, None, :]].add(carry[2]))
+            return tuple(sums), [m[i] for i in range(len(self.layouts))]
         outs = [
-            scan_image(refs[i], layouts[i], tangent_sets[i], theta, data[i], with_jacobian, with_fisher)
-            for i in range(len(layouts))
+            self.scan_image(refs[i], self.layouts[i], self.tangent_sets[i], theta, data[i], with_jacobian, with_fisher)
+            for i in range(len(self.layouts))
         ]
         sums = tuple(sum(o[0][k] for o in outs) for k in range(len(outs[0][0])))
         return sums, [o[1] for o in outs]
 
-    def value(theta, refs, data):
-        return per_image(theta, refs, data, False)[0][0]
+    def value(self, theta, refs, data):
+        return self.per_image(theta, refs, data, False)[0][0]
 
-    def normal(theta, refs, data):
-        return per_image(theta, refs, data, True)[0]
+    def normal(self, theta, refs, data):
+        return self.per_image(theta, refs, data, True)[0]
 
-    def gradient(theta, refs, data):
+    def gradient(self, theta, refs, data):
         """(loss, g) in one pass over the tiles: by the written-out adjoint of
         ``_source_gradient`` where it applies, else by reverse mode inside each tile; the cost
         is independent of the parameter count either way."""
-        total, g = jnp.zeros((), dtype), jnp.zeros_like(theta)
-        for i in range(len(layouts)):
-            ref, layout = refs[i], layouts[i]
+        total, g = jnp.zeros((), self.dtype), jnp.zeros_like(theta)
+        for i in range(len(self.layouts)):
+            ref, layout = refs[i], self.layouts[i]
             if source_gradient.eligible(ref, layout):
-                l_i, g_i = _source_pass(ref, layout, theta, data[i])
+                l_i, g_i = self._source_pass(ref, layout, theta, data[i])
             else:
-                l_i, g_i = _reverse_pass(ref, layout, theta, data[i])
+                l_i, g_i = self._reverse_pass(ref, layout, theta, data[i])
             total, g = total + l_i, g + g_i
         return total, g
 
-    def _source_pass(ref, layout, theta, tiles):
+    def _source_pass(self, ref, layout, theta, tiles):
         def beam_map(th):
             w, scale, background = linear_parts(ref, layout, th)
             exp = experiment(ref, layout, th)
@@ -260,36 +268,54 @@ def make_passes(layouts, n_theta, n_sources, loss, dtype):
 
         def body(carry, tile):
             fpix, spix, valid, d, sigma = tile
-            l, cot = source_gradient.tile_terms(exp, b, fpix, spix, valid, d, sigma, loss, dtype)
+            l, cot = source_gradient.tile_terms(exp, b, fpix, spix, valid, d, sigma, self.loss, self.dtype)
             return (
                 carry[0] + l.astype(carry[0].dtype),
                 jax.tree.map(lambda a, b: a + b.astype(a.dtype), carry[1], cot),
             ), None
 
-        init = (jnp.zeros((), dtype), jax.tree.map(jnp.zeros_like, b))
+        init = (jnp.zeros((), self.dtype), jax.tree.map(jnp.zeros_like, b))
         (l_i, cot), _ = jax.lax.scan(body, init, _split_tiles(tiles, ref.samples_per_pixel))
         (g_i,) = b_vjp(cot)
         return l_i, g_i.astype(theta.dtype)
 
-    def _reverse_pass(ref, layout, theta, tiles):
+    def _reverse_pass(self, ref, layout, theta, tiles):
         def body(carry, tile):
             fpix, spix, valid, d, sigma = tile
 
             def tile_loss(th):
-                m = _tile_model(ref, layout, th, fpix, spix, dtype).astype(dtype)
-                return jnp.sum(jnp.where(valid, loss.terms(m, d, sigma)[0], 0.0))
+                m = _tile_model(ref, layout, th, fpix, spix, self.dtype).astype(self.dtype)
+                return jnp.sum(jnp.where(valid, self.loss.terms(m, d, sigma)[0], 0.0))
 
             l, g_tile = jax.value_and_grad(tile_loss)(theta)
             return (carry[0] + l, carry[1] + g_tile.astype(carry[1].dtype)), None
 
-        (l_i, g_i), _ = jax.lax.scan(body, (jnp.zeros((), dtype), jnp.zeros_like(theta)), tiles)
+        (l_i, g_i), _ = jax.lax.scan(body, (jnp.zeros((), self.dtype), jnp.zeros_like(theta)), tiles)
         return l_i, g_i
 
-    def images(theta, refs, data):
-        return [m.reshape(-1) for m in per_image(theta, refs, data, False)[1]]
+    def images(self, theta, refs, data):
+        return [m.reshape(-1) for m in self.per_image(theta, refs, data, False)[1]]
 
+
+@functools.lru_cache(maxsize=32)
+def make_passes(layouts, n_theta, n_sources, loss, dtype):
+    """Jitted functions of (theta, references, data) for a list of images (``_Engine``):
+
+    ``value`` -> loss; ``normal`` -> (loss, g, F); ``gradient`` -> (loss, g); ``images`` -> model
+    pixel values per image (flat over the tiles).  Cached: fits with the same parameters, images
+    and loss reuse the compiled passes.
+    """
+    engine = _Engine(layouts, n_theta, n_sources, loss, dtype)
     jit = functools.partial(jax.jit, compiler_options=kernel.compiler_options())
-    return Passes(jit(value), jit(normal), jit(gradient), jit(images), value, normal, gradient)
+    return Passes(
+        jit(engine.value),
+        jit(engine.normal),
+        jit(engine.gradient),
+        jit(engine.images),
+        engine.value,
+        engine.normal,
+        engine.gradient,
+    )
 
 
 SOURCE_TILE_SAMPLES = 1 << 16  # the adjoint pass's samples per tile: its per-sample derivatives stay in cache

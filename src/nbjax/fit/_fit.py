@@ -131,7 +131,7 @@ def _check(exps, free, per_image):
                 if weights
                 else "fitting the C-compatible model"
             )
-            raise NBError(f"fit: {what} is refused; build the Experiment with physical=True (CLI: -physical)")
+            raise NBError(f"fit: {what} is refused; build the Experiment with physical=True")
         w = np.asarray(e.beam.weights)
         if np.any(w < 0) or not np.any(w > 0):
             raise NBError("fit: source weights must be >= 0 and not all zero")
@@ -177,7 +177,32 @@ def build_problem(
     if not jax.config.jax_enable_x64 and dtype == jnp.float64:
         raise NBError("fit: float64 needs jax.config.update('jax_enable_x64', True) before building the Experiment")
 
-    # ---- flat theta: shared parameters, then each image's own block
+    theta0, labels, units, layouts = _theta_layout(exps, obs, free, per_image)
+    n = theta0.size
+    if n == 0:
+        raise NBError("fit: no free parameters")
+
+    S = exps[0].beam.wavelengths.shape[0]
+    tangent_sets = [_engine.tangents_for(layout, n, S) for layout in layouts]
+    tile = tile or min(_engine.default_tile(e, t.vectors.shape[0]) for e, t in zip(exps, tangent_sets, strict=True))
+    local = _local_images(len(exps), distributed)
+    tile = min(tile, max(int(np.count_nonzero(obs[i].mask)) for i in local))
+    packed = _pack_data(exps, obs, local, tile, dtype)
+    passes = _engine.make_passes(tuple(layouts[i] for i in local), n, S, loss, jnp.dtype(dtype))
+
+    user_values = functools.partial(_user_values, tuple(layouts), len(free))
+
+    restraint = _restraints(layouts, free)
+    reduce = None
+    if distributed:
+        from nbjax.distributed import sum_over_processes as reduce
+    objective = Objective(passes, tuple(exps[i] for i in local), tuple(packed), restraint, reduce)
+    return Problem(objective, theta0, labels, units, layouts, packed, user_values, local, exps, obs)
+
+
+def _theta_layout(exps, obs, free, per_image):
+    """The flat theta: the shared parameters' values, then each image's own block.  Returns
+    (theta0, labels, units, one engine Layout per image)."""
     theta0, labels, units, layouts = [], [], [], []
     offset = 0
     shared_spans = []
@@ -200,16 +225,12 @@ def build_problem(
             units += [p.units] * len(p.labels(e))
             offset += t.size
         layouts.append(_engine.Layout(free + per_image, tuple(spans), tuple(shapes)))
-    theta0 = np.concatenate(theta0) if theta0 else np.zeros(0)
-    n = theta0.size
-    if n == 0:
-        raise NBError("fit: no free parameters")
+    return (np.concatenate(theta0) if theta0 else np.zeros(0)), labels, units, layouts
 
-    S = exps[0].beam.wavelengths.shape[0]
-    tangent_sets = [_engine.tangents_for(layout, n, S) for layout in layouts]
-    tile = tile or min(_engine.default_tile(e, t.vectors.shape[0]) for e, t in zip(exps, tangent_sets, strict=True))
-    local = _local_images(len(exps), distributed)
-    tile = min(tile, max(int(np.count_nonzero(obs[i].mask)) for i in local))
+
+def _pack_data(exps, obs, local, tile, dtype):
+    """The usable pixels of this process's images as tiles of ``tile``: per image (fpix, spix,
+    valid, data, sigma), each (n_tiles, tile), padded to one tile count."""
     packed = []
     for i, (e, o) in enumerate(zip(exps, obs, strict=True)):
         if i not in local:
@@ -223,25 +244,19 @@ def build_problem(
         image = np.asarray(o.image, np.float64)
         sigma = np.ones_like(image) if o.sigma is None else np.asarray(o.sigma, np.float64)
         packed.append((fpix, spix, valid, image[spix, fpix].astype(dtype), sigma[spix, fpix].astype(dtype)))
-    packed = _pad_tiles(packed)
-    passes = _engine.make_passes(tuple(layouts[i] for i in local), n, S, loss, jnp.dtype(dtype))
+    return _pad_tiles(packed)
 
-    def user_values(theta):
-        out = []
-        for k, layout in enumerate(layouts):
-            parts = _engine.split(theta, layout)
-            for j, (p, t) in enumerate(zip(layout.params, parts, strict=True)):
-                if j < len(free) and k > 0:
-                    continue
-                out.append(jnp.ravel(p.from_theta(t)))
-        return jnp.concatenate(out)
 
-    restraint = _restraints(layouts, free)
-    reduce = None
-    if distributed:
-        from nbjax.distributed import sum_over_processes as reduce
-    objective = Objective(passes, tuple(exps[i] for i in local), tuple(packed), restraint, reduce)
-    return Problem(objective, theta0, labels, units, layouts, packed, user_values, local, exps, obs)
+def _user_values(layouts, n_shared, theta):
+    """Every parameter's user values, flat: the shared ones once, then each image's own."""
+    out = []
+    for k, layout in enumerate(layouts):
+        parts = _engine.split(theta, layout)
+        for j, (p, t) in enumerate(zip(layout.params, parts, strict=True)):
+            if j < n_shared and k > 0:
+                continue
+            out.append(jnp.ravel(p.from_theta(t)))
+    return jnp.concatenate(out)
 
 
 def _pad_tiles(packed):

@@ -14,17 +14,21 @@ E[d^2 l/dm^2] that the Gauss-Newton / Levenberg-Marquardt step and the error bar
 from __future__ import annotations
 
 import abc
+from typing import final
 
 import equinox as eqx
 import jax.numpy as jnp
 
 
 class AbstractLoss(eqx.Module):
+    """A per-pixel likelihood (module docstring)."""
+
     @abc.abstractmethod
     def terms(self, m, d, sigma):
         """(l, dl/dm, Fisher weight) per pixel."""
 
 
+@final
 class Poisson(AbstractLoss):
     floor: float = 1e-12
 
@@ -37,6 +41,7 @@ class Poisson(AbstractLoss):
         return jnp.where(defined, m - d + log_term, jnp.inf), 1.0 - d / m, 1.0 / m
 
 
+@final
 class Gaussian(AbstractLoss):
     def terms(self, m, d, sigma):
         inv_var = 1.0 / (sigma * sigma)
@@ -44,4 +49,5 @@ class Gaussian(AbstractLoss):
         return 0.5 * r * r * inv_var, r * inv_var, inv_var
 
 
+# the likelihoods by the names the command line gives them (``nbjax fit -loss NAME``)
 LOSSES = {"poisson": Poisson, "gaussian": Gaussian}

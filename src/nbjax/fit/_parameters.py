@@ -20,8 +20,9 @@ adds the Gaussian restraint 1/2 ((u - mean)/sigma)^2 to the loss.
 
 from __future__ import annotations
 
+import abc
 import math
-from typing import ClassVar
+from typing import ClassVar, final
 
 import equinox as eqx
 import jax
@@ -29,8 +30,10 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
+from nbjax.errors import NBError
 from nbjax.experiment import Experiment
 from nbjax.physics.rotations import axis_angle_matrix, rotate_axis, rotate_xyz
+from nbjax.setup import sampling
 from nbjax.setup.crystal import lattice_from_cell
 
 ANGSTROM = 1e-10
@@ -46,9 +49,9 @@ class AbstractParameter(eqx.Module):
     bounds: tuple | None = eqx.field(static=True, default=None, kw_only=True)
     prior: tuple | None = eqx.field(static=True, default=None, kw_only=True)  # (mean, sigma), user units
 
-    name: ClassVar[str]
-    units: ClassVar[str]
-    role: ClassVar[str] = "experiment"
+    name: eqx.AbstractClassVar[str]  # the label stem of its values (``labels``)
+    units: eqx.AbstractClassVar[str]
+    role: eqx.AbstractClassVar[str]  # "experiment", "weights", "scale" or "background"
     per_source: ClassVar[bool] = False
     positive: ClassVar[bool] = False
     beam_only: ClassVar[bool] = False  # apply() changes only beam.wavelengths / beam.directions
@@ -69,9 +72,15 @@ class AbstractParameter(eqx.Module):
             return np.asarray(self.start, dtype=np.float64).reshape(np.shape(self.current(exp)))
         return np.asarray(self.current(exp), dtype=np.float64)
 
+    @abc.abstractmethod
     def current(self, exp: Experiment):
         """The user values the Experiment holds (before the fit)."""
-        raise NotImplementedError
+
+    @classmethod
+    def from_settings(cls, settings) -> AbstractParameter:
+        """The parameter for a starting model built from ``settings`` (``nbjax.settings.RunSettings``):
+        the parameters of a sampling grid take its steps from them; others need nothing."""
+        return cls()
 
     # ---- transforms between theta (unconstrained) and user values
     def to_theta(self, u):
@@ -88,18 +97,34 @@ class AbstractParameter(eqx.Module):
             return lo + (hi - lo) * jax.nn.sigmoid(theta)
         return jnp.exp(theta) if self.positive else theta
 
+
+class AbstractExperimentParameter(AbstractParameter):
+    """A parameter that changes the per-source images I_s: it is applied to the Experiment."""
+
+    role: ClassVar[str] = "experiment"
+
+    @abc.abstractmethod
     def apply(self, exp: Experiment, u, reference: Experiment) -> Experiment:
         """``exp`` with user values ``u``; ``reference`` is the starting Experiment (fixed)."""
-        raise NotImplementedError
 
 
-class Weights(AbstractParameter):
+class AbstractWeightsParameter(AbstractParameter):
+    """A parameter that sets the normalised source weights w_s of the linear model."""
+
+    role: ClassVar[str] = "weights"
+
+    @abc.abstractmethod
+    def weights(self, exp: Experiment, u) -> Float[Array, " S"]:
+        """w_s (sum 1) for user values ``u``."""
+
+
+@final
+class Weights(AbstractWeightsParameter):
     """Normalised source weights w_s (sum 1): the spectrum's intensities.  theta has S-1 entries
     (the first source's logit is fixed at 0)."""
 
     name: ClassVar[str] = "weight"
     units: ClassVar[str] = "fraction"
-    role: ClassVar[str] = "weights"
 
     def current(self, exp):
         w = np.asarray(exp.beam.weights, dtype=np.float64)
@@ -112,8 +137,13 @@ class Weights(AbstractParameter):
     def from_theta(self, theta):
         return jax.nn.softmax(jnp.concatenate([jnp.zeros((1,), theta.dtype), theta]))
 
+    def weights(self, exp, u):
+        """The user values are the weights."""
+        return u
 
-class Spectrum(AbstractParameter):
+
+@final
+class Spectrum(AbstractWeightsParameter):
     """A parametric spectrum on the Experiment's fixed source wavelengths (the channel grid):
     w_s proportional to shape((lambda_s - centre)/width), Gaussian (width = FWHM) or Lorentzian
     (width = FWHM).  User values: (centre, FWHM) in Angstrom."""
@@ -121,7 +151,6 @@ class Spectrum(AbstractParameter):
     shape: str = eqx.field(static=True, default="gaussian")
     name: ClassVar[str] = "spectrum"
     units: ClassVar[str] = "A"
-    role: ClassVar[str] = "weights"
 
     def labels(self, exp):
         return ["spectrum_centre", "spectrum_fwhm"]
@@ -154,6 +183,7 @@ class Spectrum(AbstractParameter):
         return jax.nn.softmax(logw)
 
 
+@final
 class Scale(AbstractParameter):
     """Overall scale of the model (fluence x exposure x detector gain), starting at 1."""
 
@@ -166,6 +196,7 @@ class Scale(AbstractParameter):
         return np.float64(1.0)
 
 
+@final
 class Background(AbstractParameter):
     """A constant background added to every pixel (photons per pixel).  Non-negative (log
     transform), starting at ``start`` or 1e-3; ``signed=True`` allows negative values (for a
@@ -190,7 +221,8 @@ class Background(AbstractParameter):
         return jnp.exp(theta)
 
 
-class Wavelengths(AbstractParameter):
+@final
+class Wavelengths(AbstractExperimentParameter):
     """Every source's wavelength (Angstrom), free one by one."""
 
     beam_only: ClassVar[bool] = True
@@ -225,7 +257,8 @@ def _tilt(directions, axes, angles):
     return rotate_axis(d, axes[1], angles[:, 1:2], jnp)
 
 
-class SourceAngles(AbstractParameter):
+@final
+class SourceAngles(AbstractExperimentParameter):
     """Every source's direction as two small angles (mrad) from its starting direction: about
     the polarization axis (vertical divergence) and about beam x polarization (horizontal)."""
 
@@ -246,7 +279,8 @@ class SourceAngles(AbstractParameter):
         )
 
 
-class BeamDirection(AbstractParameter):
+@final
+class BeamDirection(AbstractExperimentParameter):
     """The whole beam (every source together) tilted by two small angles (mrad), as
     ``SourceAngles``; the detector stays where it is."""
 
@@ -266,7 +300,8 @@ class BeamDirection(AbstractParameter):
         return eqx.tree_at(lambda e: e.beam.directions, exp, _tilt(exp.beam.directions, _beam_axes(reference), angles))
 
 
-class Divergence(AbstractParameter):
+@final
+class Divergence(AbstractExperimentParameter):
     """Full horizontal and vertical divergence (mrad) of a nanoBragg divergence grid with
     ``hsteps`` x ``vsteps`` points (elliptically trimmed when ``round_div``, as the C program)
     and ``dispsteps`` wavelengths per point.  The grid is rebuilt in JAX: source
@@ -280,6 +315,21 @@ class Divergence(AbstractParameter):
     name: ClassVar[str] = "divergence"
     units: ClassVar[str] = "mrad"
     positive: ClassVar[bool] = True
+
+    @classmethod
+    def from_settings(cls, settings):
+        """The grid of -hdivsteps/-vdivsteps/-dispsteps (and -round_div) of the starting model."""
+
+        def steps(n, extent, step):
+            return sampling.grid_rule(n, extent, step)[0]
+
+        s = settings
+        return cls(
+            hsteps=steps(s.hdivsteps, s.hdivrange, s.hdivstep),
+            vsteps=steps(s.vdivsteps, s.vdivrange, s.vdivstep),
+            dispsteps=steps(s.dispsteps, s.dispersion, s.dispstep),
+            round_div=s.round_div,
+        )
 
     def labels(self, exp):
         return ["divergence.h", "divergence.v"]
@@ -326,7 +376,8 @@ class Divergence(AbstractParameter):
         return eqx.tree_at(lambda e: e.beam.directions, exp, _tilt(base, _beam_axes(reference), angles))
 
 
-class Dispersion(AbstractParameter):
+@final
+class Dispersion(AbstractExperimentParameter):
     """Fractional bandwidth of a nanoBragg dispersion grid of ``dispsteps`` wavelengths
     lambda_k = lambda0 (1 + dispersion (k/(dispsteps-1) - 1/2)) about ``lambda0`` (the mean of
     the Experiment's wavelengths), repeated for every divergence point."""
@@ -336,6 +387,12 @@ class Dispersion(AbstractParameter):
     name: ClassVar[str] = "dispersion"
     units: ClassVar[str] = "fraction"
     positive: ClassVar[bool] = True
+
+    @classmethod
+    def from_settings(cls, settings):
+        """The -dispsteps of the starting model."""
+        s = settings
+        return cls(dispsteps=sampling.grid_rule(s.dispsteps, s.dispersion, s.dispstep)[0])
 
     def _grid(self):
         return (np.arange(self.dispsteps) / max(self.dispsteps - 1, 1) - 0.5) if self.dispsteps > 1 else np.zeros(1)
@@ -352,7 +409,8 @@ class Dispersion(AbstractParameter):
         return eqx.tree_at(lambda e: e.beam.wavelengths, exp, lam)
 
 
-class Distance(AbstractParameter):
+@final
+class Distance(AbstractExperimentParameter):
     """Detector distance (mm) along the pivot axis (nanoBragg's -distance)."""
 
     name: ClassVar[str] = "distance"
@@ -374,7 +432,8 @@ def beam_spot(det):
     return jnp.stack([jnp.dot(spot, det.fdet), jnp.dot(spot, det.sdet)]) * 1000.0
 
 
-class BeamCentre(AbstractParameter):
+@final
+class BeamCentre(AbstractExperimentParameter):
     """Beam centre (Fbeam, Sbeam) in mm along the fast and slow axes: the detector is shifted
     in its own plane."""
 
@@ -405,7 +464,8 @@ def _cell_constants(exp, xp=np):
     return xp.concatenate([lengths, xp.stack(angles)])
 
 
-class Cell(AbstractParameter):
+@final
+class Cell(AbstractExperimentParameter):
     """Unit cell constants a, b, c (Angstrom) and alpha, beta, gamma (degrees); the crystal's
     orientation is kept (U = A0 B0^-1 of the starting cell)."""
 
@@ -437,7 +497,8 @@ def _cell_matrix(u):
     return jnp.stack([lat.a, lat.b, lat.c])
 
 
-class Misset(AbstractParameter):
+@final
+class Misset(AbstractExperimentParameter):
     """A further crystal rotation (degrees) about lab x, then y, then z (nanoBragg's -misset
     order), on top of the starting orientation."""
 
@@ -456,7 +517,8 @@ class Misset(AbstractParameter):
         return eqx.tree_at(lambda e: (e.crystal.a, e.crystal.b, e.crystal.c), exp, tuple(vecs))
 
 
-class CrystalSize(AbstractParameter):
+@final
+class CrystalSize(AbstractExperimentParameter):
     """Number of unit cells Na, Nb, Nc (continuous)."""
 
     name: ClassVar[str] = "N"
@@ -476,7 +538,8 @@ class CrystalSize(AbstractParameter):
         return eqx.tree_at(lambda e: e.crystal.N, exp, u)
 
 
-class MosaicSpread(AbstractParameter):
+@final
+class MosaicSpread(AbstractExperimentParameter):
     """Mosaic spread (degrees): the starting domains' rotation axes and unit angles are fixed
     draws, their angles scale with the spread (so it has a gradient).  Needs a starting model
     with -mosaic_spread > 0 and several domains."""
@@ -486,9 +549,14 @@ class MosaicSpread(AbstractParameter):
     positive: ClassVar[bool] = True
     spread0: float = eqx.field(static=True, default=0.0)
 
+    @classmethod
+    def from_settings(cls, settings):
+        """The starting model's -mosaic spread (degrees)."""
+        return cls(spread0=math.degrees(max(settings.mosaic_spread, 0.0)))
+
     def current(self, exp):
         if self.spread0 <= 0:
-            raise ValueError("MosaicSpread(spread0=...) needs the starting spread in degrees (the -mosaic value)")
+            raise ValueError("MosaicSpread(spread0=...) needs the starting mosaic spread in degrees")
         return np.float64(self.spread0)
 
     def apply(self, exp, u, reference):
@@ -511,28 +579,34 @@ def _rotation_vectors(umats):
     return axes, jnp.where(turned[:, 0], angle, 0.0)
 
 
+# The free parameters by the names the command line gives them (``nbjax fit -free LIST``):
+# a new parameter is its class and one line here.
 PARAMETERS = {
-    cls.name: cls
-    for cls in (
-        Weights,
-        Spectrum,
-        Scale,
-        Background,
-        Wavelengths,
-        SourceAngles,
-        BeamDirection,
-        Divergence,
-        Dispersion,
-        Distance,
-        BeamCentre,
-        Cell,
-        Misset,
-        CrystalSize,
-        MosaicSpread,
-    )
+    "weights": Weights,
+    "spectrum": Spectrum,
+    "wavelengths": Wavelengths,
+    "source_angles": SourceAngles,
+    "beam_angle": BeamDirection,
+    "divergence": Divergence,
+    "dispersion": Dispersion,
+    "scale": Scale,
+    "background": Background,
+    "distance": Distance,
+    "beam_centre": BeamCentre,
+    "cell": Cell,
+    "misset": Misset,
+    "N": CrystalSize,
+    "mosaic": MosaicSpread,
 }
+ALIASES = {"beam_center": "beam_centre"}
 
 
-def unit_values(params, theta_parts) -> list[Float[Array, ...]]:
-    """User values of each parameter from its theta."""
-    return [p.from_theta(t) for p, t in zip(params, theta_parts, strict=True)]
+def parameter(name: str, settings) -> AbstractParameter:
+    """The parameter registered as ``name`` (``PARAMETERS``, ``ALIASES``; case is ignored), for
+    a starting model built from RunSettings ``settings`` (``from_settings``)."""
+    key = name.strip()
+    by_lower = {k.lower(): cls for k, cls in PARAMETERS.items()}
+    cls = by_lower.get(ALIASES.get(key.lower(), key.lower()))
+    if cls is None:
+        raise NBError(f"unknown fit parameter '{key}' (known: {', '.join(PARAMETERS)})")
+    return cls.from_settings(settings)

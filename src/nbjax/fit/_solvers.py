@@ -19,6 +19,7 @@ wavelengths, weights and scales alike.  One compiled step (gradient pass and upd
 from __future__ import annotations
 
 import abc
+from typing import final
 
 import equinox as eqx
 import jax
@@ -27,6 +28,8 @@ import numpy as np
 
 
 class AbstractMethod(eqx.Module):
+    """An optimiser of the flat theta (module docstring)."""
+
     max_steps: int = 100
 
     @abc.abstractmethod
@@ -46,12 +49,20 @@ def _solve(F, g, lam):
 _solve_jit = jax.jit(_solve)
 
 
+@final
 class LevenbergMarquardt(AbstractMethod):
+    """Fisher scoring with Marquardt damping (module docstring)."""
+
     max_steps: int = 100
     xtol: float = 1e-7
     ftol: float = 1e-14
     lambda0: float = 1e-3
     max_halvings: int = 40
+
+    @staticmethod
+    def damped_step(F, g, damping):
+        """The step delta solving (F + damping diag F) delta = -g (one compiled solve)."""
+        return _solve_jit(F, g, damping)
 
     def run(self, objective, theta0, progress=None):
         theta = jnp.asarray(theta0)
@@ -100,7 +111,9 @@ class LevenbergMarquardt(AbstractMethod):
         return theta, history, converged, message
 
 
-class _OptaxMethod(AbstractMethod):
+class AbstractOptaxMethod(AbstractMethod):
+    """An optax optimiser on the preconditioned parameters (module docstring)."""
+
     gtol: float = 1e-6
 
     @abc.abstractmethod
@@ -148,7 +161,8 @@ class _OptaxMethod(AbstractMethod):
         return theta, history, converged, message
 
 
-class LBFGS(_OptaxMethod):
+@final
+class LBFGS(AbstractOptaxMethod):
     """optax.lbfgs with its zoom line search."""
 
     max_steps: int = 300
@@ -159,7 +173,8 @@ class LBFGS(_OptaxMethod):
         return optax.lbfgs()
 
 
-class Adam(_OptaxMethod):
+@final
+class Adam(AbstractOptaxMethod):
     """optax.adam on the preconditioned parameters (units of the starting standard errors)."""
 
     learning_rate: float = 0.3
@@ -171,4 +186,5 @@ class Adam(_OptaxMethod):
         return optax.adam(self.learning_rate)
 
 
+# the optimisers by the names the command line gives them (``nbjax fit -method NAME``)
 METHODS = {"lm": LevenbergMarquardt, "lbfgs": LBFGS, "adam": Adam}

@@ -32,7 +32,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 
 from nbjax.accumulation import source_images
-from nbjax.experiment import R_E_SQR
+from nbjax.ctables.constants import R_E_SQR
 from nbjax.fit._tangents import geometry, hkl_of, through_miller_indices, x_and_gradient
 from nbjax.physics.detector_response import polarization_form
 from nbjax.samples import unit

@@ -18,8 +18,9 @@ import numpy as np
 from nbjax import rng
 from nbjax.accumulation import Physical
 from nbjax.ccompat import CCompatible, quirks
+from nbjax.ctables.constants import AVOGADRO, R_E_SQR, WATER_F, WATER_MW
 from nbjax.errors import NBError, UsageError
-from nbjax.experiment import R_E_SQR, Beam, Crystal, Detector, Experiment, StructureFactors, subpixel_centres
+from nbjax.experiment import Beam, Crystal, Detector, Experiment, StructureFactors, subpixel_centres
 from nbjax.io import fdump, hkl, matfile, smv, sourcefile
 from nbjax.io.cformat import RTD
 from nbjax.io.cformat import cformat_g as g
@@ -30,13 +31,11 @@ from nbjax.setup.crystal import cell_parameters, fill_cell_defaults, lattice_fro
 from nbjax.setup.detector import DetectorGeometry, detector_geometry
 from nbjax.setup.sources import divergence_grid, from_table
 
-AVOGADRO = 6.02214179e23
 # The first line the C program prints (kept for stdout parity), assembled so that the tree's
 # check for copies of the C source does not mistake this module for one.
 C_BANNER = " ".join(
     ["nanoBragg", "nanocrystal", "diffraction", "simulator", "-", "James", "Holton", "and", "Ken", "Frankel", "5-17-17"]
 )
-WATER_F, WATER_MW = 2.57, 18.0
 
 
 @dataclasses.dataclass
@@ -70,6 +69,42 @@ class SetupResult:
             )
 
 
+@dataclasses.dataclass(frozen=True)
+class Derivation:
+    """The numbers the C program's set-up derives from its flags and files, in SI units
+    (``derive``); the Experiment (``experiment_of``), the summary (``summary_lines``) and the
+    SMV header (``smv_header``) are made from it."""
+
+    settings: RunSettings
+    geometry: DetectorGeometry
+    fluence: float  # photons/m^2
+    lattice: object  # setup.crystal's lattice: a, b, c (m) and a*, b*, c* (1/A) as C derives them
+    N: tuple  # unit cells along a, b, c
+    oversample: int
+    layers: int  # sensor layers
+    thick: float  # sensor thickness, m
+    layer_step: float  # m (physical mode: thick/layers)
+    mu: float  # sensor attenuation, 1/m
+    hdiv: tuple  # (steps, range, step) rad
+    vdiv: tuple
+    disp: tuple  # (steps, fractional range, step)
+    domains: int  # mosaic domains
+    spread: float  # mosaic spread, rad
+    umats: np.ndarray  # (domains, 3, 3) mosaic rotations
+    phisteps: int
+    osc: float  # rad
+    phis: np.ndarray  # rad, as rendered (C mode: phi == 0 reuses the previous step)
+    phis_first: np.ndarray  # rad, the run's first phi loop
+    interpolate: bool
+    grid: object  # io.hkl's HKLGrid or None
+    sources: object  # setup.sources' table: directions, wavelengths (m), weights
+    water_background: float  # I_bg per pixel, F^2 units
+    random_state: rng.CRandom  # C's ran1 state after the misset and mosaic streams
+    warnings: tuple  # one-line quirk warnings
+    lines: tuple  # what C prints while it derives (the summary follows)
+    dump: tuple | None  # (path, HKLGrid) of the Fdump file to write
+
+
 class _Log(list):
     def __call__(self, line: str = "") -> None:
         self.append(line)
@@ -79,9 +114,9 @@ def _usage_exit(message):
     raise UsageError(message)
 
 
-def build(s: RunSettings) -> SetupResult:
-    """The C program's set-up, in its order of derivations (pure: reads the input files, prints
-    and writes nothing)."""
+def derive(s: RunSettings) -> Derivation:
+    """Every number of the C program's set-up, derived in its order (pure: reads the input
+    files, prints and writes nothing); the lines C prints on the way are kept in order."""
     log = _Log()
     warnings = list(s.warnings)
     _check_inputs(s)
@@ -167,7 +202,66 @@ def build(s: RunSettings) -> SetupResult:
         layer_step = thick / layers
 
     water_bg = WATER_F**2 * R_E_SQR * fluence * s.water_size**3 * 1e6 * AVOGADRO / WATER_MW
-    f64 = lambda x: jax.device_put(np.asarray(x, dtype=np.float64))  # noqa: E731 (device_put: no compiled op per shape)
+    return Derivation(
+        settings=s,
+        geometry=geo,
+        fluence=fluence,
+        lattice=lattice,
+        N=tuple(N),
+        oversample=oversample,
+        layers=layers,
+        thick=thick,
+        layer_step=layer_step,
+        mu=mu,
+        hdiv=hdiv,
+        vdiv=vdiv,
+        disp=disp,
+        domains=domains,
+        spread=spread,
+        umats=umats,
+        phisteps=phisteps,
+        osc=osc,
+        phis=phis,
+        phis_first=phis_first,
+        interpolate=bool(interpolate),
+        grid=grid,
+        sources=sources,
+        water_background=water_bg,
+        random_state=random_state,
+        warnings=tuple(warnings),
+        lines=tuple(log),
+        dump=dump,
+    )
+
+
+def build(s: RunSettings) -> SetupResult:
+    """The C program's set-up: the derivation, the Experiment made of it, and C's transcript
+    (pure: reads the input files, prints and writes nothing)."""
+    d = derive(s)
+    lines = list(d.lines) + summary_lines(d)
+    return SetupResult(
+        experiment_of(d),
+        d.geometry,
+        d.osc,
+        d.oversample,
+        list(d.warnings),
+        d.random_state,
+        smv_header(d),
+        lines,
+        d.dump,
+    )
+
+
+def _f64(x):
+    """x as a float64 device array (device_put: no compiled op per shape)."""
+    return jax.device_put(np.asarray(x, dtype=np.float64))
+
+
+def experiment_of(d: Derivation) -> Experiment:
+    """The Experiment of a derivation: its numbers as float64 array leaves, its counts, shapes
+    and modes as static fields, and the model (physical or C-compatible)."""
+    s, geo, lattice, sources, grid = d.settings, d.geometry, d.lattice, d.sources, d.grid
+    f64 = _f64
     detector = Detector(
         fdet=f64(geo.fdet),
         sdet=f64(geo.sdet),
@@ -178,15 +272,15 @@ def build(s: RunSettings) -> SetupResult:
         distance=f64(geo.pivot_distance),
         ratio=f64(geo.ratio),
         pixel_size=f64(geo.pixel_size),
-        fast_positions=f64(subpixel_centres(geo.pixel_size, geo.fpixels, oversample)),
-        slow_positions=f64(subpixel_centres(geo.pixel_size, geo.spixels, oversample)),
-        layer_step=f64(layer_step),
-        mu=f64(mu),
+        fast_positions=f64(subpixel_centres(geo.pixel_size, geo.fpixels, d.oversample)),
+        slow_positions=f64(subpixel_centres(geo.pixel_size, geo.spixels, d.oversample)),
+        layer_step=f64(d.layer_step),
+        mu=f64(d.mu),
         fpixels=geo.fpixels,
         spixels=geo.spixels,
-        oversample=oversample,
-        layers=layers,
-        thick=thick != 0.0,
+        oversample=d.oversample,
+        layers=d.layers,
+        thick=d.thick != 0.0,
         curved=s.curved_detector,
         point_pixel=s.point_pixel,
     )
@@ -196,27 +290,27 @@ def build(s: RunSettings) -> SetupResult:
         weights=f64(sources.weights),
         polar_vector=f64(geo.polar),
         kahn=f64(s.polarization),
-        fluence=f64(fluence),
+        fluence=f64(d.fluence),
         nopolar=s.nopolar,
     )
     crystal = Crystal(
         a=f64(lattice.a),
         b=f64(lattice.b),
         c=f64(lattice.c),
-        N=f64(N),
+        N=f64(d.N),
         fudge=f64(s.fudge),
         spindle=f64(geo.spindle),
-        phi=f64(phis),
-        mosaic_umats=f64(umats),
+        phi=f64(d.phis),
+        mosaic_umats=f64(d.umats),
         shape=s.xtal_shape,
     )
     if s.physical:
         model = Physical()
     else:
         model = CCompatible(
-            phi_first=f64(phis_first),
+            phi_first=f64(d.phis_first),
             recip=f64(np.stack([lattice.a_star, lattice.b_star, lattice.c_star])),
-            first_loop_differs=not np.array_equal(phis, phis_first),
+            first_loop_differs=not np.array_equal(d.phis, d.phis_first),
             oversample_thick=s.oversample_thick,
             oversample_polar=s.oversample_polar,
             oversample_omega=s.oversample_omega,
@@ -226,39 +320,25 @@ def build(s: RunSettings) -> SetupResult:
         grid=None if grid is None else f64(grid.F),
         lo=(0, 0, 0) if grid is None else (grid.h_min, grid.k_min, grid.l_min),
         hi=(0, 0, 0) if grid is None else (grid.h_max, grid.k_max, grid.l_max),
-        interpolate=bool(interpolate),
+        interpolate=bool(d.interpolate),
     )
-    exp = Experiment(
+    return Experiment(
         detector=detector,
         beam=beam,
         crystal=crystal,
         structure_factors=sfac,
-        background=f64(water_bg),
+        background=f64(d.water_background),
         dmin=f64(s.dmin),
         mask=None if s.mask is None else jnp.asarray(s.mask),
         model=model,
         roi=geo.roi,
     )
-    _summary(
-        s,
-        geo,
-        exp,
-        grid,
-        fluence,
-        thick,
-        mu,
-        hdiv,
-        vdiv,
-        disp,
-        sources,
-        domains,
-        spread,
-        phisteps,
-        osc,
-        oversample,
-        log,
-    )
-    header = smv.SMVHeaderValues(
+
+
+def smv_header(d: Derivation) -> smv.SMVHeaderValues:
+    """The numbers the C program writes into its SMV headers."""
+    s, geo = d.settings, d.geometry
+    return smv.SMVHeaderValues(
         fpixels=geo.fpixels,
         spixels=geo.spixels,
         pixel_size_m=geo.pixel_size,
@@ -274,10 +354,9 @@ def build(s: RunSettings) -> SetupResult:
         ORGY=geo.ORGY,
         close_distance_m=geo.close_distance,
         phi0_rad=s.phi0,
-        osc_rad=osc,
+        osc_rad=d.osc,
         twotheta_rad=geo.twotheta,
     )
-    return SetupResult(exp, geo, osc, oversample, warnings, random_state, header, list(log), dump)
 
 
 def _check_inputs(s: RunSettings) -> None:
@@ -393,13 +472,16 @@ def _sources(s: RunSettings, geo: DetectorGeometry, hdiv, vdiv, disp, log):
     return sources
 
 
-def _summary(
-    s, geo, exp, grid, fluence, thick, mu, hdiv, vdiv, disp, sources, domains, spread, phisteps, osc, oversample, log
-):
+def summary_lines(d: Derivation) -> list[str]:
+    """The summary the C program prints at the end of its set-up (stdout)."""
+    s, geo, grid, sources = d.settings, d.geometry, d.grid, d.sources
+    fluence, thick, mu, hdiv, vdiv, disp = d.fluence, d.thick, d.mu, d.hdiv, d.vdiv, d.disp
+    domains, spread, phisteps, osc, oversample = d.domains, d.spread, d.phisteps, d.osc, d.oversample
+    log = _Log()
     shape = {"round": "ellipsoidal", "square": "parallelpiped", "gauss": "gaussian", "tophat": "tophat-spot"}[
         s.xtal_shape
     ]
-    N = np.asarray(exp.crystal.N)
+    N = d.N
     hkls = 0 if grid is None else grid.hkls
     log(f"  {hkls} initialized hkls (all others ={g(s.default_F)})")
     log(f"  {shape} xtal: {N[0]:.0f}x{N[1]:.0f}x{N[2]:.0f} cells")
@@ -413,7 +495,7 @@ def _summary(
     log(
         f"  distance={g(geo.distance)} detsize={g(geo.detsize_f)}x{g(geo.detsize_s)}  pixel={g(geo.pixel_size)} meters ({geo.fpixels}x{geo.spixels} pixels)"
     )
-    log(f"  sensor is {g(thick)} m thick in {exp.detector.layers} layers with mu= {g(mu)}")
+    log(f"  sensor is {g(thick)} m thick in {d.layers} layers with mu= {g(mu)}")
     log(f"  Xbeam={g(geo.Xbeam)} Ybeam={g(geo.Ybeam)}")
     log(f"  Fbeam={g(geo.Fbeam)} Sbeam={g(geo.Sbeam)}")
     log(f"  Xclose={g(geo.Xclose)} Yclose={g(geo.Yclose)}")
@@ -448,3 +530,4 @@ def _summary(
         log("  noise image paramters:")
         log(f"  seed: {s.seed}")
         log(f"  water droplet size: {g(s.water_size)} m")
+    return list(log)
