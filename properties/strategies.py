@@ -359,7 +359,9 @@ def command_lines(draw, max_samples=PARITY_MAX_SAMPLES, max_pixels=32):
     if nopolar:
         groups.append(["-nopolar"])
     tags.append(
-        f"polarization: {'-polar' if kahn is not None else ''}{'+' if kahn is not None and nopolar else ''}{'-nopolar' if nopolar else ''}"
+        "polarization: "
+        f"{'-polar' if kahn is not None else ''}{'+' if kahn is not None and nopolar else ''}"
+        f"{'-nopolar' if nopolar else ''}"
         if (kahn is not None or nopolar)
         else "polarization: default"
     )
@@ -445,7 +447,9 @@ def command_lines(draw, max_samples=PARITY_MAX_SAMPLES, max_pixels=32):
             groups.append(["-dispsteps", str(dispsteps)])
         n_sources = n_div * c_dispersion_count(disp, dispsteps)
         tags.append(
-            f"sources: grid ({'divergence' if n_div > 1 else ''}{'+' if n_div > 1 and n_sources > n_div else ''}{'dispersion' if n_sources > n_div else ''}{'degenerate' if n_sources == 1 else ''})"
+            "sources: grid "
+            f"({'divergence' if n_div > 1 else ''}{'+' if n_div > 1 and n_sources > n_div else ''}"
+            f"{'dispersion' if n_sources > n_div else ''}{'degenerate' if n_sources == 1 else ''})"
         )
     else:
         tags.append("sources: nominal beam")

@@ -312,7 +312,8 @@ def test_nbjax_matches_live_c(cl):
     for tag in cl.tags:
         event(tag)
     event(
-        f"samples per pixel: {'1' if cl.samples == 1 else '2-10' if cl.samples <= 10 else '11-50' if cl.samples <= 50 else '51-200'}"
+        "samples per pixel: "
+        f"{'1' if cl.samples == 1 else '2-10' if cl.samples <= 10 else '11-50' if cl.samples <= 50 else '51-200'}"
     )
     kind, metrics = None, None
     with tempfile.TemporaryDirectory(prefix="nbjax-parity-") as tmp:

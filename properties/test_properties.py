@@ -90,7 +90,8 @@ def _assert_close(a, b, rtol, what):
     scale = np.max(np.abs(a))
     bad = np.abs(a - b) > rtol * np.abs(a) + rtol * 1e-3 * scale
     assert not bad.any(), (
-        f"{what}: {np.count_nonzero(bad)} pixels differ; max rel diff {np.max(np.abs(a - b) / np.maximum(np.abs(a), 1e-300)):.3g} > {rtol:g}"
+        f"{what}: {np.count_nonzero(bad)} pixels differ; max rel diff "
+        f"{np.max(np.abs(a - b) / np.maximum(np.abs(a), 1e-300)):.3g} > {rtol:g}"
     )
 
 

@@ -55,7 +55,8 @@ def golden_parity(out_path: Path):
                     **m,
                 }
                 print(
-                    f"{'OK ' if ok else 'BAD'} {precision:6s} {case['id']:32s} corr={m['corr']:.8f} sum={m['sum_ratio']:.8f} maxrel={m['max_rel']:.2e}",
+                    f"{'OK ' if ok else 'BAD'} {precision:6s} {case['id']:32s} corr={m['corr']:.8f} "
+                    f"sum={m['sum_ratio']:.8f} maxrel={m['max_rel']:.2e}",
                     flush=True,
                 )
             except Exception as exc:  # noqa: BLE001 (one failing case must not hide the others)

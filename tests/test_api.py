@@ -124,5 +124,6 @@ def test_cell_the_c_setup_changes_is_announced(physical):
         )
     texts = [str(w.message) for w in caught if "set-up turns -cell" in str(w.message)]
     assert texts == [
-        f"nbjax: quirk: nanoBragg's set-up turns -cell 70 80 90 85 95 105 into {printed.split(':')[1].strip()}; nbjax renders that cell, as nanoBragg does"
+        f"nbjax: quirk: nanoBragg's set-up turns -cell 70 80 90 85 95 105 into {printed.split(':')[1].strip()}; "
+        "nbjax renders that cell, as nanoBragg does"
     ]

@@ -94,11 +94,13 @@ def _smv(path, width, height, **header):
     [
         (
             ["-distance"],
-            "-distance needs 1 value, got none: nanoBragg would silently ignore the flag and use its default; give the value",
+            "-distance needs 1 value, got none: nanoBragg would silently ignore the flag and use its default; give "
+            "the value",
         ),
         (
             ["-floatfile"],
-            "-floatfile needs 1 value, got none: nanoBragg would silently ignore the flag and use its default; give the value",
+            "-floatfile needs 1 value, got none: nanoBragg would silently ignore the flag and use its default; give "
+            "the value",
         ),
         (
             ["-roi", "1", "2"],
@@ -106,11 +108,13 @@ def _smv(path, width, height, **header):
         ),
         (
             ["-misset", "10", "20"],
-            "-misset needs 3 values, got 2: nanoBragg would silently ignore the flag and use its default; give the values",
+            "-misset needs 3 values, got 2: nanoBragg would silently ignore the flag and use its default; give the "
+            "values",
         ),
         (
             ["-mask"],
-            "-mask needs 1 value, got none: nanoBragg would silently ignore the flag and use its default; give the value",
+            "-mask needs 1 value, got none: nanoBragg would silently ignore the flag and use its default; give the "
+            "value",
         ),
         (
             ["-curved_det"],
@@ -152,7 +156,8 @@ def test_cell_without_volume(folder, capsys):
         BASE[:1] + ["100", "100", "100", "180", "90", "90"] + BASE[7:],
         capsys,
         folder,
-        "-cell: the angles 180 90 90 deg describe no unit cell and give it no volume (nanoBragg would render a NaN image)",
+        "-cell: the angles 180 90 90 deg describe no unit cell and give it no volume (nanoBragg would render a NaN "
+        "image)",
     )
 
 
@@ -162,7 +167,8 @@ def test_singular_matrix(folder, capsys):
         BASE + ["-mat", "zero.mat"],
         capsys,
         folder,
-        "zero.mat: the A matrix is singular (determinant 0): its columns a*, b*, c* span no unit cell (nanoBragg would render a NaN image)",
+        "zero.mat: the A matrix is singular (determinant 0): its columns a*, b*, c* span no unit cell (nanoBragg "
+        "would render a NaN image)",
     )
 
 
@@ -172,7 +178,8 @@ def test_mask_of_another_size(folder, capsys):
         BASE + ["-mask", "mask.img"],
         capsys,
         folder,
-        "-mask mask.img: the mask is 16x16 pixels but the detector is 24x24 (from -detpixels); give a mask of the detector's size",
+        "-mask mask.img: the mask is 16x16 pixels but the detector is 24x24 (from -detpixels); give a mask of the "
+        "detector's size",
     )
 
 
@@ -180,7 +187,10 @@ def test_mask_is_a_known_flag(folder, capsys):
     """The mask is read by the pre-pass: no 'unknown flag -mask' warning, and its zeros apply."""
     mask = np.ones((24, 24), "<u2")
     mask[:, :12] = 0
-    text = "{\nHEADER_BYTES=512;\nDIM=2;\nBYTE_ORDER=little_endian;\nTYPE=unsigned_short;\nSIZE1=24;\nSIZE2=24;\nPIXEL_SIZE=0.1;\n}\f"
+    text = (
+        "{\nHEADER_BYTES=512;\nDIM=2;\nBYTE_ORDER=little_endian;\nTYPE=unsigned_short;\n"
+        "SIZE1=24;\nSIZE2=24;\nPIXEL_SIZE=0.1;\n}\f"
+    )
     (folder / "mask.img").write_bytes(text.encode().ljust(512, b" ") + mask.tobytes())
     status, out, err = nbjax(BASE + ["-mask", "mask.img", "-nonoise", "-nopgm", "-floatfile", "f.bin"], capsys)
     assert status == 0, err
@@ -217,7 +227,8 @@ def test_size_errors_name_their_source(folder, capsys):
         BASE + ["-detpixels", "-4"],
         capsys,
         folder,
-        "-detpixels: detector size -4x-4 pixels is not possible (1 to 268435456 pixels; -0.4x-0.4 mm at 0.1 mm per pixel)",
+        "-detpixels: detector size -4x-4 pixels is not possible (1 to 268435456 pixels; -0.4x-0.4 mm at 0.1 mm per "
+        "pixel)",
     )
     fails(
         BASE[:-3] + ["-detsize", "0", "-noprogress"],

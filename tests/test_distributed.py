@@ -33,11 +33,13 @@ CHILD = textwrap.dedent("""
     start, obs, free, truth = _demo.problem(noise=False)
     obs2 = nf.Observation(image=np.asarray(obs.image) * 0.5 + 1.0, mask=obs.mask, name="half")
     shared = [p for p in free if p.name in ("weight", "wavelength")]
-    result = nf.fit(start, [obs, obs2], shared, per_image=[nf.Scale(start=0.07), nf.Background()], distributed=nproc > 1)
+    result = nf.fit(start, [obs, obs2], shared, per_image=[nf.Scale(start=0.07), nf.Background()],
+                    distributed=nproc > 1)
     exps = [eqx.tree_at(lambda e: e.beam.wavelengths, start, start.beam.wavelengths * (1 + 0.01 * k)) for k in range(3)]
     mine, images = render_share(nbjax.stack_experiments(exps))
-    print(json.dumps({"rank": rank, "names": list(result.names), "values": result.values.tolist(), "stderr": result.stderr.tolist(),
-                      "converged": result.converged, "mine": mine.tolist(), "sums": np.asarray(images).sum(axis=(1, 2)).tolist(),
+    print(json.dumps({"rank": rank, "names": list(result.names), "values": result.values.tolist(),
+                      "stderr": result.stderr.tolist(), "converged": result.converged, "mine": mine.tolist(),
+                      "sums": np.asarray(images).sum(axis=(1, 2)).tolist(),
                       "local_models": [m is not None for m in result.model_images]}))
 """)
 

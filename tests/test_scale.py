@@ -132,8 +132,9 @@ CHILD = textwrap.dedent("""
     out["batch"] = [float(np.max(np.abs(b1 - b4))), float(b1.max()), list(b4.shape)]
     folder = sys.argv[2]
     for n in ("1", "4"):
-        code = run(args + ["-devices", n, "-floatfile", os.path.join(folder, f"f{n}.bin"), "-nonoise", "-nopgm", "-noprogress",
-                           "-intfile", os.path.join(folder, f"i{n}.img")], out=io.StringIO(), err=io.StringIO())
+        code = run(args + ["-devices", n, "-floatfile", os.path.join(folder, f"f{n}.bin"), "-nonoise", "-nopgm",
+                           "-noprogress", "-intfile", os.path.join(folder, f"i{n}.img")],
+                   out=io.StringIO(), err=io.StringIO())
         assert code == 0
     f1, f4 = (np.fromfile(os.path.join(folder, f"f{n}.bin"), dtype="<f4") for n in ("1", "4"))
     out["cli"] = [float(np.max(np.abs(f1 - f4))), float(f1.max())]

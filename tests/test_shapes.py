@@ -20,14 +20,17 @@ warnings.simplefilter("ignore")
 import jax
 jax.config.update("jax_enable_x64", True)
 from jaxtyping import install_import_hook
-with install_import_hook(["nbjax.strategy", "nbjax.samples", "nbjax.accumulation", "nbjax.ccompat", "nbjax.kernel", "nbjax.physics"], "beartype.beartype"):
-    import nbjax.strategy, nbjax.samples, nbjax.accumulation, nbjax.ccompat.accumulation, nbjax.ccompat.trace, nbjax.kernel
+HOOKED = ["nbjax.strategy", "nbjax.samples", "nbjax.accumulation", "nbjax.ccompat", "nbjax.kernel", "nbjax.physics"]
+with install_import_hook(HOOKED, "beartype.beartype"):
+    import nbjax.strategy, nbjax.samples, nbjax.accumulation, nbjax.kernel
+    import nbjax.ccompat.accumulation, nbjax.ccompat.trace
     import nbjax.physics.lattice, nbjax.physics.detector_response, nbjax.physics.structure_factors
 import numpy as np, jax.numpy as jnp
 import nbjax
-args = ["-cell", "70", "80", "90", "75", "85", "95", "-default_F", "100", "-N", "4", "-detpixels", "12", "-oversample", "2",
-        "-phi", "-1", "-osc", "2", "-phisteps", "2", "-mosaic", "0.2", "-mosaic_dom", "2", "-divergence", "0.4", "-divsteps", "2",
-        "-square_div", "-detector_thick", "100", "-detector_thicksteps", "2", "-polar", "0.5"]
+args = ["-cell", "70", "80", "90", "75", "85", "95", "-default_F", "100", "-N", "4", "-detpixels", "12",
+        "-oversample", "2", "-phi", "-1", "-osc", "2", "-phisteps", "2", "-mosaic", "0.2", "-mosaic_dom", "2",
+        "-divergence", "0.4", "-divsteps", "2", "-square_div", "-detector_thick", "100", "-detector_thicksteps", "2",
+        "-polar", "0.5"]
 for physical in (False, True):
     exp = nbjax.experiment_from_args(args, physical=physical)
     for dtype in (jnp.float64, jnp.float32):

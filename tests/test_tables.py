@@ -24,7 +24,8 @@ def _python(code: str) -> str:
 def test_tables_and_bridge_import_without_jax():
     out = _python(
         "import sys\n"
-        "import nbjax.ctables.argv, nbjax.ctables.conventions, nbjax.ctables.constants, nbjax.roi, nbjax.io.smv, nbjax.io.pgm\n"
+        "import nbjax.ctables.argv, nbjax.ctables.conventions, nbjax.ctables.constants, nbjax.roi, nbjax.io.smv, "
+        "nbjax.io.pgm\n"
         "import nbjax.cli.flags, nbjax.settings\n"
         "import nbjax_bridge.cli, nbjax_bridge.lint, nbjax_bridge.metrics, nbjax_bridge.inputs\n"
         "print(sorted(m for m in sys.modules if m == 'jax' or m.startswith('jax.')))\n"

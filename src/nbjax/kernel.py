@@ -250,7 +250,8 @@ def stack_experiments(experiments) -> Experiment:
             np.shape(a) != np.shape(b) for a, b in zip(jax.tree.leaves(e), jax.tree.leaves(experiments[0]), strict=True)
         ):
             raise ValueError(
-                f"stack_experiments: experiment {k} differs in static shape from experiment 0 (detector size, source or orientation count, model)"
+                f"stack_experiments: experiment {k} differs in static shape from experiment 0 (detector size, source "
+                "or orientation count, model)"
             )
     return jax.tree.map(lambda *xs: jnp.stack(xs), *experiments)
 

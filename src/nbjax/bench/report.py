@@ -55,19 +55,24 @@ def table(report: dict) -> list[str]:
     )
     lines += [
         "",
-        f"device: {meta['device']} ({meta['device_kind']}; renders split over {meta.get('local_devices', 1)} local devices), jax {meta['jax']}; peak FP32 {_fmt(peak.get('float32'))} FP64 {_fmt(peak.get('float64'))} FLOP/s ({peak['source']})",
+        f"device: {meta['device']} ({meta['device_kind']}; renders split over {meta.get('local_devices', 1)} local "
+        f"devices), jax {meta['jax']}; peak FP32 {_fmt(peak.get('float32'))} "
+        f"FP64 {_fmt(peak.get('float64'))} FLOP/s ({peak['source']})",
         f"warm per-call overhead, {OVERHEAD_PIXELS}^2 image: {1e3 * report['overhead_64px_s']:.2f} ms",
         (
             "first render call in a fresh process: skipped (--no-compile)"
             if len(comp) == 1
-            else f"first render call in a fresh process: {_fmt(comp.get('cold_first_call_s'))} s with an empty compilation cache, "
-            f"{_fmt(comp.get('cached_first_call_s'))} s from the filled cache (JAX + nbjax import {_fmt(comp.get('cached_import_s'))} s)"
-            + (f"; error: {comp['error']}" if "error" in comp else "")
+            else f"first render call in a fresh process: {_fmt(comp.get('cold_first_call_s'))} s with an empty "
+            "compilation cache, "
+            f"{_fmt(comp.get('cached_first_call_s'))} s from the filled cache (JAX + nbjax import "
+            f"{_fmt(comp.get('cached_import_s'))} s)" + (f"; error: {comp['error']}" if "error" in comp else "")
         ),
-        f"value_and_grad / forward (sum(image^2) w.r.t. wavelengths and directions, {grad_args_label(report)}): {grad['ratio']:.2f} "
+        f"value_and_grad / forward (sum(image^2) w.r.t. wavelengths and directions, {grad_args_label(report)}): "
+        f"{grad['ratio']:.2f} "
         f"({grad['value_and_grad_s']:.4g} s / {grad['forward_s']:.4g} s)",
         f"peak memory: {mem['peak_bytes'] / 2**20:.0f} MiB ({mem['source']})",
-        "samples: pixels x sub-pixels x sources x phi x mosaic x layers; % peak: XLA cost-analysis FLOPs per sample x samples/s over the peak; C/nb: C whole process / nbjax warm",
+        "samples: pixels x sub-pixels x sources x phi x mosaic x layers; % peak: XLA cost-analysis FLOPs per sample "
+        "x samples/s over the peak; C/nb: C whole process / nbjax warm",
     ]
     return lines
 

@@ -163,7 +163,8 @@ def bench_batch(w: Workload, quick: bool, dtype, repeat: int) -> dict:
         first, warm = timed(lambda: nbjax.render_batch(stacked, dtype=dtype), repeat)
         _, separate = timed(lambda: [nbjax.render(e, dtype=dtype) for e in exps], repeat)
         notes = [
-            f"one nbjax.render_batch call: {separate / warm:.2f}x the throughput of {count} separate warm nbjax.render calls ({separate:.3f} s)"
+            f"one nbjax.render_batch call: {separate / warm:.2f}x the throughput of {count} separate warm "
+            f"nbjax.render calls ({separate:.3f} s)"
         ]
     else:
         render = renderer(dtype)
@@ -203,7 +204,8 @@ def bench_fit(w: Workload, quick: bool, dtype, repeat: int) -> dict:
     one_device = renderer(dtype, devices=1)  # the fit's passes run on one device: compare like with like
     _, forward_warm = timed(lambda: one_device(exp), repeat)
     notes = [
-        f"LM step, {theta.size} parameters: {warm / forward_warm:.2f}x the forward render; loss+gradient pass {grad_warm / forward_warm:.2f}x"
+        f"LM step, {theta.size} parameters: {warm / forward_warm:.2f}x the forward render; loss+gradient pass "
+        f"{grad_warm / forward_warm:.2f}x"
     ]
     return {
         "first_s": first,

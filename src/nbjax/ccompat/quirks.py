@@ -65,13 +65,15 @@ def c_quirk_warnings(s, geo, sources, phi_reused, oversample, layers, orientatio
 
     if phi_reused:  # quirk-phi-zero-reuse, phi-zero-middle-step
         warn(
-            "phi is exactly 0 at a step; like nanoBragg, that step reuses the previous step's orientation (use -physical or -phi 1e-12)"
+            "phi is exactly 0 at a step; like nanoBragg, that step reuses the previous step's orientation (use "
+            "-physical or -phi 1e-12)"
         )
     if np.ptp(sources.weights) > 0:  # src-weights-seed vs src-weights-equal
         warn("source weights differ; like nanoBragg, nbjax ignores them (use -physical to honour them)")
     if s.sourcefile is not None and np.any(sources.wavelengths != s.lambda0):  # src-lambda-column
         warn(
-            "the source file's wavelength column (metres) is used per source; -lambda only sets the header, -mat scaling and oversampling"
+            "the source file's wavelength column (metres) is used per source; -lambda only sets the header, -mat "
+            "scaling and oversampling"
         )
     if s.oversample_polar and s.nopolar:  # nopolar-oversample-polar-thick
         warn("-nopolar with -oversample_polar; like nanoBragg, polarization is applied anyway")
@@ -80,18 +82,21 @@ def c_quirk_warnings(s, geo, sources, phi_reused, oversample, layers, orientatio
     ]
     if oversample > 1 and cached:  # oversample-2
         warn(
-            f"{' and '.join(cached)} come from the first sub-pixel, as in nanoBragg (use -oversample_omega/-oversample_polar or -physical)"
+            f"{' and '.join(cached)} come from the first sub-pixel, as in nanoBragg (use "
+            "-oversample_omega/-oversample_polar or -physical)"
         )
     if (
         any((s.oversample_thick, s.oversample_polar, s.oversample_omega))
         and oversample * oversample * sources.wavelengths.size * orientations * layers > 1
     ):
         warn(
-            "-oversample_thick/_polar/_omega multiply the running sum after every sample, as in nanoBragg (oversample-3-omega-polar)"
+            "-oversample_thick/_polar/_omega multiply the running sum after every sample, as in nanoBragg "
+            "(oversample-3-omega-polar)"
         )
     if layers > 1:  # absorption-thickness
         warn(
-            "sensor layers are spaced thick/(layers-1) and the sum is scaled by the last layer's capture fraction, as in nanoBragg"
+            "sensor layers are spaced thick/(layers-1) and the sum is scaled by the last layer's capture fraction, "
+            "as in nanoBragg"
         )
     if (
         s.water_size > 0 and oversample * oversample * sources.wavelengths.size * orientations > 1
@@ -101,7 +106,8 @@ def c_quirk_warnings(s, geo, sources, phi_reused, oversample, layers, orientatio
         warn("-misset_seed also fires nanoBragg's -misset handler: the misset becomes (seed deg, next two tokens)")
     if any("-twotheta_axis" in t for t in argv):  # quirk-twotheta-axis-after
         warn(
-            f"-twotheta_axis also fires -twotheta: two-theta is now {math.degrees(s.detector_twotheta):g} deg (its x component)"
+            f"-twotheta_axis also fires -twotheta: two-theta is now {math.degrees(s.detector_twotheta):g} deg (its x "
+            "component)"
         )
     if any("-dump_pixel" in t for t in argv):
         warn("-dump_pixel is taken as -dump: the Fdump file is renamed, as in nanoBragg")

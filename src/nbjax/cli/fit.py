@@ -159,7 +159,8 @@ def main(argv, out=sys.stdout, err=sys.stderr) -> int:
         start, obs, free, truth = nf.demo_problem(seed)
         exps, observations, per_image = [start], [obs], []
         print(
-            f"nbjax fit -demo: 5-channel spectrum, 128x128 pixels, Poisson noise (seed {seed}); fitting {', '.join(p.name for p in free)}",
+            f"nbjax fit -demo: 5-channel spectrum, 128x128 pixels, Poisson noise (seed {seed}); fitting "
+            f"{', '.join(p.name for p in free)}",
             file=out,
         )
     else:
@@ -178,7 +179,8 @@ def main(argv, out=sys.stdout, err=sys.stderr) -> int:
         for name, value in truth.items():
             pull = (result.value(name) - value) / result.error(name)
             print(
-                f"  {name:<14} truth {value:12.8g}   fitted {result.value(name):12.8g} +- {result.error(name):.3g}   ({pull:+.2f} sigma)",
+                f"  {name:<14} truth {value:12.8g}   fitted {result.value(name):12.8g} +- {result.error(name):.3g}   "
+                f"({pull:+.2f} sigma)",
                 file=out,
             )
     meta = {

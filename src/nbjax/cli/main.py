@@ -163,7 +163,8 @@ def _interpolation_warning(stop, out, err):
     print("WARNING: further warnings will not be printed! ", file=out)
     f, s = stop["pixel"]
     print(
-        f"nbjax: warning: quirk: pixel ({f}, {s}) needs structure factors outside the HKL table; like nanoBragg, interpolation is off from there on",
+        f"nbjax: warning: quirk: pixel ({f}, {s}) needs structure factors outside the HKL table; like nanoBragg, "
+        "interpolation is off from there on",
         file=err,
     )
 
@@ -189,7 +190,8 @@ def _finish(s, exp, derived, image, omega_total, out, err, files):
     overflow = smv.header_overflow(header)
     if overflow:
         print(
-            f"nbjax: warning: quirk: the SMV header text is {512 + overflow} bytes but declares HEADER_BYTES=512; written as nanoBragg writes it, so readers will misplace the pixels",
+            f"nbjax: warning: quirk: the SMV header text is {512 + overflow} bytes but declares HEADER_BYTES=512; "
+            "written as nanoBragg writes it, so readers will misplace the pixels",
             file=err,
         )
     files.stage(s.intfile, smv.smv_bytes(header, smv.int_image(image32, scale, s.adc_offset, geo.roi)))

@@ -74,7 +74,8 @@ class FitResult(eqx.Module):
         for n, u, s, v, e in zip(self.names, self.units, self.start, self.values, self.stderr, strict=True):
             lines.append(f"{n:<{width}}  {s:14.8g}  {v:14.8g}  {e:11.4g}  {u}")
         lines.append(
-            f"loss {self.loss_history[0]:.10g} -> {self.loss_history[-1]:.10g} in {len(self.loss_history) - 1} steps; {'converged' if self.converged else 'NOT converged'}: {self.message}"
+            f"loss {self.loss_history[0]:.10g} -> {self.loss_history[-1]:.10g} in {len(self.loss_history) - 1} "
+            f"steps; {'converged' if self.converged else 'NOT converged'}: {self.message}"
         )
         return "\n".join(lines)
 
@@ -238,7 +239,8 @@ def _pack_data(exps, obs, local, tile, dtype):
         shape = (e.detector.spixels, e.detector.fpixels)
         if tuple(np.shape(o.image)) != shape:
             raise NBError(
-                f"fit: {o.name} is {np.shape(o.image)[1]}x{np.shape(o.image)[0]} pixels, the model detector {shape[1]}x{shape[0]}"
+                f"fit: {o.name} is {np.shape(o.image)[1]}x{np.shape(o.image)[0]} pixels, the model detector "
+                f"{shape[1]}x{shape[0]}"
             )
         fpix, spix, valid = _engine.pixel_tiles(o.mask, tile)
         image = np.asarray(o.image, np.float64)

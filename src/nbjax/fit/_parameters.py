@@ -355,7 +355,8 @@ class Divergence(AbstractExperimentParameter):
         kept = self.kept()
         if kept.shape[0] * self.dispsteps != exp.beam.wavelengths.shape[0]:
             raise ValueError(
-                f"Divergence: a {self.hsteps}x{self.vsteps} grid with {self.dispsteps} wavelengths does not match the Experiment's {exp.beam.wavelengths.shape[0]} sources"
+                f"Divergence: a {self.hsteps}x{self.vsteps} grid with {self.dispsteps} wavelengths does not match "
+                f"the Experiment's {exp.beam.wavelengths.shape[0]} sources"
             )
         d = np.asarray(exp.beam.directions)
         span = []  # full divergence = angle between the extreme grid points / their span in f

@@ -461,7 +461,8 @@ def _sources(s: RunSettings, geo: DetectorGeometry, hdiv, vdiv, disp, log):
             log(f"lambda{k} = {wl:.15g}")
     if sources.wavelengths.size == 0:  # C divides by zero sources: an all-NaN image
         raise NBError(
-            "the round divergence grid keeps no source (nanoBragg would write a NaN image); give -square_div or more -divsteps"
+            "the round divergence grid keeps no source (nanoBragg would write a NaN image); give -square_div or more "
+            "-divsteps"
         )
     if s.physical and (np.any(sources.weights < 0) or not np.any(sources.weights > 0)):  # physical mode honours them
         bad = "negative" if np.any(sources.weights < 0) else "all zero"
@@ -493,7 +494,8 @@ def summary_lines(d: Derivation) -> list[str]:
         log("  pixel obliquity effect disabled")
     log(f"  incident fluence: {g(fluence)} photons/m^2")
     log(
-        f"  distance={g(geo.distance)} detsize={g(geo.detsize_f)}x{g(geo.detsize_s)}  pixel={g(geo.pixel_size)} meters ({geo.fpixels}x{geo.spixels} pixels)"
+        f"  distance={g(geo.distance)} detsize={g(geo.detsize_f)}x{g(geo.detsize_s)}  pixel={g(geo.pixel_size)} "
+        f"meters ({geo.fpixels}x{geo.spixels} pixels)"
     )
     log(f"  sensor is {g(thick)} m thick in {d.layers} layers with mu= {g(mu)}")
     log(f"  Xbeam={g(geo.Xbeam)} Ybeam={g(geo.Ybeam)}")

@@ -166,9 +166,11 @@ def check_cell(cell) -> str | None:
         real = cell_parameters(lattice)[0] if finite else None
     if not finite or not all(math.isfinite(x) for x in real):
         raise NBError(
-            f"-cell: the angles {typed} deg describe no unit cell and give it no volume (nanoBragg would render a NaN image)"
+            f"-cell: the angles {typed} deg describe no unit cell and give it no volume (nanoBragg would render a "
+            "NaN image)"
         )
     return (
-        f"-cell: the angles {typed} deg describe no unit cell (each must be below the sum of the other two, all three below 360); "
+        f"-cell: the angles {typed} deg describe no unit cell (each must be below the sum of the other two, all "
+        "three below 360); "
         f"like nanoBragg, nbjax renders the cell its formulas give: {' '.join(f'{x:g}' for x in real)}"
     )

@@ -181,7 +181,8 @@ def detector_geometry(s: RunSettings) -> DetectorGeometry:
     if ratio == 0.0:  # C carries on with DBL_MIN and puts the detector at distance 0
         raise NBError(
             "the beam lies in the detector plane (beam vector . detector normal = 0, after -detector_rotx/y/z): "
-            "it never reaches the detector; check -beam_vector, -odet_vector/-fdet_vector/-sdet_vector and the rotations"
+            "it never reaches the detector; check -beam_vector, -odet_vector/-fdet_vector/-sdet_vector and the "
+            "rotations"
         )
     distance = s.distance
     close_distance = abs(ratio * distance) if math.isnan(s.close_distance) else s.close_distance

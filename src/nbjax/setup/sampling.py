@@ -1,7 +1,8 @@
 """The C program's auto-selection rules for step counts, ranges and step sizes.
 
 Divergence, dispersion and detector thickness share one rule with two parameters (C writes
-it out four times: hdiv, vdiv, disp and thickness blocks); phi and mosaic have their own.  All angles in radians, sizes in metres.
+it out four times: hdiv, vdiv, disp and thickness blocks); phi and mosaic have their own.  All
+angles in radians, sizes in metres.
 """
 
 from __future__ import annotations

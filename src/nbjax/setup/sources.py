@@ -35,7 +35,8 @@ def from_table(table: np.ndarray, beam: np.ndarray, lambda0: float, where: str) 
     if not np.all(t[:, 4] > 0):
         line = int(np.argmin(t[:, 4] > 0)) + 1
         raise NBError(
-            f"{where}: source {line} has wavelength {t[line - 1, 4]:g} m; it must be positive (nanoBragg would render a NaN image)"
+            f"{where}: source {line} has wavelength {t[line - 1, 4]:g} m; it must be positive (nanoBragg would "
+            "render a NaN image)"
         )
     directions, mags = unitize(t[:, :3])
     if np.any(mags == 0):
