@@ -94,11 +94,13 @@ def _smv(path, width, height, **header):
     [
         (
             ["-distance"],
-            "-distance needs 1 value, got none: nanoBragg would silently ignore the flag and use its default; give the value",
+            "-distance needs 1 value, got none: nanoBragg would silently ignore the flag and use its default; "
+            "give the value",
         ),
         (
             ["-floatfile"],
-            "-floatfile needs 1 value, got none: nanoBragg would silently ignore the flag and use its default; give the value",
+            "-floatfile needs 1 value, got none: nanoBragg would silently ignore the flag and use its default; "
+            "give the value",
         ),
         (
             ["-roi", "1", "2"],
@@ -106,11 +108,13 @@ def _smv(path, width, height, **header):
         ),
         (
             ["-misset", "10", "20"],
-            "-misset needs 3 values, got 2: nanoBragg would silently ignore the flag and use its default; give the values",
+            "-misset needs 3 values, got 2: nanoBragg would silently ignore the flag and use its default; give "
+            "the values",
         ),
         (
             ["-mask"],
-            "-mask needs 1 value, got none: nanoBragg would silently ignore the flag and use its default; give the value",
+            "-mask needs 1 value, got none: nanoBragg would silently ignore the flag and use its default; give "
+            "the value",
         ),
         (
             ["-curved_det"],
@@ -152,7 +156,8 @@ def test_cell_without_volume(folder, capsys):
         BASE[:1] + ["100", "100", "100", "180", "90", "90"] + BASE[7:],
         capsys,
         folder,
-        "-cell: the angles 180 90 90 deg describe no unit cell and give it no volume (nanoBragg would render a NaN image)",
+        "-cell: the angles 180 90 90 deg describe no unit cell and give it no volume (nanoBragg would render "
+        "a NaN image)",
     )
 
 
@@ -162,7 +167,8 @@ def test_singular_matrix(folder, capsys):
         BASE + ["-mat", "zero.mat"],
         capsys,
         folder,
-        "zero.mat: the A matrix is singular (determinant 0): its columns a*, b*, c* span no unit cell (nanoBragg would render a NaN image)",
+        "zero.mat: the A matrix is singular (determinant 0): its columns a*, b*, c* span no unit cell "
+        "(nanoBragg would render a NaN image)",
     )
 
 
@@ -172,7 +178,8 @@ def test_mask_of_another_size(folder, capsys):
         BASE + ["-mask", "mask.img"],
         capsys,
         folder,
-        "-mask mask.img: the mask is 16x16 pixels but the detector is 24x24 (from -detpixels); give a mask of the detector's size",
+        "-mask mask.img: the mask is 16x16 pixels but the detector is 24x24 (from -detpixels); give a mask "
+        "of the detector's size",
     )
 
 
@@ -180,7 +187,8 @@ def test_mask_is_a_known_flag(folder, capsys):
     """The mask is read by the pre-pass: no 'unknown flag -mask' warning, and its zeros apply."""
     mask = np.ones((24, 24), "<u2")
     mask[:, :12] = 0
-    text = "{\nHEADER_BYTES=512;\nDIM=2;\nBYTE_ORDER=little_endian;\nTYPE=unsigned_short;\nSIZE1=24;\nSIZE2=24;\nPIXEL_SIZE=0.1;\n}\f"
+    text = "{\nHEADER_BYTES=512;\nDIM=2;\nBYTE_ORDER=little_endian;\nTYPE=unsigned_short;\n"
+    text += "SIZE1=24;\nSIZE2=24;\nPIXEL_SIZE=0.1;\n}\f"
     (folder / "mask.img").write_bytes(text.encode().ljust(512, b" ") + mask.tobytes())
     status, out, err = nbjax(BASE + ["-mask", "mask.img", "-nonoise", "-nopgm", "-floatfile", "f.bin"], capsys)
     assert status == 0, err
@@ -217,7 +225,8 @@ def test_size_errors_name_their_source(folder, capsys):
         BASE + ["-detpixels", "-4"],
         capsys,
         folder,
-        "-detpixels: detector size -4x-4 pixels is not possible (1 to 268435456 pixels; -0.4x-0.4 mm at 0.1 mm per pixel)",
+        "-detpixels: detector size -4x-4 pixels is not possible "
+        "(1 to 268435456 pixels; -0.4x-0.4 mm at 0.1 mm per pixel)",
     )
     fails(
         BASE[:-3] + ["-detsize", "0", "-noprogress"],
@@ -314,6 +323,73 @@ def test_unwritable_outputs_exit_9_before_any_work(args, message, folder, capsys
     """C exits 9 after rendering (and after writing the earlier files); nbjax checks every output
     first, so the pre-existing float, int, PGM and noise files are untouched."""
     fails(BASE + args, capsys, folder, message, code=9)
+
+
+def _limits(folder):
+    """(NAME_MAX, PATH_MAX) of the file system the folder is on, as nbjax reports them."""
+    return os.pathconf(folder, "PC_NAME_MAX"), os.pathconf(folder, "PC_PATH_MAX") - 1
+
+
+LONG_NAME = "a" * 300  # one name over NAME_MAX (255 on Linux file systems)
+LONG_PATH = "/".join(["b" * 200] * 25)  # 5024 characters, each part allowed: over PATH_MAX (4096)
+
+
+@pytest.mark.parametrize("flag", ["-floatfile", "-intfile", "-pgmfile", "-noisefile"])
+def test_output_name_too_long_exits_9_before_any_work(flag, folder, capsys):
+    """A name the system refuses as too long is an unwritable output (exit 9, nothing written),
+    not an internal error; the message names the flag, shows the name cut short and says why."""
+    name_max, _ = _limits(folder)
+    fails(
+        BASE + [flag, LONG_NAME],
+        capsys,
+        folder,
+        f"{flag} '{'a' * 100}'...: the file name is too long (a name of 300 characters in it; the system "
+        f"allows {name_max})",
+        code=9,
+    )
+
+
+def test_output_path_too_long_exits_9_before_any_work(folder, capsys):
+    _, path_max = _limits(folder)
+    fails(
+        BASE + ["-floatfile", LONG_PATH],
+        capsys,
+        folder,
+        f"-floatfile '{'b' * 100}'...: the file name is too long (5024 characters; the system allows {path_max})",
+        code=9,
+    )
+
+
+def test_longest_allowed_output_name_is_written(folder, capsys):
+    """A name of exactly NAME_MAX characters is allowed, as in C: the temporary file beside it
+    (staging and the folder probe) must not be refused for its longer name."""
+    name = "c" * _limits(folder)[0]
+    status, _, err = nbjax(BASE + ["-nonoise", "-nopgm", "-floatfile", name], capsys)
+    assert status == 0, err
+    assert (folder / name).stat().st_size == 24 * 24 * 4
+    assert not [p for p in folder.iterdir() if p.name.startswith(".")]  # no temporary file left
+
+
+@pytest.mark.parametrize(
+    "flag, code, verb",
+    [
+        ("-hkl", 9, "unable to open"),
+        ("-mat", 2, "cannot read"),
+        ("-matrix", 2, "cannot read"),
+        ("-sourcefile", 9, "cannot read"),
+        ("-mask", 9, "cannot read"),
+        ("-img", 9, "cannot read"),
+    ],
+)
+@pytest.mark.parametrize("name", [LONG_NAME, LONG_PATH], ids=["name", "path"])
+def test_input_name_too_long_is_one_line(flag, code, verb, name, folder, capsys):
+    name_max, path_max = _limits(folder)
+    why = (
+        f"a name of 300 characters in it; the system allows {name_max}"
+        if name == LONG_NAME
+        else f"5024 characters; the system allows {path_max}"
+    )
+    fails(BASE + [flag, name], capsys, folder, f"{verb} {name[:100]}...: the file name is too long ({why})", code=code)
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root can write into a read-only folder")

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from nbjax.errors import NBError, quote_text
+from nbjax.errors import NBError, os_error_text, quote_text, shown_path
 from nbjax.io.cformat import cformat_g, parse_c_float
 
 _PLAIN_INT = re.compile(r"[+-]?\d+\Z")
@@ -70,7 +70,7 @@ def _entries(path, data: bytes) -> tuple[list[tuple[float, float, float, float]]
         if not tokens:
             continue
         values = [parse_c_float(tok) for tok in tokens]
-        for tok, value in zip(tokens, values):
+        for tok, value in zip(tokens, values, strict=True):
             if value is None:
                 raise NBError(f"{path} line {number}: '{quote_text(tok)}' is not a number")
             if not math.isfinite(value):
@@ -80,7 +80,7 @@ def _entries(path, data: bytes) -> tuple[list[tuple[float, float, float, float]]
         if len(tokens) > 4:
             wide_lines.append(number)
         h, k, l, F = values[:4]
-        for name, value in zip("hkl", (h, k, l)):
+        for name, value in zip("hkl", (h, k, l), strict=True):
             if abs(value) >= 2**31:
                 raise NBError(f"{path} line {number}: {name} = {cformat_g(value)} does not fit a C int")
             if value != math.ceil(value - 0.4):
@@ -147,7 +147,7 @@ def read_hkl(path: str | os.PathLike, default_F: float = 0.0) -> HKLGrid:
         with open(path, "rb") as handle:
             data = handle.read()
     except OSError as exc:
-        raise NBError(f"unable to open {path}: {exc.strerror or exc}", exit_code=9) from None
+        raise NBError(f"unable to open {shown_path(path)}: {os_error_text(exc, path)}", exit_code=9) from None
     fast = _fast_entries(data)
     if fast is not None:
         idx, values = fast
