@@ -197,6 +197,48 @@ def test_mask_is_a_known_flag(folder, capsys):
     assert not image[:, :12].any() and image[:, 12:].all()
 
 
+# HKL files: exit 9 exactly where the C program exits 9 ("not enough HKL indices": its counting
+# pass leaves an index range negative), 2 where nbjax refuses a file that C reads (or is killed
+# on); checked against the C program built from upstream nanoBragg.c.
+C_REFUSES_HKL = {
+    "missing file": (None, "unable to open x.hkl: No such file or directory"),
+    "empty file": ("", "not enough HKL indices in x.hkl"),
+    "blank lines only": ("\n\n", "not enough HKL indices in x.hkl"),
+    "leading comment line": ("# h k l F\n0 0 0 1\n", "x.hkl line 1: '#' is not a number"),
+    "text only": ("hello\n", "x.hkl line 1: 'hello' is not a number"),
+    "one short line": ("0 0 0\n", "x.hkl line 1: expected h k l F, found 3 column(s)"),
+    "non-number among the first four": ("0 0 0 x\n", "x.hkl line 1: 'x' is not a number"),
+    "number prefix among the first four": ("0.5x 0 0 1\n", "x.hkl line 1: '0.5x' is not a number"),
+    "NaN index in every entry": ("nan 0 0 1\nnan 1 0 1\n", "x.hkl line 1: 'nan' is not a finite number"),
+    "index above a C int": ("0 0 0 1\n0 5e9 0 1\n", "x.hkl line 2: k = 5e+09 does not fit a C int"),
+    "index below a C int": ("0 -5e9 0 1\n0 0 0 1\n", "x.hkl line 1: k = -5e+09 does not fit a C int"),
+}
+C_READS_HKL = {  # C reads them (wrongly), or runs out of memory: nbjax refuses them with exit 2
+    "comment after the first entry": ("0 0 0 1\n# c\n1 0 0 2\n", "x.hkl line 2: '#' is not a number"),
+    "short first line, more after": ("0 0 0\n1 0 0 5\n", "x.hkl line 1: expected h k l F, found 3 column(s)"),
+    "NaN structure factor": ("0 0 0 nan\n", "x.hkl line 1: 'nan' is not a finite number"),
+    "NaN index in one entry": ("nan 0 0 1\n1 1 0 1\n", "x.hkl line 1: 'nan' is not a finite number"),
+    "infinite index": ("inf 0 0 1\n", "x.hkl line 1: 'inf' is not a finite number"),
+    "every index above a C int": ("0 5e9 0 1\n", "x.hkl line 1: k = 5e+09 does not fit a C int"),
+    "text in a fifth column": ("0 0 0 1 x\n", "x.hkl line 1: 'x' is not a number"),
+    "grid too large": (
+        "0 0 0 1\n0 100000 0 1\n-100000 0 0 1\n",
+        "x.hkl: HKL index ranges (-100000, 0, 0, 100000, 0, 0) are too large",
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    "text, message, code",
+    [(*case, 9) for case in C_REFUSES_HKL.values()] + [(*case, 2) for case in C_READS_HKL.values()],
+    ids=list(C_REFUSES_HKL) + list(C_READS_HKL),
+)
+def test_hkl_file_refusals_exit_as_c_does(text, message, code, folder, capsys):
+    if text is not None:
+        (folder / "x.hkl").write_text(text)
+    fails(BASE + ["-hkl", "x.hkl"], capsys, folder, message, code=code)
+
+
 # ---------------------------------------------------------------------------- 3. sizes, substitutions, workload
 
 
