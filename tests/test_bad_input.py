@@ -311,7 +311,8 @@ def test_absurd_work_is_refused_with_its_estimate(folder, capsys, ci_machine):
     ):
         status, _, err = nbjax(big + ["-force"] * (oversample == "3000") + ["-oversample", oversample], capsys)
         lines = [x for x in err.splitlines() if x.startswith("nbjax: error:")]
-        assert status == 2 and len(lines) == 1 and lines[0].startswith("nbjax: error: " + words), err
+        assert status == 2 and len(lines) == 1, err
+        assert lines[0].startswith(f"nbjax: error: -oversample {oversample}: " + words), err
         assert ("give -force to run it anyway" in lines[0]) == (oversample == "300"), err
     assert _snapshot(folder) == {n: b"old " + n.encode() for n in OUTPUTS}
 
@@ -322,7 +323,51 @@ def test_absurd_source_and_domain_counts_are_refused_before_they_are_built(folde
         (["-mosaic", "1", "-mosaic_dom", "50000000"], "50000000 mosaic domains"),
     ):
         status, _, err = nbjax(BASE + extra, capsys)
-        assert status == 2 and words in err and "nbjax: error: this run" in err, err
+        assert status == 2 and words in err and f"nbjax: error: {extra[2]} {extra[3]}: this run" in err, err
+
+
+MEMORY_REFUSAL = "this run needs more memory than the machine has to spare ("
+
+
+@pytest.mark.parametrize(
+    "extra, named",
+    [
+        (["-mosaic", "1", "-mosaic_dom", "1e12"], "-mosaic_dom 1e12"),
+        (["-mosaic", "1", "-mosaic_domains", "1e12"], "-mosaic_domains 1e12"),  # the spelling the user gave
+        (["-mosaic", "1", "-mosaic_dom", "99999999999999999999"], "-mosaic_dom 99999999999999999999"),  # > int64
+        (["-divergence", "1", "-divsteps", "1e9"], "-divsteps 1e9"),
+        (["-divergence", "1", "-hdivsteps", "1e9"], "-hdivsteps 1e9"),
+        (["-divergence", "1", "-vdivsteps", "1e9"], "-vdivsteps 1e9"),
+        (["-dispersion", "1", "-dispsteps", "1e9"], "-dispsteps 1e9"),
+        (["-divergence", "1", "-hdivstep", "1e-9"], "-hdivstep 1e-9"),  # 2e9 steps of 1e-12 rad
+        (["-phisteps", "1e9", "-osc", "1"], "-phisteps 1e9"),
+        (["-oversample", "1e5"], "-oversample 1e5"),
+        (  # no count alone is too many: every one above 1 is named
+            ["-mosaic", "1", "-mosaic_dom", "1e6", "-divergence", "1", "-divsteps", "1e3"],
+            "-divsteps 1e3, -mosaic_dom 1e6",
+        ),
+    ],
+)
+def test_absurd_count_refusal_names_the_flag(extra, named, folder, capsys, ci_machine):
+    """The refusal of absurd counts (same limits as before) begins with the flag and value that
+    asked for them, as typed: one line, exit 2, nothing written."""
+    before = _snapshot(folder)
+    status, _, err = nbjax(BASE + extra, capsys)
+    lines = [line for line in err.splitlines() if line.startswith("nbjax: error:")]
+    assert status == 2 and len(lines) == 1 and "Traceback" not in err, err
+    assert lines[0].startswith(f"nbjax: error: {named}: {MEMORY_REFUSAL}"), err
+    assert _snapshot(folder) == before
+
+
+def test_mosaic_domain_count_overflowing_a_double_names_the_flag(folder, capsys):
+    fails(BASE + ["-mosaic", "1", "-mosaic_dom", "1e400"], capsys, folder, "-mosaic_dom: value '1e400' is not finite")
+
+
+def test_negative_mosaic_domain_count_follows_c(folder, capsys):
+    """-mosaic_dom -5 is C's "not given": with a spread, C (and nbjax) up it to 10 domains and say so."""
+    status, out, err = nbjax(BASE + ["-nonoise", "-nopgm", "-mosaic", "1", "-mosaic_dom", "-5"], capsys)
+    assert status == 0, err
+    assert "WARNING: finite mosaicity with only one domain! upping to 10 mosaic domains" in out.splitlines()
 
 
 def test_workload_limits():
