@@ -94,13 +94,13 @@ def _smv(path, width, height, **header):
     [
         (
             ["-distance"],
-            "-distance needs 1 value, got none: nanoBragg would silently ignore the flag and use its default; give "
-            "the value",
+            "-distance needs 1 value, got none: nanoBragg would silently ignore the flag and use its default; "
+            "give the value",
         ),
         (
             ["-floatfile"],
-            "-floatfile needs 1 value, got none: nanoBragg would silently ignore the flag and use its default; give "
-            "the value",
+            "-floatfile needs 1 value, got none: nanoBragg would silently ignore the flag and use its default; "
+            "give the value",
         ),
         (
             ["-roi", "1", "2"],
@@ -108,13 +108,13 @@ def _smv(path, width, height, **header):
         ),
         (
             ["-misset", "10", "20"],
-            "-misset needs 3 values, got 2: nanoBragg would silently ignore the flag and use its default; give the "
-            "values",
+            "-misset needs 3 values, got 2: nanoBragg would silently ignore the flag and use its default; give "
+            "the values",
         ),
         (
             ["-mask"],
-            "-mask needs 1 value, got none: nanoBragg would silently ignore the flag and use its default; give the "
-            "value",
+            "-mask needs 1 value, got none: nanoBragg would silently ignore the flag and use its default; give "
+            "the value",
         ),
         (
             ["-curved_det"],
@@ -156,8 +156,8 @@ def test_cell_without_volume(folder, capsys):
         BASE[:1] + ["100", "100", "100", "180", "90", "90"] + BASE[7:],
         capsys,
         folder,
-        "-cell: the angles 180 90 90 deg describe no unit cell and give it no volume (nanoBragg would render a NaN "
-        "image)",
+        "-cell: the angles 180 90 90 deg describe no unit cell and give it no volume (nanoBragg would render "
+        "a NaN image)",
     )
 
 
@@ -167,8 +167,8 @@ def test_singular_matrix(folder, capsys):
         BASE + ["-mat", "zero.mat"],
         capsys,
         folder,
-        "zero.mat: the A matrix is singular (determinant 0): its columns a*, b*, c* span no unit cell (nanoBragg "
-        "would render a NaN image)",
+        "zero.mat: the A matrix is singular (determinant 0): its columns a*, b*, c* span no unit cell "
+        "(nanoBragg would render a NaN image)",
     )
 
 
@@ -178,8 +178,8 @@ def test_mask_of_another_size(folder, capsys):
         BASE + ["-mask", "mask.img"],
         capsys,
         folder,
-        "-mask mask.img: the mask is 16x16 pixels but the detector is 24x24 (from -detpixels); give a mask of the "
-        "detector's size",
+        "-mask mask.img: the mask is 16x16 pixels but the detector is 24x24 (from -detpixels); give a mask "
+        "of the detector's size",
     )
 
 
@@ -187,16 +187,56 @@ def test_mask_is_a_known_flag(folder, capsys):
     """The mask is read by the pre-pass: no 'unknown flag -mask' warning, and its zeros apply."""
     mask = np.ones((24, 24), "<u2")
     mask[:, :12] = 0
-    text = (
-        "{\nHEADER_BYTES=512;\nDIM=2;\nBYTE_ORDER=little_endian;\nTYPE=unsigned_short;\n"
-        "SIZE1=24;\nSIZE2=24;\nPIXEL_SIZE=0.1;\n}\f"
-    )
+    text = "{\nHEADER_BYTES=512;\nDIM=2;\nBYTE_ORDER=little_endian;\nTYPE=unsigned_short;\n"
+    text += "SIZE1=24;\nSIZE2=24;\nPIXEL_SIZE=0.1;\n}\f"
     (folder / "mask.img").write_bytes(text.encode().ljust(512, b" ") + mask.tobytes())
     status, out, err = nbjax(BASE + ["-mask", "mask.img", "-nonoise", "-nopgm", "-floatfile", "f.bin"], capsys)
     assert status == 0, err
     assert "unknown flag" not in err
     image = np.fromfile(folder / "f.bin", "<f4").reshape(24, 24)
     assert not image[:, :12].any() and image[:, 12:].all()
+
+
+# HKL files: exit 9 exactly where the C program exits 9 ("not enough HKL indices": its counting
+# pass leaves an index range negative), 2 where nbjax refuses a file that C reads (or is killed
+# on); checked against the C program built from upstream nanoBragg.c.
+C_REFUSES_HKL = {
+    "missing file": (None, "unable to open x.hkl: No such file or directory"),
+    "empty file": ("", "not enough HKL indices in x.hkl"),
+    "blank lines only": ("\n\n", "not enough HKL indices in x.hkl"),
+    "leading comment line": ("# h k l F\n0 0 0 1\n", "x.hkl line 1: '#' is not a number"),
+    "text only": ("hello\n", "x.hkl line 1: 'hello' is not a number"),
+    "one short line": ("0 0 0\n", "x.hkl line 1: expected h k l F, found 3 column(s)"),
+    "non-number among the first four": ("0 0 0 x\n", "x.hkl line 1: 'x' is not a number"),
+    "number prefix among the first four": ("0.5x 0 0 1\n", "x.hkl line 1: '0.5x' is not a number"),
+    "NaN index in every entry": ("nan 0 0 1\nnan 1 0 1\n", "x.hkl line 1: 'nan' is not a finite number"),
+    "index above a C int": ("0 0 0 1\n0 5e9 0 1\n", "x.hkl line 2: k = 5e+09 does not fit a C int"),
+    "index below a C int": ("0 -5e9 0 1\n0 0 0 1\n", "x.hkl line 1: k = -5e+09 does not fit a C int"),
+}
+C_READS_HKL = {  # C reads them (wrongly), or runs out of memory: nbjax refuses them with exit 2
+    "comment after the first entry": ("0 0 0 1\n# c\n1 0 0 2\n", "x.hkl line 2: '#' is not a number"),
+    "short first line, more after": ("0 0 0\n1 0 0 5\n", "x.hkl line 1: expected h k l F, found 3 column(s)"),
+    "NaN structure factor": ("0 0 0 nan\n", "x.hkl line 1: 'nan' is not a finite number"),
+    "NaN index in one entry": ("nan 0 0 1\n1 1 0 1\n", "x.hkl line 1: 'nan' is not a finite number"),
+    "infinite index": ("inf 0 0 1\n", "x.hkl line 1: 'inf' is not a finite number"),
+    "every index above a C int": ("0 5e9 0 1\n", "x.hkl line 1: k = 5e+09 does not fit a C int"),
+    "text in a fifth column": ("0 0 0 1 x\n", "x.hkl line 1: 'x' is not a number"),
+    "grid too large": (
+        "0 0 0 1\n0 100000 0 1\n-100000 0 0 1\n",
+        "x.hkl: HKL index ranges (-100000, 0, 0, 100000, 0, 0) are too large",
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    "text, message, code",
+    [(*case, 9) for case in C_REFUSES_HKL.values()] + [(*case, 2) for case in C_READS_HKL.values()],
+    ids=list(C_REFUSES_HKL) + list(C_READS_HKL),
+)
+def test_hkl_file_refusals_exit_as_c_does(text, message, code, folder, capsys):
+    if text is not None:
+        (folder / "x.hkl").write_text(text)
+    fails(BASE + ["-hkl", "x.hkl"], capsys, folder, message, code=code)
 
 
 # ---------------------------------------------------------------------------- 3. sizes, substitutions, workload
@@ -227,8 +267,8 @@ def test_size_errors_name_their_source(folder, capsys):
         BASE + ["-detpixels", "-4"],
         capsys,
         folder,
-        "-detpixels: detector size -4x-4 pixels is not possible (1 to 268435456 pixels; -0.4x-0.4 mm at 0.1 mm per "
-        "pixel)",
+        "-detpixels: detector size -4x-4 pixels is not possible "
+        "(1 to 268435456 pixels; -0.4x-0.4 mm at 0.1 mm per pixel)",
     )
     fails(
         BASE[:-3] + ["-detsize", "0", "-noprogress"],
@@ -271,7 +311,8 @@ def test_absurd_work_is_refused_with_its_estimate(folder, capsys, ci_machine):
     ):
         status, _, err = nbjax(big + ["-force"] * (oversample == "3000") + ["-oversample", oversample], capsys)
         lines = [x for x in err.splitlines() if x.startswith("nbjax: error:")]
-        assert status == 2 and len(lines) == 1 and lines[0].startswith("nbjax: error: " + words), err
+        assert status == 2 and len(lines) == 1, err
+        assert lines[0].startswith(f"nbjax: error: -oversample {oversample}: " + words), err
         assert ("give -force to run it anyway" in lines[0]) == (oversample == "300"), err
     assert _snapshot(folder) == {n: b"old " + n.encode() for n in OUTPUTS}
 
@@ -282,7 +323,51 @@ def test_absurd_source_and_domain_counts_are_refused_before_they_are_built(folde
         (["-mosaic", "1", "-mosaic_dom", "50000000"], "50000000 mosaic domains"),
     ):
         status, _, err = nbjax(BASE + extra, capsys)
-        assert status == 2 and words in err and "nbjax: error: this run" in err, err
+        assert status == 2 and words in err and f"nbjax: error: {extra[2]} {extra[3]}: this run" in err, err
+
+
+MEMORY_REFUSAL = "this run needs more memory than the machine has to spare ("
+
+
+@pytest.mark.parametrize(
+    "extra, named",
+    [
+        (["-mosaic", "1", "-mosaic_dom", "1e12"], "-mosaic_dom 1e12"),
+        (["-mosaic", "1", "-mosaic_domains", "1e12"], "-mosaic_domains 1e12"),  # the spelling the user gave
+        (["-mosaic", "1", "-mosaic_dom", "99999999999999999999"], "-mosaic_dom 99999999999999999999"),  # > int64
+        (["-divergence", "1", "-divsteps", "1e9"], "-divsteps 1e9"),
+        (["-divergence", "1", "-hdivsteps", "1e9"], "-hdivsteps 1e9"),
+        (["-divergence", "1", "-vdivsteps", "1e9"], "-vdivsteps 1e9"),
+        (["-dispersion", "1", "-dispsteps", "1e9"], "-dispsteps 1e9"),
+        (["-divergence", "1", "-hdivstep", "1e-9"], "-hdivstep 1e-9"),  # 2e9 steps of 1e-12 rad
+        (["-phisteps", "1e9", "-osc", "1"], "-phisteps 1e9"),
+        (["-oversample", "1e5"], "-oversample 1e5"),
+        (  # no count alone is too many: every one above 1 is named
+            ["-mosaic", "1", "-mosaic_dom", "1e6", "-divergence", "1", "-divsteps", "1e3"],
+            "-divsteps 1e3, -mosaic_dom 1e6",
+        ),
+    ],
+)
+def test_absurd_count_refusal_names_the_flag(extra, named, folder, capsys, ci_machine):
+    """The refusal of absurd counts (same limits as before) begins with the flag and value that
+    asked for them, as typed: one line, exit 2, nothing written."""
+    before = _snapshot(folder)
+    status, _, err = nbjax(BASE + extra, capsys)
+    lines = [line for line in err.splitlines() if line.startswith("nbjax: error:")]
+    assert status == 2 and len(lines) == 1 and "Traceback" not in err, err
+    assert lines[0].startswith(f"nbjax: error: {named}: {MEMORY_REFUSAL}"), err
+    assert _snapshot(folder) == before
+
+
+def test_mosaic_domain_count_overflowing_a_double_names_the_flag(folder, capsys):
+    fails(BASE + ["-mosaic", "1", "-mosaic_dom", "1e400"], capsys, folder, "-mosaic_dom: value '1e400' is not finite")
+
+
+def test_negative_mosaic_domain_count_follows_c(folder, capsys):
+    """-mosaic_dom -5 is C's "not given": with a spread, C (and nbjax) up it to 10 domains and say so."""
+    status, out, err = nbjax(BASE + ["-nonoise", "-nopgm", "-mosaic", "1", "-mosaic_dom", "-5"], capsys)
+    assert status == 0, err
+    assert "WARNING: finite mosaicity with only one domain! upping to 10 mosaic domains" in out.splitlines()
 
 
 def test_workload_limits():
@@ -325,6 +410,73 @@ def test_unwritable_outputs_exit_9_before_any_work(args, message, folder, capsys
     """C exits 9 after rendering (and after writing the earlier files); nbjax checks every output
     first, so the pre-existing float, int, PGM and noise files are untouched."""
     fails(BASE + args, capsys, folder, message, code=9)
+
+
+def _limits(folder):
+    """(NAME_MAX, PATH_MAX) of the file system the folder is on, as nbjax reports them."""
+    return os.pathconf(folder, "PC_NAME_MAX"), os.pathconf(folder, "PC_PATH_MAX") - 1
+
+
+LONG_NAME = "a" * 300  # one name over NAME_MAX (255 on Linux file systems)
+LONG_PATH = "/".join(["b" * 200] * 25)  # 5024 characters, each part allowed: over PATH_MAX (4096)
+
+
+@pytest.mark.parametrize("flag", ["-floatfile", "-intfile", "-pgmfile", "-noisefile"])
+def test_output_name_too_long_exits_9_before_any_work(flag, folder, capsys):
+    """A name the system refuses as too long is an unwritable output (exit 9, nothing written),
+    not an internal error; the message names the flag, shows the name cut short and says why."""
+    name_max, _ = _limits(folder)
+    fails(
+        BASE + [flag, LONG_NAME],
+        capsys,
+        folder,
+        f"{flag} '{'a' * 100}'...: the file name is too long (a name of 300 characters in it; the system "
+        f"allows {name_max})",
+        code=9,
+    )
+
+
+def test_output_path_too_long_exits_9_before_any_work(folder, capsys):
+    _, path_max = _limits(folder)
+    fails(
+        BASE + ["-floatfile", LONG_PATH],
+        capsys,
+        folder,
+        f"-floatfile '{'b' * 100}'...: the file name is too long (5024 characters; the system allows {path_max})",
+        code=9,
+    )
+
+
+def test_longest_allowed_output_name_is_written(folder, capsys):
+    """A name of exactly NAME_MAX characters is allowed, as in C: the temporary file beside it
+    (staging and the folder probe) must not be refused for its longer name."""
+    name = "c" * _limits(folder)[0]
+    status, _, err = nbjax(BASE + ["-nonoise", "-nopgm", "-floatfile", name], capsys)
+    assert status == 0, err
+    assert (folder / name).stat().st_size == 24 * 24 * 4
+    assert not [p for p in folder.iterdir() if p.name.startswith(".")]  # no temporary file left
+
+
+@pytest.mark.parametrize(
+    "flag, code, verb",
+    [
+        ("-hkl", 9, "unable to open"),
+        ("-mat", 2, "cannot read"),
+        ("-matrix", 2, "cannot read"),
+        ("-sourcefile", 9, "cannot read"),
+        ("-mask", 9, "cannot read"),
+        ("-img", 9, "cannot read"),
+    ],
+)
+@pytest.mark.parametrize("name", [LONG_NAME, LONG_PATH], ids=["name", "path"])
+def test_input_name_too_long_is_one_line(flag, code, verb, name, folder, capsys):
+    name_max, path_max = _limits(folder)
+    why = (
+        f"a name of 300 characters in it; the system allows {name_max}"
+        if name == LONG_NAME
+        else f"5024 characters; the system allows {path_max}"
+    )
+    fails(BASE + [flag, name], capsys, folder, f"{verb} {name[:100]}...: the file name is too long ({why})", code=code)
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root can write into a read-only folder")

@@ -141,6 +141,7 @@ class RunSettings:
     force: bool = False  # run beyond the work limit (setup/workload.py)
     warnings: list = dataclasses.field(default_factory=list)
     argv: list = dataclasses.field(default_factory=list)  # as parsed, for the collision warnings
+    given: dict = dataclasses.field(default_factory=dict)  # attribute -> "flag value" as typed, for messages
 
     def effective_misset_seed(self) -> int:
         """The misset RNG seed: -misset_seed when given, else the start-up time seed (C D23)."""

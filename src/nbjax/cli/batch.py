@@ -30,6 +30,8 @@ import sys
 import time
 from dataclasses import dataclass
 
+from nbjax.errors import os_error_text, shown_path
+
 PROGRAM_NAMES = ("nanoBragg", "nbjax")
 HELP_FLAGS = ("-h", "--help", "-help")
 REDIRECT_PREFIXES = ("2>", ">")  # standard error first: "2>x" also starts with no ">"
@@ -168,7 +170,7 @@ def _run_line(line: Line, folder: str, err) -> int:
         os.chdir(folder)
     except OSError as exc:
         print(
-            f"nbjax: error: batch line {line.number}: cannot enter {folder}: {exc.strerror or exc}",
+            f"nbjax: error: batch line {line.number}: cannot enter {shown_path(folder)}: {os_error_text(exc, folder)}",
             file=err,
             flush=True,
         )
@@ -177,7 +179,8 @@ def _run_line(line: Line, folder: str, err) -> int:
         with _redirected(line.stdout, line.stderr):
             return run_argv(line.argv)
     except OSError as exc:  # an output file that cannot be opened
-        print(f"nbjax: error: batch line {line.number}: {exc.filename}: {exc.strerror or exc}", file=err, flush=True)
+        name = shown_path(exc.filename) if exc.filename is not None else "?"
+        print(f"nbjax: error: batch line {line.number}: {name}: {os_error_text(exc)}", file=err, flush=True)
         return 2
 
 
@@ -199,7 +202,7 @@ def main(argv: list[str], out=sys.stdout, err=sys.stderr) -> int:
             with open(argv[0], encoding="utf-8", errors="surrogateescape") as handle:
                 text = handle.read()
         except OSError as exc:
-            print(f"nbjax: error: batch file {argv[0]}: {exc.strerror or exc}", file=err)
+            print(f"nbjax: error: batch file {shown_path(argv[0])}: {os_error_text(exc, argv[0])}", file=err)
             return 2
         return run_batch(text.split("\n"), status, err)
     finally:

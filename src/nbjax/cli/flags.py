@@ -19,7 +19,7 @@ from collections.abc import Callable
 from nbjax.cli.cvalues import to_float, to_int
 from nbjax.ctables import argv as ctable
 from nbjax.ctables.constants import HC_EV_ANGSTROM, RTD
-from nbjax.errors import NBError
+from nbjax.errors import NBError, quote_text
 from nbjax.settings import RunSettings
 
 
@@ -58,12 +58,20 @@ class Flag:
         return self.row.help
 
 
+def _note_given(s, attrs, flag, token) -> None:
+    """Record the flag and value as typed for each attribute they set (``RunSettings.given``),
+    so that a later message can name them (a refused workload, say)."""
+    for attr in attrs:
+        s.given[attr] = f"{quote_text(flag)} {quote_text(token)}"
+
+
 def _set(attr, convert=to_float, unit=None, also=None):
     """Handler setting ``attr`` from one value, converted by ``unit`` (C's own arithmetic)."""
 
     def apply(s, v, flag):
         value = convert(v[0], flag)
         setattr(s, attr, unit(value) if unit else value)
+        _note_given(s, (attr,), flag, v[0])
         for k, val in (also or {}).items():
             setattr(s, k, val)
 
@@ -75,6 +83,7 @@ def _set_many(attrs, unit=None, convert=to_float):
         value = convert(v[0], flag)
         for attr in attrs:
             setattr(s, attr, unit(value) if unit else value)
+        _note_given(s, attrs, flag, v[0])
 
     return apply
 
@@ -164,6 +173,7 @@ def _file(attr, **also):
         if not v[0]:
             raise NBError(f"{flag}: the file name is empty", exit_code=9)  # C's fopen("") fails: exit 9
         setattr(s, attr, v[0])
+        _note_given(s, (attr,), flag, v[0])
         for k, val in also.items():
             setattr(s, k, val)
 

@@ -21,7 +21,7 @@ import equinox as eqx
 import numpy as np
 from jaxtyping import Array, Bool, Float
 
-from nbjax.errors import NBError
+from nbjax.errors import NBError, os_error_text, shown_path
 
 SMV_SUFFIXES = (".img", ".smv")
 RAW_SUFFIXES = (".bin", ".raw", ".float")
@@ -38,8 +38,11 @@ class Observation(eqx.Module):
 
 
 def _is_smv(path) -> bool:
-    with open(path, "rb") as handle:
-        return handle.read(12) == b"{\nHEADER_BYT"
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(12) == b"{\nHEADER_BYT"
+    except OSError as exc:
+        raise NBError(f"cannot read {shown_path(path)}: {os_error_text(exc, path)}") from None
 
 
 def read_image(
@@ -47,8 +50,10 @@ def read_image(
 ):
     """(photons (slow, fast) float64, usable-pixel mask) from an image file (module docstring)."""
     path = os.fspath(path)
-    if not os.path.exists(path):
-        raise NBError(f"cannot read {path}: No such file or directory")
+    try:
+        os.stat(path)
+    except OSError as exc:
+        raise NBError(f"cannot read {shown_path(path)}: {os_error_text(exc, path)}") from None
     suffix = os.path.splitext(path)[1].lower()
     if suffix in SMV_SUFFIXES or _is_smv(path):
         from nbjax.io.smv import read_smv

@@ -5,13 +5,15 @@ finds out after rendering, and exits 9); ``StagedWrites`` writes a run's files t
 files and renames them all at the end, so a run leaves all of its files or none.
 """
 
+import errno
 import os
 import tempfile
 from pathlib import Path
 
-from nbjax.errors import NBError
+from nbjax.errors import NBError, os_error_text, shown_path
 
 OUTPUT_EXIT = 9  # the C program's exit status when it cannot open an output file
+TEMP_NAME_KEEP = 64  # characters of the target's name in its temporary file's name
 
 
 def _umask() -> int:
@@ -24,20 +26,30 @@ def _folder(target: Path) -> Path:
     return target.parent if str(target.parent) else Path(".")
 
 
+def _temp_prefix(target: Path) -> str:
+    """The start of a temporary file's name beside ``target``: its name cut short, so that a
+    name the system allows for the target is allowed for the temporary file too."""
+    return f".{target.name[:TEMP_NAME_KEEP]}."
+
+
+def _cannot_write(path, exc: OSError, label: str = "") -> NBError:
+    return NBError(f"{label}cannot write {shown_path(path)}: {os_error_text(exc, path)}", OUTPUT_EXIT)
+
+
 def _stage_bytes(path, data: bytes, label: str) -> str:
     """Write ``data`` to a new temporary file beside ``path``; returns its name."""
     target = Path(path)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=_folder(target))
+        fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(target), suffix=".tmp", dir=_folder(target))
     except OSError as exc:
-        raise NBError(f"{label}cannot write {path}: {exc.strerror}", OUTPUT_EXIT) from None
+        raise _cannot_write(path, exc, label) from None
     try:
         os.fchmod(fd, 0o666 & ~_umask())  # what fopen() would create; mkstemp makes 0600
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)
-        raise NBError(f"{label}cannot write {path}: {exc.strerror}", OUTPUT_EXIT) from None
+        raise _cannot_write(path, exc, label) from None
     return tmp
 
 
@@ -51,20 +63,37 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
         os.replace(tmp, path)
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)
-        raise NBError(f"cannot write {path}: {exc.strerror}", OUTPUT_EXIT) from None
+        raise _cannot_write(path, exc) from None
 
 
 def check_writable(path: str, flag: str) -> None:
     """Raise NBError (exit 9, naming ``flag`` and the path) unless ``path`` can be written.
 
     The folder is probed by creating and removing a temporary file in it, so the answer is the
-    operating system's (a read-only folder is writable for root, and says so here too).
+    operating system's (a read-only folder is writable for root, and says so here too).  A name
+    longer than the system allows (a part over NAME_MAX, the whole over PATH_MAX) is refused
+    saying so (``errors.name_too_long``), as is any other error the system gives.
     """
-    label = f"{flag} {path!r}" if path else flag
+    label = f"{flag} {shown_path(path, quoted=True)}" if path else flag
     if not path:
         raise NBError(f"{flag}: the file name is empty", OUTPUT_EXIT)
     target = Path(path)
     folder = _folder(target)
+    try:
+        _check_place(target, folder, label)
+        fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(target), suffix=".probe", dir=folder)
+    except OSError as exc:
+        if exc.errno == errno.ENAMETOOLONG:
+            raise NBError(f"{label}: {os_error_text(exc, path)}", OUTPUT_EXIT) from None
+        where = shown_path(folder, quoted=True)
+        raise NBError(f"{label}: cannot write in folder {where}: {os_error_text(exc)}", OUTPUT_EXIT) from None
+    os.close(fd)
+    os.unlink(tmp)
+
+
+def _check_place(target: Path, folder: Path, label: str) -> None:
+    """NBError when ``target`` is a folder, its folder is missing or is a file, or it is a
+    read-only file; OSError where the system refuses to say (a name too long, say)."""
     if target.is_dir():
         raise NBError(f"{label}: is a folder, not a file name", OUTPUT_EXIT)
     if not folder.is_dir():
@@ -72,16 +101,13 @@ def check_writable(path: str, flag: str) -> None:
         while not existing.exists():
             existing, missing = existing.parent, existing
         if not existing.is_dir():
-            raise NBError(f"{label}: cannot write there: {str(existing)!r} is a file, not a folder", OUTPUT_EXIT)
-        raise NBError(f"{label}: cannot write there: folder {str(missing)!r} does not exist", OUTPUT_EXIT)
+            where = shown_path(existing, quoted=True)
+            raise NBError(f"{label}: cannot write there: {where} is a file, not a folder", OUTPUT_EXIT)
+        raise NBError(
+            f"{label}: cannot write there: folder {shown_path(missing, quoted=True)} does not exist", OUTPUT_EXIT
+        )
     if target.exists() and not os.access(target, os.W_OK):
         raise NBError(f"{label}: the file exists and is read-only", OUTPUT_EXIT)
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".probe", dir=folder)
-    except OSError as exc:
-        raise NBError(f"{label}: cannot write in folder {str(folder)!r}: {exc.strerror}", OUTPUT_EXIT) from None
-    os.close(fd)
-    os.unlink(tmp)
 
 
 class StagedWrites:
@@ -102,7 +128,7 @@ class StagedWrites:
                 try:
                     os.replace(tmp, path)
                 except OSError as exc:
-                    raise NBError(f"cannot write {path}: {exc.strerror}", OUTPUT_EXIT) from None
+                    raise _cannot_write(path, exc) from None
                 self._staged.pop(0)
         finally:
             self.discard()

@@ -10,7 +10,7 @@ import re
 
 import numpy as np
 
-from nbjax.errors import NBError
+from nbjax.errors import NBError, os_error_text, shown_path
 from nbjax.io.atomic import write_bytes_atomic
 from nbjax.io.hkl import HKLGrid, empty_grid
 
@@ -42,7 +42,7 @@ def read_fdump(path: str | os.PathLike) -> HKLGrid:
         with open(path, "rb") as handle:
             raw = handle.read()
     except OSError as exc:
-        raise NBError(f"cannot read {path}: {exc.strerror or exc}", exit_code=9) from None
+        raise NBError(f"cannot read {shown_path(path)}: {os_error_text(exc, path)}", exit_code=9) from None
     match = _HEADER.match(raw)
     if match is None:
         raise NBError(f"{path}: not an Fdump file (no 'h_min h_max k_min k_max l_min l_max' header)")

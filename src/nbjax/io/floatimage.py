@@ -7,7 +7,7 @@ import os
 
 import numpy as np
 
-from nbjax.errors import NBError
+from nbjax.errors import NBError, os_error_text, shown_path
 from nbjax.io.atomic import write_bytes_atomic
 
 
@@ -33,7 +33,7 @@ def read_float_image(path: str | os.PathLike, fpixels: int | None = None, spixel
         with open(path, "rb") as handle:
             data = handle.read()
     except OSError as exc:
-        raise NBError(f"cannot read {path}: {exc.strerror or exc}") from None
+        raise NBError(f"cannot read {shown_path(path)}: {os_error_text(exc, path)}") from None
     if len(data) % 4:
         raise NBError(f"{path}: {len(data)} bytes is not a whole number of 4-byte floats")
     raw = np.frombuffer(data, dtype="<f4")

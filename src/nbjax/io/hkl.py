@@ -7,6 +7,15 @@ and agrees with it on well-formed files.  Where C misreads a file it is an NBErr
 non-numeric or short lines, non-finite numbers) or a returned warning (extra columns: the first
 four are used; indices not written as plain integers: C stops reading at the first one).
 
+Exit status of a refused file: 9 exactly where the C program exits 9 on it, 2 otherwise (checked
+against the C program).  C exits 9 when it cannot open the file, and ("not enough HKL indices")
+when its counting pass leaves an index range negative: no entry read at all (an empty file, a
+leading comment or text line, fewer than four numbers before the first non-number), a NaN index
+in every entry of one column, or an index beyond a C int whose conversion (INT_MIN on x86-64)
+makes max - min + 1 negative.  ``c_counting_pass_fails`` repeats that pass; it runs only for a
+file nbjax refuses, and never makes one acceptable.  Files C reads (a comment after the first
+entry, a NaN F) or allocates until it is killed (a grid over ``MAX_GRID_CELLS``) exit 2.
+
 Speed: a well-formed file (plain-integer indices, four finite numbers on every non-blank line,
 only digits, signs, points, exponents and white space) is parsed in one call of NumPy's C text
 reader; anything else goes through the line-by-line validator, which gives the messages and
@@ -21,10 +30,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from nbjax.errors import NBError, quote_text
+from nbjax.errors import NBError, os_error_text, quote_text, shown_path
 from nbjax.io.cformat import cformat_g, parse_c_float
 
 _PLAIN_INT = re.compile(r"[+-]?\d+\Z")
+# one fscanf("%lg") conversion: white space, then the longest number strtod reads (hex included)
+_C_NUMBER = re.compile(
+    r"[ \t\n\v\f\r]*([+-]?(?:0[xX](?:[0-9a-fA-F]+\.?[0-9a-fA-F]*|\.[0-9a-fA-F]+)(?:[pP][+-]?\d+)?"
+    r"|(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|inf(?:inity)?|nan(?:\([0-9A-Za-z_]*\))?))",
+    re.IGNORECASE,
+)
+C_EXIT = 9  # the C program's exit status for an HKL file it cannot use
 MAX_GRID_CELLS = 1 << 28
 _ROW = np.dtype([("h", "<i8"), ("k", "<i8"), ("l", "<i8"), ("F", "<f8")])
 _FAST_BYTES = b"0123456789+-.eE \t\n\r"
@@ -56,7 +72,7 @@ def empty_grid(bounds: tuple[int, int, int, int, int, int], where: str) -> np.nd
     h_min, h_max, k_min, k_max, l_min, l_max = bounds
     shape = (h_max - h_min + 2, k_max - k_min + 2, l_max - l_min + 2)
     if min(shape) < 2:
-        raise NBError(f"not enough HKL indices in {where}", exit_code=9)
+        raise NBError(f"not enough HKL indices in {where}", C_EXIT)
     if shape[0] * shape[1] * shape[2] > MAX_GRID_CELLS:
         raise NBError(f"{where}: HKL index ranges {bounds} are too large")
     return np.zeros(shape, dtype=np.float64)
@@ -124,9 +140,51 @@ def _fast_entries(data: bytes) -> tuple[np.ndarray, np.ndarray] | None:
 def _slow_entries(path, data: bytes) -> tuple[np.ndarray, np.ndarray, list[str]]:
     entries, warnings = _entries(path, data)
     if not entries:
-        raise NBError(f"not enough HKL indices in {path}", exit_code=9)
+        raise NBError(f"not enough HKL indices in {path}", C_EXIT)
     idx = np.array([[int(h), int(k), int(l)] for h, k, l, _ in entries], dtype=np.int64)
     return idx, np.array([entry[3] for entry in entries], dtype=np.float64), warnings
+
+
+def _c_number(token: str) -> float:
+    token = token.split("(")[0]
+    return float.fromhex(token) if "x" in token.lower() else float(token)
+
+
+def _c_int(x: float) -> int:
+    """C's ``(int)`` of a double as gcc does it on x86-64: truncation toward zero, and INT_MIN
+    for NaN and values out of range."""
+    return int(x) if -(2.0**31) - 1.0 < x < 2.0**31 else -(2**31)
+
+
+def _c_int32(n: int) -> int:
+    """``n`` wrapped to a C int (two's complement, as the int arithmetic of C runs on x86-64)."""
+    return (n + 2**31) % 2**32 - 2**31
+
+
+def c_counting_pass_fails(data: bytes) -> bool:
+    """True when the C program's first pass over an HKL file (``fscanf("%lg%lg%lg%lg")`` until
+    it reads fewer than four numbers, keeping int min/max per index column, starting from 1e9
+    and -1e9) leaves a negative range max - min + 1, on which C prints "not enough HKL indices"
+    and exits 9 (module docstring)."""
+    text = data.decode("latin-1")
+    lo, hi = [10**9] * 3, [-(10**9)] * 3
+    pos = 0
+    while True:
+        values = []
+        while len(values) < 4:
+            match = _C_NUMBER.match(text, pos)
+            if match is None:
+                break
+            values.append(_c_number(match.group(1)))
+            pos = match.end()
+        if len(values) < 4:
+            break
+        for i, v in enumerate(values[:3]):
+            if lo[i] > v:  # False for NaN, as in C
+                lo[i] = _c_int(v)
+            if hi[i] < v:
+                hi[i] = _c_int(v)
+    return any(_c_int32(h - l + 1) < 0 for l, h in zip(lo, hi, strict=True))
 
 
 def _column_bounds(idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -142,12 +200,22 @@ def read_hkl(path: str | os.PathLike, default_F: float = 0.0) -> HKLGrid:
     Ranges are C's int truncations of the min/max indices; the real extent is prefilled with
     ``default_F`` when it is non-zero; entries are placed at their truncated indices in file order,
     so later duplicates win.  Returns the grid, C's ``hkls`` count and any warning lines.
+    A refused file is an NBError with exit status 9 where C exits 9 on it, else 2.
     """
     try:
         with open(path, "rb") as handle:
             data = handle.read()
     except OSError as exc:
-        raise NBError(f"unable to open {path}: {exc.strerror or exc}", exit_code=9) from None
+        raise NBError(f"unable to open {shown_path(path)}: {os_error_text(exc, path)}", C_EXIT) from None
+    try:
+        return _grid(path, data, default_F)
+    except NBError as exc:
+        if exc.exit_code == C_EXIT or not c_counting_pass_fails(data):
+            raise
+        raise NBError(str(exc), C_EXIT) from None
+
+
+def _grid(path, data: bytes, default_F: float) -> HKLGrid:
     fast = _fast_entries(data)
     if fast is not None:
         idx, values = fast

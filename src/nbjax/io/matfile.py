@@ -11,7 +11,7 @@ import os
 
 import numpy as np
 
-from nbjax.errors import NBError
+from nbjax.errors import NBError, os_error_text, shown_path
 from nbjax.io.cformat import parse_c_float
 
 
@@ -21,7 +21,7 @@ def read_mat(path: str | os.PathLike) -> np.ndarray:
         with open(path, "rb") as handle:
             tokens = handle.read().split()[:9]
     except OSError as exc:
-        raise NBError(f"cannot read {path}: {exc.strerror or exc}") from None
+        raise NBError(f"cannot read {shown_path(path)}: {os_error_text(exc, path)}") from None
     values = []
     for tok in tokens:
         value = parse_c_float(tok.decode("latin-1"))

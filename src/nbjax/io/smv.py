@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from nbjax.ctables.constants import RTD
-from nbjax.errors import NBError
+from nbjax.errors import NBError, os_error_text, shown_path
 from nbjax.io.atomic import write_bytes_atomic
 from nbjax.io.cformat import c_atof, cformat_g
 from nbjax.roi import Roi
@@ -182,7 +182,7 @@ def read_smv(path: str | os.PathLike) -> SMVFrame:
         with open(path, "rb") as handle:
             raw = handle.read()
     except OSError as exc:
-        raise NBError(f"cannot read {path}: {exc.strerror or exc}", exit_code=9) from None
+        raise NBError(f"cannot read {shown_path(path)}: {os_error_text(exc, path)}", exit_code=9) from None
     if len(raw) < HEADER_BYTES:
         raise NBError(f"{path}: {len(raw)} bytes, shorter than the {HEADER_BYTES}-byte SMV header", exit_code=9)
 

@@ -14,7 +14,7 @@ import re
 
 import numpy as np
 
-from nbjax.errors import NBError, quote_text
+from nbjax.errors import NBError, os_error_text, quote_text, shown_path
 from nbjax.io.cformat import c_atof, parse_c_float
 
 COLUMNS = 5
@@ -88,7 +88,7 @@ def read_source_file(path: str | os.PathLike) -> np.ndarray:
         with open(path, "rb") as handle:
             text = handle.read().decode("latin-1")
     except OSError as exc:
-        raise NBError(f"cannot read {path}: {exc.strerror or exc}", exit_code=9) from None
+        raise NBError(f"cannot read {shown_path(path)}: {os_error_text(exc, path)}", exit_code=9) from None
     lines = [line + "\n" for line in text.split("\n")]
     lines[-1] = lines[-1][:-1]
     rows = []

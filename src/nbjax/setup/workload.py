@@ -10,6 +10,10 @@ Limits (documented in ``--help`` under -force):
 * estimated time above ``MAX_SECONDS`` (one hour): refused unless ``-force`` is given;
 * estimated memory above ``MEMORY_FRACTION`` of this machine's memory: always refused, since
   running out of memory would lose the whole run.
+
+A refusal of a command line's work (``check_settings``) begins with the flags behind it, as the
+user typed them (``-mosaic_dom 1e12: this run needs more memory ...``): the flags of each count
+that alone, brought down to 1, would let the run through, or else of every count above 1.
 """
 
 from __future__ import annotations
@@ -154,9 +158,42 @@ def source_count(s, hdiv, vdiv, disp) -> int:
     return grid_sources(hdiv, vdiv, disp)
 
 
+# The counts of a Workload and the RunSettings attributes of the flags that set them.
+COUNT_SETTINGS = {
+    "oversample": ("oversample",),
+    "layers": ("detector_thicksteps", "detector_thickstep"),
+    "sources": ("sourcefile", "hdivsteps", "hdivstep", "vdivsteps", "vdivstep", "dispsteps", "dispstep"),
+    "phisteps": ("phisteps", "phistep"),
+    "domains": ("mosaic_domains",),
+}
+
+
+def _passes(w: Workload, force: bool, memory: int | None) -> bool:
+    try:
+        check(w, force, memory)
+    except NBError:
+        return False
+    return True
+
+
+def flags_behind(w: Workload, s, memory: int | None = None) -> list[str]:
+    """The flags and values, as typed (``s.given``), behind a workload that :func:`check`
+    refuses: those of each count that alone, brought down to 1, would let it through; when no
+    single count would, those of every count above 1."""
+    large = [count for count in COUNT_SETTINGS if getattr(w, count) > 1]
+    enough = [c for c in large if _passes(dataclasses.replace(w, **{c: 1}), s.force, memory)]
+    named = []
+    for count in enough or large:
+        for attr in COUNT_SETTINGS[count]:
+            if attr in s.given and s.given[attr] not in named:
+                named.append(s.given[attr])
+    return named
+
+
 def check_settings(s, geo, oversample: int, layers: int, phisteps: int, domains: int, hdiv, vdiv, disp) -> Workload:
     """:func:`check` on the work the set-up is about to build (before any source or mosaic
-    domain exists, so an absurd count cannot exhaust the memory first)."""
+    domain exists, so an absurd count cannot exhaust the memory first); the message begins with
+    the flags behind a refusal (:func:`flags_behind`)."""
     import jax
 
     w = Workload(
@@ -168,5 +205,12 @@ def check_settings(s, geo, oversample: int, layers: int, phisteps: int, domains:
         domains,
         accelerator=jax.default_backend() != "cpu",
     )
-    check(w, s.force)
+    memory = machine_memory()
+    try:
+        check(w, s.force, memory)
+    except NBError as exc:
+        named = flags_behind(w, s, memory)
+        if not named:
+            raise
+        raise NBError(f"{', '.join(named)}: {exc}", exc.exit_code) from None
     return w
