@@ -26,8 +26,10 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jaxtyping import Array, Bool, Float, Int
 
 from nbjax import kernel
+from nbjax.experiment import Experiment
 from nbjax.fit import _source_gradient as source_gradient
 from nbjax.fit import _tangents as shared_lattice
 
@@ -73,11 +75,13 @@ def tangents_for(layout: Layout, n_theta: int, n_sources: int) -> Tangents:
     return Tangents(np.array(vectors).reshape(-1, n_theta), tuple(blocks))
 
 
-def split(theta, layout: Layout):
+def split(theta: Float[Array, " n"], layout: Layout) -> list[Float[Array, "..."]]:
     return [theta[sl].reshape(shape) for sl, shape in zip(layout.slices, layout.shapes, strict=True)]
 
 
-def linear_parts(reference, layout: Layout, theta):
+def linear_parts(
+    reference: Experiment, layout: Layout, theta: Float[Array, " n"]
+) -> tuple[Float[Array, " S"], Float[Array, ""], Float[Array, ""]]:
     """(weights (S,), scale, background) for flat theta."""
     w = reference.beam.weights / jnp.sum(reference.beam.weights)
     scale, background = jnp.ones((), theta.dtype), jnp.zeros((), theta.dtype)
@@ -92,7 +96,7 @@ def linear_parts(reference, layout: Layout, theta):
     return w, scale, background
 
 
-def experiment(reference, layout: Layout, theta):
+def experiment(reference: Experiment, layout: Layout, theta: Float[Array, " n"]) -> Experiment:
     exp = reference
     for p, t in zip(layout.params, split(theta, layout), strict=True):
         if p.role == "experiment":
@@ -106,7 +110,9 @@ def default_tile(reference, n_tangents: int) -> int:
     return min(4096, kernel.default_tile(reference, copies=1 + n_tangents))
 
 
-def pixel_tiles(mask, tile: int):
+def pixel_tiles(
+    mask, tile: int
+) -> tuple[Int[np.ndarray, "n_tiles tile"], Int[np.ndarray, "n_tiles tile"], Bool[np.ndarray, "n_tiles tile"]]:
     """Usable pixels as tiles: (fpix, spix, valid) each (n_tiles, tile), padded with the last
     usable pixel (valid False)."""
     spix, fpix = np.nonzero(np.asarray(mask))
@@ -119,7 +125,15 @@ def pixel_tiles(mask, tile: int):
     return fpix.reshape(n_tiles, tile), spix.reshape(n_tiles, tile), valid.reshape(n_tiles, tile)
 
 
-def _tile_model_and_jacobian(reference, layout, tangents, theta, fpix, spix, dtype):
+def _tile_model_and_jacobian(
+    reference: Experiment,
+    layout: Layout,
+    tangents: Tangents,
+    theta: Float[Array, " n"],
+    fpix: Int[Array, " T"],
+    spix: Int[Array, " T"],
+    dtype,
+) -> tuple[Float[Array, " T"], Float[Array, "T n"]]:
     """(m (T,), J (T, n)) for one tile."""
     S = reference.beam.wavelengths.shape[0]
 
@@ -158,12 +172,21 @@ def _tile_model_and_jacobian(reference, layout, tangents, theta, fpix, spix, dty
     return m, jnp.concatenate(pieces, axis=1)
 
 
-def _combine(reference, layout, theta, images):
+def _combine(
+    reference: Experiment, layout: Layout, theta: Float[Array, " n"], images: Float[Array, "T S"]
+) -> Float[Array, " T"]:
     w, scale, background = linear_parts(reference, layout, theta)
     return scale * (images @ w.astype(images.dtype)) + background
 
 
-def _tile_model(reference, layout, theta, fpix, spix, dtype):
+def _tile_model(
+    reference: Experiment,
+    layout: Layout,
+    theta: Float[Array, " n"],
+    fpix: Int[Array, " T"],
+    spix: Int[Array, " T"],
+    dtype,
+) -> Float[Array, " T"]:
     exp = experiment(reference, layout, theta)
     return _combine(reference, layout, theta, exp.model.per_source(exp, fpix, spix, dtype))
 

@@ -30,9 +30,11 @@ Levenberg-Marquardt pass's J^T dl/dm, which is checked against central finite di
 from __future__ import annotations
 
 import jax.numpy as jnp
+from jaxtyping import Array, Bool, Float, Int
 
 from nbjax.accumulation import source_images
 from nbjax.ctables.constants import R_E_SQR
+from nbjax.experiment import Experiment
 from nbjax.fit._tangents import geometry, hkl_of, through_miller_indices, x_and_gradient
 from nbjax.physics.detector_response import polarization_form
 from nbjax.samples import unit
@@ -47,7 +49,17 @@ def eligible(reference, layout) -> bool:
     return all(p.role in BEAM_ROLES or p.beam_only for p in layout.params)
 
 
-def tile_terms(exp, beam_values, fpix, spix, valid, data, sigma, loss, dtype):
+def tile_terms(
+    exp: Experiment,
+    beam_values: tuple,
+    fpix: Int[Array, " T"],
+    spix: Int[Array, " T"],
+    valid: Bool[Array, " T"],
+    data: Float[Array, " T"],
+    sigma: Float[Array, " T"],
+    loss,
+    dtype,
+) -> tuple[Float[Array, ""], tuple]:
     """(loss of the tile, cotangents of ``beam_values``) for one tile; ``beam_values`` =
     (inv_lambda (S,), incident (S, 3), M (S, 3, 3), w (S,), scale, background)."""
     inv_lambda, incident, M, w, scale, background = beam_values
@@ -94,7 +106,16 @@ def tile_terms(exp, beam_values, fpix, spix, valid, data, sigma, loss, dtype):
     return total, cot
 
 
-def beam_values(exp, w, scale, background):
+def beam_values(
+    exp: Experiment, w: Float[Array, " S"], scale: Float[Array, ""], background: Float[Array, ""]
+) -> tuple[
+    Float[Array, " S"],
+    Float[Array, "S 3"],
+    Float[Array, "S 3 3"],
+    Float[Array, " S"],
+    Float[Array, ""],
+    Float[Array, ""],
+]:
     """b(theta) of the module docstring from an Experiment and the linear parts."""
     beam = exp.beam
     incident = -unit(beam.directions, jnp.linalg.norm(beam.directions, axis=-1))

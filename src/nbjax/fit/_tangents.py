@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+from jaxtyping import Array, Bool, Float, Int
 
 from nbjax.accumulation import Physical, f_cell, source_images
+from nbjax.experiment import Experiment
 from nbjax.physics.lattice import lattice_sq_and_gradient
 from nbjax.samples import miller_indices, orientation_matrices, pixel_samples, unit
 
@@ -65,7 +67,9 @@ def hkl_of(g):
     return miller_indices(g["mats"], g["d"], g["incident"], g["inv_lambda"])
 
 
-def x_and_gradient(exp, hkl, skip, dtype):
+def x_and_gradient(
+    exp: Experiment, hkl: Float[Array, "T L Q S K 3"], skip: Bool[Array, "T L Q S"], dtype
+) -> tuple[Float[Array, "T L Q S K"], tuple[Float[Array, "T L Q S K"], ...]]:
     """x = F^2 G(h) per sample (0 where dmin skips it) and dx/dh as three arrays, one per axis
     of h (``lattice_sq_and_gradient`` says why); F_cell is the nearest table entry, constant
     in h."""
@@ -76,7 +80,14 @@ def x_and_gradient(exp, hkl, skip, dtype):
     return f2 * G, tuple(f2 * dG_c for dG_c in dG)
 
 
-def images_and_tangents(experiment_of, theta, vectors, fpix, spix, dtype):
+def images_and_tangents(
+    experiment_of,
+    theta: Float[Array, " n"],
+    vectors: Float[Array, "n_t n"],
+    fpix: Int[Array, " T"],
+    spix: Int[Array, " T"],
+    dtype,
+) -> tuple[Float[Array, "T S"], Float[Array, "n_t T S"]]:
     """(I (T, S), dI (n_t, T, S)) for ``experiment_of(theta)`` along ``vectors`` (n_t, n)."""
     exp = experiment_of(theta)
     g, g_dots, skip = jax.vmap(
