@@ -109,7 +109,8 @@ def parameter(name: str, settings):
     if key == "mosaic":
         return nf.MosaicSpread(spread0=math.degrees(max(settings.mosaic_spread, 0.0)))
     raise NBError(
-        f"-free: unknown parameter '{name}' (known: weights, spectrum, wavelengths, source_angles, beam_angle, divergence, dispersion, scale, background, distance, beam_centre, cell, misset, N, mosaic)"
+        f"-free: unknown parameter '{name}' (known: weights, spectrum, wavelengths, source_angles, beam_angle, "
+        "divergence, dispersion, scale, background, distance, beam_centre, cell, misset, N, mosaic)"
     )
 
 
@@ -172,7 +173,8 @@ def run(argv, out=sys.stdout, err=sys.stderr) -> int:
         start, obs, free, truth = _demo.problem(seed)
         exps, observations, per_image = [start], [obs], []
         print(
-            f"nbjax fit -demo: 5-channel spectrum, 128x128 pixels, Poisson noise (seed {seed}); fitting {', '.join(p.name for p in free)}",
+            f"nbjax fit -demo: 5-channel spectrum, 128x128 pixels, Poisson noise (seed {seed}); "
+            f"fitting {', '.join(p.name for p in free)}",
             file=out,
         )
     else:
@@ -189,11 +191,12 @@ def run(argv, out=sys.stdout, err=sys.stderr) -> int:
     if truth is not None:
         print("\ntruth vs fitted:", file=out)
         for name, value in truth.items():
+            line = f"  {name:<14} truth {value:12.8g}   fitted {result.value(name):12.8g}"
+            if result.at_bound[result.names.index(name)]:
+                print(f"{line} at bound", file=out)
+                continue
             pull = (result.value(name) - value) / result.error(name)
-            print(
-                f"  {name:<14} truth {value:12.8g}   fitted {result.value(name):12.8g} +- {result.error(name):.3g}   ({pull:+.2f} sigma)",
-                file=out,
-            )
+            print(f"{line} +- {result.error(name):.3g}   ({pull:+.2f} sigma)", file=out)
     meta = {
         "command": ["nbjax", "fit", *argv],
         "data": opts.get("-data") or ["demo"],

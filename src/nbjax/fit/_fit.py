@@ -7,6 +7,16 @@ is a likelihood (``_losses``: Poisson by default) plus Gaussian restraints; the 
 Levenberg-Marquardt on the Fisher matrix by default (``_solvers``).  Error bars: the covariance
 of the user values is G F^-1 G^T, with F the Fisher information of the chosen likelihood (plus
 the restraints' curvature) at the optimum and G = du/dtheta.
+
+A value at its bound has no error bar.  With ``bounds=(lo, hi)`` the transform is
+u = lo + (hi - lo) s, s = sigmoid(theta), so du/dtheta = (hi - lo) s (1 - s): where the data push
+u against lo or hi, s goes to 0 or 1 and G F^-1 G^T shrinks to a meaningless ~0.  A value is
+"at bound" when s = (u - lo)/(hi - lo) is within ``AT_BOUND`` = 1e-6 of 0 or 1: du/dtheta is
+then below 1e-6 (hi - lo), under 4e-6 of its value mid-interval, (hi - lo)/4, so the error bar is
+at most 4e-6 of what the same Fisher information gives there.  Its ``stderr`` is NaN
+(``error(name)`` too), the printed table says ``at bound`` and ``as_dict`` gives
+``"at_bound": true, "stderr": null``; its rows of ``covariance`` and ``correlation`` are kept as
+computed and mean nothing either.
 """
 
 from __future__ import annotations
@@ -27,17 +37,21 @@ from nbjax.fit._losses import AbstractLoss, Poisson
 from nbjax.fit._parameters import AbstractParameter
 from nbjax.fit._solvers import AbstractMethod, LevenbergMarquardt
 
+AT_BOUND = 1e-6  # sigmoid(theta) this close to 0 or 1: the value is at its bound (module docstring)
+
 
 class FitResult(eqx.Module):
     """Fitted values in user units with standard errors, covariance and correlation (from the
     Fisher information at the optimum), the loss history, and per image the fitted Experiment,
-    model image and residual (data - model; 0 where masked)."""
+    model image and residual (data - model; 0 where masked).  ``at_bound``: the values at a
+    bound of their ``bounds``, whose ``stderr`` is NaN (module docstring)."""
 
     names: tuple = eqx.field(static=True)
     units: tuple = eqx.field(static=True)
     values: np.ndarray
     start: np.ndarray
     stderr: np.ndarray
+    at_bound: np.ndarray
     covariance: np.ndarray
     correlation: np.ndarray
     loss_history: tuple = eqx.field(static=True)
@@ -52,13 +66,24 @@ class FitResult(eqx.Module):
         return float(self.values[self.names.index(label)])
 
     def error(self, label: str) -> float:
+        """The standard error of a value; NaN for a value at its bound."""
         return float(self.stderr[self.names.index(label)])
 
     def as_dict(self) -> dict:
+        """Plain JSON-ready values; a value at its bound has ``"stderr": null, "at_bound": true``."""
         return {
             "parameters": [
-                {"name": n, "units": u, "start": float(s), "value": float(v), "stderr": float(e)}
-                for n, u, s, v, e in zip(self.names, self.units, self.start, self.values, self.stderr)
+                {
+                    "name": n,
+                    "units": u,
+                    "start": float(s),
+                    "value": float(v),
+                    "stderr": None if b else float(e),
+                    "at_bound": bool(b),
+                }
+                for n, u, s, v, e, b in zip(
+                    self.names, self.units, self.start, self.values, self.stderr, self.at_bound, strict=True
+                )
             ],
             "covariance": np.asarray(self.covariance).tolist(),
             "correlation": np.asarray(self.correlation).tolist(),
@@ -70,10 +95,14 @@ class FitResult(eqx.Module):
     def __str__(self) -> str:
         width = max(len(n) for n in self.names) if self.names else 4
         lines = [f"{'parameter':<{width}}  {'start':>14}  {'fitted':>14}  {'+-':>11}  units"]
-        for n, u, s, v, e in zip(self.names, self.units, self.start, self.values, self.stderr):
-            lines.append(f"{n:<{width}}  {s:14.8g}  {v:14.8g}  {e:11.4g}  {u}")
+        for n, u, s, v, e, b in zip(
+            self.names, self.units, self.start, self.values, self.stderr, self.at_bound, strict=True
+        ):
+            error = f"{'at bound':>11}" if b else f"{e:11.4g}"
+            lines.append(f"{n:<{width}}  {s:14.8g}  {v:14.8g}  {error}  {u}")
         lines.append(
-            f"loss {self.loss_history[0]:.10g} -> {self.loss_history[-1]:.10g} in {len(self.loss_history) - 1} steps; {'converged' if self.converged else 'NOT converged'}: {self.message}"
+            f"loss {self.loss_history[0]:.10g} -> {self.loss_history[-1]:.10g} in {len(self.loss_history) - 1} "
+            f"steps; {'converged' if self.converged else 'NOT converged'}: {self.message}"
         )
         return "\n".join(lines)
 
@@ -157,6 +186,7 @@ class Problem:
     local: list  # indices of the images this process computes
     experiments: list  # the starting Experiment of every image
     observations: list
+    bounds: list = dataclasses.field(default_factory=list)  # per user value: (lo, hi) of its transform, or None
 
 
 def build_problem(
@@ -177,7 +207,7 @@ def build_problem(
         raise NBError("fit: float64 needs jax.config.update('jax_enable_x64', True) before building the Experiment")
 
     # ---- flat theta: shared parameters, then each image's own block
-    theta0, labels, units, layouts = [], [], [], []
+    theta0, labels, units, layouts, bounds = [], [], [], [], []
     offset = 0
     shared_spans = []
     for p in free:
@@ -186,6 +216,7 @@ def build_problem(
         theta0.append(t.reshape(-1))
         labels += p.labels(exps[0])
         units += [p.units] * len(p.labels(exps[0]))
+        bounds += [p.transform_bounds()] * len(p.labels(exps[0]))
         offset += t.size
     for i, e in enumerate(exps):
         spans, shapes = [s for s, _ in shared_spans], [sh for _, sh in shared_spans]
@@ -197,6 +228,7 @@ def build_problem(
             suffix = f"@{obs[i].name}" if len(exps) > 1 else ""
             labels += [lab + suffix for lab in p.labels(e)]
             units += [p.units] * len(p.labels(e))
+            bounds += [p.transform_bounds()] * len(p.labels(e))
             offset += t.size
         layouts.append(_engine.Layout(free + per_image, tuple(spans), tuple(shapes)))
     theta0 = np.concatenate(theta0) if theta0 else np.zeros(0)
@@ -206,17 +238,18 @@ def build_problem(
 
     S = exps[0].beam.wavelengths.shape[0]
     tangent_sets = [_engine.tangents_for(layout, n, S) for layout in layouts]
-    tile = tile or min(_engine.default_tile(e, t.vectors.shape[0]) for e, t in zip(exps, tangent_sets))
+    tile = tile or min(_engine.default_tile(e, t.vectors.shape[0]) for e, t in zip(exps, tangent_sets, strict=False))
     local = _local_images(len(exps), distributed)
     tile = min(tile, max(int(np.count_nonzero(obs[i].mask)) for i in local))
     packed = []
-    for i, (e, o) in enumerate(zip(exps, obs)):
+    for i, (e, o) in enumerate(zip(exps, obs, strict=False)):
         if i not in local:
             continue
         shape = (e.detector.spixels, e.detector.fpixels)
         if tuple(np.shape(o.image)) != shape:
             raise NBError(
-                f"fit: {o.name} is {np.shape(o.image)[1]}x{np.shape(o.image)[0]} pixels, the model detector {shape[1]}x{shape[0]}"
+                f"fit: {o.name} is {np.shape(o.image)[1]}x{np.shape(o.image)[0]} pixels, "
+                f"the model detector {shape[1]}x{shape[0]}"
             )
         fpix, spix, valid = _engine.pixel_tiles(o.mask, tile)
         image = np.asarray(o.image, np.float64)
@@ -229,7 +262,7 @@ def build_problem(
         out = []
         for k, layout in enumerate(layouts):
             parts = _engine.split(theta, layout)
-            for j, (p, t) in enumerate(zip(layout.params, parts)):
+            for j, (p, t) in enumerate(zip(layout.params, parts, strict=False)):
                 if j < len(free) and k > 0:
                     continue
                 out.append(jnp.ravel(p.from_theta(t)))
@@ -240,7 +273,7 @@ def build_problem(
     if distributed:
         from nbjax.distributed import sum_over_processes as reduce
     objective = Objective(passes, tuple(exps[i] for i in local), tuple(packed), restraint, reduce)
-    return Problem(objective, theta0, labels, units, layouts, packed, user_values, local, exps, obs)
+    return Problem(objective, theta0, labels, units, layouts, packed, user_values, local, exps, obs, bounds=bounds)
 
 
 def _pad_tiles(packed):
@@ -250,13 +283,13 @@ def _pad_tiles(packed):
     out = []
     for fpix, spix, valid, d, sigma in packed:
         extra = most - fpix.shape[0]
-        pad = lambda a, fill=None: (
-            np.concatenate(
-                [a, np.repeat(a[-1:], extra, axis=0) if fill is None else np.full((extra,) + a.shape[1:], fill)]
-            )
-            if extra
-            else a
-        )  # noqa: E731
+
+        def pad(a, fill=None, extra=extra):
+            if not extra:
+                return a
+            more = np.repeat(a[-1:], extra, axis=0) if fill is None else np.full((extra,) + a.shape[1:], fill)
+            return np.concatenate([a, more])
+
         out.append(tuple(jnp.asarray(a) for a in (pad(fpix), pad(spix), pad(valid, False), pad(d), pad(sigma))))
     return out
 
@@ -312,11 +345,13 @@ def fit(
     stderr = np.sqrt(np.maximum(np.diag(cov), 0.0))
     with np.errstate(divide="ignore", invalid="ignore"):
         corr = np.where(np.outer(stderr, stderr) > 0, cov / np.outer(stderr, stderr), 0.0)
+    at_bound = at_bounds(values, problem.bounds)
+    stderr = np.where(at_bound, np.nan, stderr)
 
-    fitted_exps = [_engine.experiment(e, layout, theta) for e, layout in zip(exps, layouts)]
+    fitted_exps = [_engine.experiment(e, layout, theta) for e, layout in zip(exps, layouts, strict=False)]
     model_images, residuals = [None] * len(exps), [None] * len(exps)
     flat = objective.passes.images(theta, objective.refs, tuple(packed))
-    for i, m, (fpix, spix, valid, _, _) in zip(problem.local, flat, packed):
+    for i, m, (fpix, spix, valid, _, _) in zip(problem.local, flat, packed, strict=False):
         e, o = exps[i], obs[i]
         img = np.zeros((e.detector.spixels, e.detector.fpixels))
         v = np.asarray(valid).reshape(-1)
@@ -329,6 +364,7 @@ def fit(
         values=values,
         start=start,
         stderr=stderr,
+        at_bound=at_bound,
         covariance=cov,
         correlation=corr,
         loss_history=tuple(history),
@@ -341,11 +377,23 @@ def fit(
     )
 
 
+def at_bounds(values, bounds) -> np.ndarray:
+    """Which user values sit at a bound of their transform: s = (u - lo)/(hi - lo), which is
+    sigmoid(theta), within ``AT_BOUND`` of 0 or 1 (module docstring)."""
+    out = np.zeros(len(values), dtype=bool)
+    for i, (u, b) in enumerate(zip(np.asarray(values, np.float64), bounds, strict=True)):
+        if b is not None:
+            lo, hi = b
+            s = (u - lo) / (hi - lo)
+            out[i] = s <= AT_BOUND or s >= 1.0 - AT_BOUND
+    return out
+
+
 def _restraints(layouts, free):
     """theta -> (loss, g, F) of the Gaussian priors (user units): 1/2 ((u - mean)/sigma)^2."""
     terms = []
     for k, layout in enumerate(layouts):
-        for j, (p, sl, shape) in enumerate(zip(layout.params, layout.slices, layout.shapes)):
+        for j, (p, sl, shape) in enumerate(zip(layout.params, layout.slices, layout.shapes, strict=False)):
             if p.prior is None or (j < len(free) and k > 0):
                 continue
             terms.append((p, sl, shape))
@@ -357,7 +405,10 @@ def _restraints(layouts, free):
         F = jnp.zeros((n, n), theta.dtype)
         for p, sl, shape in terms:
             mean, sigma = p.prior
-            u_of = lambda th: jnp.ravel(p.from_theta(th[sl].reshape(shape)))  # noqa: E731
+
+            def u_of(th, p=p, sl=sl, shape=shape):
+                return jnp.ravel(p.from_theta(th[sl].reshape(shape)))
+
             r = (u_of(theta) - mean) / sigma
             Gp = jax.jacfwd(u_of)(theta) / sigma
             L = L + 0.5 * jnp.sum(r * r)

@@ -88,6 +88,11 @@ class AbstractParameter(eqx.Module):
             return lo + (hi - lo) * jax.nn.sigmoid(theta)
         return jnp.exp(theta) if self.positive else theta
 
+    def transform_bounds(self) -> tuple | None:
+        """(lo, hi) where the transform is u = lo + (hi - lo) sigmoid(theta), entry by entry,
+        else None (no ``bounds``, or a transform that does not use them)."""
+        return self.bounds
+
     def apply(self, exp: Experiment, u, reference: Experiment) -> Experiment:
         """``exp`` with user values ``u``; ``reference`` is the starting Experiment (fixed)."""
         raise NotImplementedError
@@ -111,6 +116,9 @@ class Weights(AbstractParameter):
 
     def from_theta(self, theta):
         return jax.nn.softmax(jnp.concatenate([jnp.zeros((1,), theta.dtype), theta]))
+
+    def transform_bounds(self):
+        return None  # the simplex transform has no bounds
 
 
 class Spectrum(AbstractParameter):
@@ -140,6 +148,9 @@ class Spectrum(AbstractParameter):
 
     def from_theta(self, theta):
         return jnp.stack([theta[0], jnp.exp(theta[1])])
+
+    def transform_bounds(self):
+        return None  # centre and log FWHM: no bounds
 
     def weights(self, exp, u):
         """w_s of the spectrum with user values u = (centre, FWHM)."""
@@ -305,7 +316,8 @@ class Divergence(AbstractParameter):
         kept = self.kept()
         if kept.shape[0] * self.dispsteps != exp.beam.wavelengths.shape[0]:
             raise ValueError(
-                f"Divergence: a {self.hsteps}x{self.vsteps} grid with {self.dispsteps} wavelengths does not match the Experiment's {exp.beam.wavelengths.shape[0]} sources"
+                f"Divergence: a {self.hsteps}x{self.vsteps} grid with {self.dispsteps} wavelengths does not match "
+                f"the Experiment's {exp.beam.wavelengths.shape[0]} sources"
             )
         d = np.asarray(exp.beam.directions)
         span = []  # full divergence = angle between the extreme grid points / their span in f
@@ -535,4 +547,4 @@ PARAMETERS = {
 
 def unit_values(params, theta_parts) -> list[Float[Array, ...]]:
     """User values of each parameter from its theta."""
-    return [p.from_theta(t) for p, t in zip(params, theta_parts)]
+    return [p.from_theta(t) for p, t in zip(params, theta_parts, strict=False)]

@@ -55,7 +55,7 @@ def write_outputs(
     )
     written.append(path)
     warn("the C program ignores source weights: render the fitted spectrum with -physical (nbjax) to honour them")
-    for i, (model, residual) in enumerate(zip(result.model_images, result.residuals)):
+    for i, (model, residual) in enumerate(zip(result.model_images, result.residuals, strict=False)):
         if model is None:  # another process's image (a distributed fit)
             continue
         suffix = "" if len(result.model_images) == 1 else f"_{i}"
@@ -110,6 +110,7 @@ def report_png(result, data_images=None) -> bytes | None:
     else:
         w_fit = fitted_weights(result, result.experiments[0])
         w_err, w_start = np.zeros(S), w_fit
+    lam_err, w_err = np.nan_to_num(lam_err), np.nan_to_num(w_err)  # no error bar for a value at its bound
     ax.errorbar(lam_fit, w_fit, xerr=lam_err, yerr=w_err, fmt="o", capsize=3, label="fitted")
     ax.plot(lam_start, w_start, "x", label="start")
     ax.set_xlabel("wavelength (A)")
@@ -118,7 +119,10 @@ def report_png(result, data_images=None) -> bytes | None:
     ax.legend()
     ax = axes[0, 2]
     ax.axis("off")
-    rows = [f"{n} = {v:.6g} +- {e:.2g}" for n, v, e in zip(result.names, result.values, result.stderr)][:24]
+    rows = [
+        f"{n} = {v:.6g} at bound" if b else f"{n} = {v:.6g} +- {e:.2g}"
+        for n, v, e, b in zip(result.names, result.values, result.stderr, result.at_bound, strict=True)
+    ][:24]
     ax.text(
         0,
         1,
