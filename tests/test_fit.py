@@ -366,6 +366,44 @@ def test_background_towards_zero_converges_and_poisson_refuses_nonpositive_model
     assert np.isinf(np.asarray(l)[:2]).all() and np.asarray(l)[2] == 0.0
 
 
+@pytest.mark.parametrize("bounds", [(0.0, 1.0), (3.0, 5.0)], ids=["truth-above", "truth-below"])
+def test_value_at_its_bound_reports_no_error_bar(bounds, tmp_path):
+    """Truth outside the bounds (background 2): the fit pushes the value onto a bound, where the
+    sigmoid's derivative (hi - lo) s (1 - s) is ~0 and G F^-1 G^T would give an error bar of ~0.
+    It is reported as at bound: NaN from error(), null with at_bound true in as_dict and fit.json,
+    'at bound' in the table; a bounded value inside its bounds keeps its error bar."""
+    from nbjax.fit._report import report_png, write_outputs
+
+    cubic = ["-cell", "100", "100", "100", "90", "90", "90", "-default_F", "100", "-N", "5", "-detpixels", "24"]
+    exp = nbjax.experiment_from_args(cubic + ["-pixel", "0.4", "-oversample", "1"], physical=True)
+    image = np.asarray(nbjax.render(exp))
+    data = 300.0 * image / image.max() + 2.0
+    obs = nf.Observation(image=data, mask=np.ones(data.shape, bool), name="bounded")
+    lo, hi = bounds
+    result = nf.fit(exp, obs, [nf.Scale(bounds=(1e-3, 10.0)), nf.Background(bounds=bounds, start=0.5 * (lo + hi))])
+    assert result.converged, result.message
+    edge = hi if hi < 2.0 else lo  # the bound nearest the truth
+    assert abs(result.value("background") - edge) <= 1e-6 * (hi - lo)  # sigmoid within 1e-6 of 0 or 1
+    assert np.isnan(result.error("background")), result.error("background")  # was 0: a meaningless error bar
+    assert result.at_bound.tolist() == [False, True]
+    assert np.isfinite(result.error("scale")) and result.error("scale") > 1e-6 * result.value("scale")
+    params = {p["name"]: p for p in result.as_dict()["parameters"]}
+    assert params["background"]["stderr"] is None and params["background"]["at_bound"] is True
+    assert params["scale"]["at_bound"] is False and params["scale"]["stderr"] == result.error("scale")
+    row = next(line for line in str(result).splitlines() if line.startswith("background"))
+    assert row.split()[3:5] == ["at", "bound"], str(result)
+    write_outputs(result, str(tmp_path), {}, ("s.txt", "fit.json", "r.png"), report=False, warn=lambda text: None)
+    text = (tmp_path / "fit.json").read_text()
+    assert "NaN" not in text
+    doc = json.loads(text)
+    assert [(p["name"], p["at_bound"], p["stderr"] is None) for p in doc["parameters"]] == [
+        ("scale", False, False),
+        ("background", True, True),
+    ]
+    png = report_png(result, [data])
+    assert png is None or png.startswith(b"\x89PNG")
+
+
 SOURCE_ONLY = {
     "sources": lambda: [
         nf.Weights(),

@@ -177,12 +177,12 @@ def main(argv, out=sys.stdout, err=sys.stderr) -> int:
     if truth is not None:
         print("\ntruth vs fitted:", file=out)
         for name, value in truth.items():
+            line = f"  {name:<14} truth {value:12.8g}   fitted {result.value(name):12.8g}"
+            if result.at_bound[result.names.index(name)]:
+                print(f"{line} at bound", file=out)
+                continue
             pull = (result.value(name) - value) / result.error(name)
-            print(
-                f"  {name:<14} truth {value:12.8g}   fitted {result.value(name):12.8g} +- {result.error(name):.3g}   "
-                f"({pull:+.2f} sigma)",
-                file=out,
-            )
+            print(f"{line} +- {result.error(name):.3g}   ({pull:+.2f} sigma)", file=out)
     meta = {
         "command": ["nbjax", "fit", *argv],
         "data": opts.get("-data") or ["demo"],

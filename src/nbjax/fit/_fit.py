@@ -7,6 +7,16 @@ is a likelihood (``_losses``: Poisson by default) plus Gaussian restraints; the 
 Levenberg-Marquardt on the Fisher matrix by default (``_solvers``).  Error bars: the covariance
 of the user values is G F^-1 G^T, with F the Fisher information of the chosen likelihood (plus
 the restraints' curvature) at the optimum and G = du/dtheta.
+
+A value at its bound has no error bar.  With ``bounds=(lo, hi)`` the transform is
+u = lo + (hi - lo) s, s = sigmoid(theta), so du/dtheta = (hi - lo) s (1 - s): where the data push
+u against lo or hi, s goes to 0 or 1 and G F^-1 G^T shrinks to a meaningless ~0.  A value is
+"at bound" when s = (u - lo)/(hi - lo) is within ``AT_BOUND`` = 1e-6 of 0 or 1: du/dtheta is
+then below 1e-6 (hi - lo), under 4e-6 of its value mid-interval, (hi - lo)/4, so the error bar is
+at most 4e-6 of what the same Fisher information gives there.  Its ``stderr`` is NaN
+(``error(name)`` too), the printed table says ``at bound`` and ``as_dict`` gives
+``"at_bound": true, "stderr": null``; its rows of ``covariance`` and ``correlation`` are kept as
+computed and mean nothing either.
 """
 
 from __future__ import annotations
@@ -28,17 +38,21 @@ from nbjax.fit._losses import AbstractLoss, Poisson
 from nbjax.fit._parameters import AbstractParameter
 from nbjax.fit._solvers import AbstractMethod, LevenbergMarquardt
 
+AT_BOUND = 1e-6  # sigmoid(theta) this close to 0 or 1: the value is at its bound (module docstring)
+
 
 class FitResult(eqx.Module):
     """Fitted values in user units with standard errors, covariance and correlation (from the
     Fisher information at the optimum), the loss history, and per image the fitted Experiment,
-    model image and residual (data - model; 0 where masked)."""
+    model image and residual (data - model; 0 where masked).  ``at_bound``: the values at a
+    bound of their ``bounds``, whose ``stderr`` is NaN (module docstring)."""
 
     names: tuple = eqx.field(static=True)
     units: tuple = eqx.field(static=True)
     values: np.ndarray
     start: np.ndarray
     stderr: np.ndarray
+    at_bound: np.ndarray
     covariance: np.ndarray
     correlation: np.ndarray
     loss_history: tuple = eqx.field(static=True)
@@ -53,13 +67,24 @@ class FitResult(eqx.Module):
         return float(self.values[self.names.index(label)])
 
     def error(self, label: str) -> float:
+        """The standard error of a value; NaN for a value at its bound."""
         return float(self.stderr[self.names.index(label)])
 
     def as_dict(self) -> dict:
+        """Plain JSON-ready values; a value at its bound has ``"stderr": null, "at_bound": true``."""
         return {
             "parameters": [
-                {"name": n, "units": u, "start": float(s), "value": float(v), "stderr": float(e)}
-                for n, u, s, v, e in zip(self.names, self.units, self.start, self.values, self.stderr, strict=True)
+                {
+                    "name": n,
+                    "units": u,
+                    "start": float(s),
+                    "value": float(v),
+                    "stderr": None if b else float(e),
+                    "at_bound": bool(b),
+                }
+                for n, u, s, v, e, b in zip(
+                    self.names, self.units, self.start, self.values, self.stderr, self.at_bound, strict=True
+                )
             ],
             "covariance": np.asarray(self.covariance).tolist(),
             "correlation": np.asarray(self.correlation).tolist(),
@@ -71,8 +96,11 @@ class FitResult(eqx.Module):
     def __str__(self) -> str:
         width = max(len(n) for n in self.names) if self.names else 4
         lines = [f"{'parameter':<{width}}  {'start':>14}  {'fitted':>14}  {'+-':>11}  units"]
-        for n, u, s, v, e in zip(self.names, self.units, self.start, self.values, self.stderr, strict=True):
-            lines.append(f"{n:<{width}}  {s:14.8g}  {v:14.8g}  {e:11.4g}  {u}")
+        for n, u, s, v, e, b in zip(
+            self.names, self.units, self.start, self.values, self.stderr, self.at_bound, strict=True
+        ):
+            error = f"{'at bound':>11}" if b else f"{e:11.4g}"
+            lines.append(f"{n:<{width}}  {s:14.8g}  {v:14.8g}  {error}  {u}")
         lines.append(
             f"loss {self.loss_history[0]:.10g} -> {self.loss_history[-1]:.10g} in {len(self.loss_history) - 1} "
             f"steps; {'converged' if self.converged else 'NOT converged'}: {self.message}"
@@ -159,6 +187,7 @@ class Problem:
     local: list  # indices of the images this process computes
     experiments: list  # the starting Experiment of every image
     observations: list
+    bounds: list = dataclasses.field(default_factory=list)  # per user value: (lo, hi) of its transform, or None
 
 
 def build_problem(
@@ -178,7 +207,7 @@ def build_problem(
     if not jax.config.jax_enable_x64 and dtype == jnp.float64:
         raise NBError("fit: float64 needs jax.config.update('jax_enable_x64', True) before building the Experiment")
 
-    theta0, labels, units, layouts = _theta_layout(exps, obs, free, per_image)
+    theta0, labels, units, layouts, bounds = _theta_layout(exps, obs, free, per_image)
     n = theta0.size
     if n == 0:
         raise NBError("fit: no free parameters")
@@ -198,13 +227,14 @@ def build_problem(
     if distributed:
         from nbjax.distributed import sum_over_processes as reduce
     objective = Objective(passes, tuple(exps[i] for i in local), tuple(packed), restraint, reduce)
-    return Problem(objective, theta0, labels, units, layouts, packed, user_values, local, exps, obs)
+    return Problem(objective, theta0, labels, units, layouts, packed, user_values, local, exps, obs, bounds=bounds)
 
 
 def _theta_layout(exps, obs, free, per_image):
     """The flat theta: the shared parameters' values, then each image's own block.  Returns
-    (theta0, labels, units, one engine Layout per image)."""
-    theta0, labels, units, layouts = [], [], [], []
+    (theta0, labels, units, one engine Layout per image, the transform's (lo, hi) or None per
+    user value)."""
+    theta0, labels, units, layouts, bounds = [], [], [], [], []
     offset = 0
     shared_spans = []
     for p in free:
@@ -213,6 +243,7 @@ def _theta_layout(exps, obs, free, per_image):
         theta0.append(t.reshape(-1))
         labels += p.labels(exps[0])
         units += [p.units] * len(p.labels(exps[0]))
+        bounds += [p.transform_bounds()] * len(p.labels(exps[0]))
         offset += t.size
     for i, e in enumerate(exps):
         spans, shapes = [s for s, _ in shared_spans], [sh for _, sh in shared_spans]
@@ -224,9 +255,10 @@ def _theta_layout(exps, obs, free, per_image):
             suffix = f"@{obs[i].name}" if len(exps) > 1 else ""
             labels += [lab + suffix for lab in p.labels(e)]
             units += [p.units] * len(p.labels(e))
+            bounds += [p.transform_bounds()] * len(p.labels(e))
             offset += t.size
         layouts.append(_engine.Layout(free + per_image, tuple(spans), tuple(shapes)))
-    return (np.concatenate(theta0) if theta0 else np.zeros(0)), labels, units, layouts
+    return (np.concatenate(theta0) if theta0 else np.zeros(0)), labels, units, layouts, bounds
 
 
 def _pack_data(exps, obs, local, tile, dtype):
@@ -337,6 +369,8 @@ def fit(
     stderr = np.sqrt(np.maximum(np.diag(cov), 0.0))
     with np.errstate(divide="ignore", invalid="ignore"):
         corr = np.where(np.outer(stderr, stderr) > 0, cov / np.outer(stderr, stderr), 0.0)
+    at_bound = at_bounds(values, problem.bounds)
+    stderr = np.where(at_bound, np.nan, stderr)
 
     fitted_exps = [_engine.experiment(e, layout, theta) for e, layout in zip(exps, layouts, strict=True)]
     model_images, residuals = [None] * len(exps), [None] * len(exps)
@@ -354,6 +388,7 @@ def fit(
         values=values,
         start=start,
         stderr=stderr,
+        at_bound=at_bound,
         covariance=cov,
         correlation=corr,
         loss_history=tuple(history),
@@ -364,6 +399,18 @@ def fit(
         residuals=residuals,
         theta=np.asarray(theta),
     )
+
+
+def at_bounds(values, bounds) -> np.ndarray:
+    """Which user values sit at a bound of their transform: s = (u - lo)/(hi - lo), which is
+    sigmoid(theta), within ``AT_BOUND`` of 0 or 1 (module docstring)."""
+    out = np.zeros(len(values), dtype=bool)
+    for i, (u, b) in enumerate(zip(np.asarray(values, np.float64), bounds, strict=True)):
+        if b is not None:
+            lo, hi = b
+            s = (u - lo) / (hi - lo)
+            out[i] = s <= AT_BOUND or s >= 1.0 - AT_BOUND
+    return out
 
 
 def _restraints(layouts, free):

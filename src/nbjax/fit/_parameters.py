@@ -97,6 +97,11 @@ class AbstractParameter(eqx.Module):
             return lo + (hi - lo) * jax.nn.sigmoid(theta)
         return jnp.exp(theta) if self.positive else theta
 
+    def transform_bounds(self) -> tuple | None:
+        """(lo, hi) where the transform is u = lo + (hi - lo) sigmoid(theta), entry by entry,
+        else None (no ``bounds``, or a transform that does not use them)."""
+        return self.bounds
+
 
 class AbstractExperimentParameter(AbstractParameter):
     """A parameter that changes the per-source images I_s: it is applied to the Experiment."""
@@ -141,6 +146,9 @@ class Weights(AbstractWeightsParameter):
         """The user values are the weights."""
         return u
 
+    def transform_bounds(self):
+        return None  # the simplex transform has no bounds
+
 
 @final
 class Spectrum(AbstractWeightsParameter):
@@ -169,6 +177,9 @@ class Spectrum(AbstractWeightsParameter):
 
     def from_theta(self, theta):
         return jnp.stack([theta[0], jnp.exp(theta[1])])
+
+    def transform_bounds(self):
+        return None  # centre and log FWHM: no bounds
 
     def weights(self, exp, u):
         """w_s of the spectrum with user values u = (centre, FWHM)."""

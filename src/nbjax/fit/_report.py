@@ -110,6 +110,7 @@ def report_png(result, data_images=None) -> bytes | None:
     else:
         w_fit = fitted_weights(result, result.experiments[0])
         w_err, w_start = np.zeros(S), w_fit
+    lam_err, w_err = np.nan_to_num(lam_err), np.nan_to_num(w_err)  # no error bar for a value at its bound
     ax.errorbar(lam_fit, w_fit, xerr=lam_err, yerr=w_err, fmt="o", capsize=3, label="fitted")
     ax.plot(lam_start, w_start, "x", label="start")
     ax.set_xlabel("wavelength (A)")
@@ -118,9 +119,10 @@ def report_png(result, data_images=None) -> bytes | None:
     ax.legend()
     ax = axes[0, 2]
     ax.axis("off")
-    rows = [f"{n} = {v:.6g} +- {e:.2g}" for n, v, e in zip(result.names, result.values, result.stderr, strict=True)][
-        :24
-    ]
+    rows = [
+        f"{n} = {v:.6g} at bound" if b else f"{n} = {v:.6g} +- {e:.2g}"
+        for n, v, e, b in zip(result.names, result.values, result.stderr, result.at_bound, strict=True)
+    ][:24]
     ax.text(
         0,
         1,
