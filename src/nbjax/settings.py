@@ -28,6 +28,7 @@ def _start(vector: str):
 class RunSettings:
     # ---- input files
     matfile: str | None = None
+    matrix: object = None  # an A matrix in memory (3x3, rows as a -mat file's): instead of -mat
     hklfile: str | None = None
     dumpfile: str = C.DEFAULT_DUMP
     maskfile: str | None = None

@@ -128,7 +128,7 @@ def derive(s: RunSettings) -> Derivation:
     have_dump = s.hklfile is None and os.path.exists(s.dumpfile)
     if s.hklfile is None and not have_dump and s.default_F == 0.0:
         _usage_exit("no -hkl file, no Fdump file and -default_F is 0: nothing to render (usage: -h)")
-    if s.matfile is None and s.cell[0] == 0.0:
+    if s.matfile is None and s.matrix is None and s.cell[0] == 0.0:
         _usage_exit("no -cell and no -mat: the crystal is undefined (usage: -h)")
 
     phisteps, osc, phistep = sampling.phi_rule(s.phisteps, s.osc, s.phistep)
@@ -393,9 +393,13 @@ def _lattice(s: RunSettings, log, random_state, warnings):
         if V_user <= 2.3e-308:
             log(f"WARNING: impossible unit cell volume: {g(2.0 * cell[0] * cell[1] * cell[2])}")
         cell_lengths = cell[:3]
-    if s.matfile is not None:
-        log(f"reading {s.matfile}")
-        mat = matfile.read_mat(s.matfile) * (1e-10 / s.lambda0)
+    if s.matfile is not None or s.matrix is not None:
+        if s.matfile is not None:
+            log(f"reading {s.matfile}")
+            mat = matfile.read_mat(s.matfile)
+        else:
+            mat = np.asarray(s.matrix, dtype=np.float64).reshape(3, 3)
+        mat = mat * (1e-10 / s.lambda0)
         a_star, b_star, c_star = mat[:, 0], mat[:, 1], mat[:, 2]
     misset = None
     if s.misset_mode == "random":
@@ -405,7 +409,7 @@ def _lattice(s: RunSettings, log, random_state, warnings):
         misset = s.misset
     lattice = lattice_from_reciprocal(a_star, b_star, c_star, misset, cell_lengths, V_user)
     real, recip = cell_parameters(lattice)
-    if cell is not None and s.matfile is None:
+    if cell is not None and s.matfile is None and s.matrix is None:
         warning = quirks.cell_warning(cell[:3] + [x * RTD for x in cell[3:]], list(real))
         if warning:
             warnings.append(warning)
