@@ -204,3 +204,56 @@ def test_bad_experiment_lists(tmp_path):
         E.read_expt(tmp_path / "x.expt")
     with pytest.raises(NBError, match="cannot read"):
         E.read_expt(tmp_path / "missing.expt")
+
+
+def _cli(args, capsys, folder, monkeypatch):
+    from nbjax.cli.main import main
+
+    monkeypatch.chdir(folder)
+    monkeypatch.setenv("NBJAX_CACHE_DIR", "off")
+    with pytest.raises(SystemExit) as info:
+        main(args)
+    out, err = capsys.readouterr()
+    return info.value.code, out, err
+
+
+def test_cli_renders_the_panel_stack(tmp_path, capsys, monkeypatch):
+    """``nbjax -expt`` writes the API's panel stack (float32 .npy, or .h5 dataset data) and a
+    Poisson noise stack reproducible from -seed."""
+    h5py = pytest.importorskip("h5py")
+    fx.write(fx.hierarchical_8panel(), tmp_path / "h8.expt")
+    args = ["-expt", "h8.expt", "-default_F", "100", "-N", "6"]
+    code, out, err = _cli(
+        args + ["-floatfile", "f.npy", "-noisefile", "n.h5", "-seed", "7"], capsys, tmp_path, monkeypatch
+    )
+    assert code == 0, err
+    assert "8 panel(s)" in out and "writing f.npy" in out
+    stack = np.load(tmp_path / "f.npy")
+    experiment = E.read_expt(tmp_path / "h8.expt").experiment(0)
+    expected = np.asarray(
+        P.render_panels(P.panel_experiments(experiment, ["-default_F", "100", "-N", "6"]).experiments)
+    )
+    assert stack.dtype == np.float32 and stack.shape == (8, 40, 48)
+    np.testing.assert_array_equal(stack, expected.astype(np.float32))
+    with h5py.File(tmp_path / "n.h5") as h5:
+        noise = h5["data"][...]
+    assert noise.shape == stack.shape
+    np.testing.assert_array_equal(noise, np.random.default_rng(7).poisson(expected).astype(np.float32))
+    code, _, err = _cli(args + ["-floatfile", "g.h5"], capsys, tmp_path, monkeypatch)
+    assert code == 0, err
+    with h5py.File(tmp_path / "g.h5") as h5:
+        np.testing.assert_array_equal(h5["data"][...], stack)
+
+
+def test_cli_bad_expt_inputs(tmp_path, capsys, monkeypatch):
+    fx.write(fx.tilted_panel(), tmp_path / "t.expt")
+    cases = [
+        (["-expt", "t.expt", "-default_F", "100", "-floatfile", "f.bin"], "-floatfile f.bin: a panel stack is written"),
+        (["-expt", "missing.expt", "-default_F", "100"], "cannot read missing.expt"),
+        (["-expt", "t.expt", "-expt_index", "2", "-default_F", "100"], "no experiment 2 (the file has 1"),
+        (["-expt", "t.expt", "-expt_index", "-1", "-default_F", "100"], "-expt_index: expected an experiment number"),
+    ]
+    for args, message in cases:
+        code, out, err = _cli(args, capsys, tmp_path, monkeypatch)
+        assert code != 0 and message in err and err.count("\n") == 1, (args, err)
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["t.expt"]  # nothing written

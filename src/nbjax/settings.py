@@ -28,6 +28,8 @@ def _start(vector: str):
 class RunSettings:
     # ---- input files
     matfile: str | None = None
+    expt: str | None = None  # a DIALS experiment list (-expt): cli/expt.py
+    expt_index: int = 0
     matrix: object = None  # an A matrix in memory (3x3, rows as a -mat file's): instead of -mat
     hklfile: str | None = None
     dumpfile: str = C.DEFAULT_DUMP

@@ -193,6 +193,13 @@ def _tile(s, v, flag):
     s.tile_pixels = n
 
 
+def _expt_index(s, v, flag):
+    n = to_int(v[0], flag)
+    if n < 0:
+        raise NBError(f"{flag}: expected an experiment number (0 = the first), got {v[0]}")
+    s.expt_index = n
+
+
 def _devices(s, v, flag):
     n = to_int(v[0], flag)
     if n < 0:
@@ -364,6 +371,8 @@ NBJAX_HANDLERS: dict[str, Callable] = {
     "-devices": _devices,
     "-force": _const(force=True),
     "-demo": _const(),  # cli/main.py prepends the demo command line
+    "-expt": _file("expt"),  # cli/expt.py renders the experiment's panels
+    "-expt_index": _expt_index,
     "-fastnoise": _const(fast_noise=True),
 }
 

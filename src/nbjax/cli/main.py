@@ -54,6 +54,10 @@ def run(argv: list[str], out=sys.stdout, err=sys.stderr) -> int:
     if any(t in flags.HELP_FLAGS for t in argv):
         print(flags.usage_text(), file=out)
         return 0
+    if "-expt" in argv:  # a DIALS experiment: every panel, physical mode
+        from nbjax.cli import expt
+
+        return expt.main(argv, out, err)
     if "-demo" in argv:
         argv = DEMO_ARGV + argv
     settings = RunSettings()

@@ -247,6 +247,14 @@ NBJAX_OPTIONS: tuple[Option, ...] = (
     ),
     opt("-demo", 0, "render the built-in default pattern", patterns=(exact("-demo"),)),
     opt(
+        "-expt",
+        1,
+        "DIALS experiment list: render every panel of one experiment in physical mode as a (panels, slow, fast) "
+        "stack (-floatfile/-noisefile .npy or .h5)",
+        patterns=(exact("-expt"),),
+    ),
+    opt("-expt_index", 1, "which experiment of the -expt file (default 0)", patterns=(exact("-expt_index"),)),
+    opt(
         "-fastnoise",
         0,
         "noise image from jax.random: same Poisson statistics, not C's exact stream",
