@@ -33,7 +33,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 import expt_fixtures as fx  # noqa: E402
 
 angles = st.floats(-40.0, 40.0, allow_nan=False)
-axes = st.tuples(*[st.floats(-1.0, 1.0) for _ in range(3)]).filter(lambda v: math.hypot(*v) > 0.1)
+axes = st.builds(
+    lambda z, phi: (math.sqrt(1 - z * z) * math.cos(phi), math.sqrt(1 - z * z) * math.sin(phi), z),
+    st.floats(-1.0, 1.0),
+    st.floats(0.0, 2 * math.pi),
+)  # unit vectors, uniform on the sphere
 
 
 @st.composite
