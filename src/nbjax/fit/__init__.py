@@ -20,7 +20,7 @@ one-pass gradient by a written-out adjoint for beam parameters (``_source_gradie
 from nbjax.fit._data import Observation, observation, read_image
 from nbjax.fit._demo import problem as demo_problem
 from nbjax.fit._fit import FitResult, Problem, build_problem, fit
-from nbjax.fit._losses import LOSSES, AbstractLoss, Gaussian, Poisson
+from nbjax.fit._losses import LOSSES, AbstractLoss, Gaussian, Poisson, Readout
 from nbjax.fit._parameters import (
     ALIASES,
     PARAMETERS,
@@ -28,6 +28,7 @@ from nbjax.fit._parameters import (
     AbstractParameter,
     AbstractWeightsParameter,
     Background,
+    BackgroundPlanes,
     BeamCentre,
     BeamDirection,
     Cell,
@@ -61,6 +62,7 @@ __all__ = [
     "AbstractWeightsParameter",
     "Adam",
     "Background",
+    "BackgroundPlanes",
     "BeamCentre",
     "BeamDirection",
     "Cell",
@@ -76,6 +78,7 @@ __all__ = [
     "Observation",
     "Poisson",
     "Problem",
+    "Readout",
     "Scale",
     "SourceAngles",
     "Spectrum",

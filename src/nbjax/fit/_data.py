@@ -19,7 +19,7 @@ import os
 
 import equinox as eqx
 import numpy as np
-from jaxtyping import Array, Bool, Float
+from jaxtyping import Array, Bool, Float, Int
 
 from nbjax.errors import NBError, os_error_text, shown_path
 
@@ -35,6 +35,8 @@ class Observation(eqx.Module):
     mask: Bool[Array, "S F"]  # True = use the pixel
     sigma: Float[Array, "S F"] | None = None  # per-pixel sigma for the Gaussian loss
     name: str = eqx.field(static=True, default="image")
+    shoebox: Int[Array, "S F"] | None = None  # per pixel its shoebox (-1: none), for BackgroundPlanes
+    offsets: Float[Array, "2 S F"] | None = None  # per pixel (dx, dy) from its shoebox centre, pixels
 
 
 def _is_smv(path) -> bool:

@@ -96,6 +96,34 @@ def linear_parts(
     return w, scale, background
 
 
+def plane_span(layout: Layout) -> tuple[int, int] | None:
+    """(start, stop) in theta of the per-shoebox background planes (3 values per shoebox:
+    c, gx, gy), or None."""
+    for p, span in zip(layout.params, layout.spans, strict=True):
+        if p.role == "background_planes":
+            return span
+    return None
+
+
+def plane_term(layout: Layout, theta, k, dx, dy):
+    """Per pixel c_k + gx_k dx + gy_k dy of its shoebox k (0 outside every shoebox, k < 0)."""
+    span = plane_span(layout)
+    if span is None:
+        return jnp.zeros(k.shape, theta.dtype)
+    u = theta[span[0] : span[1]].reshape(-1, 3)
+    row = u[jnp.maximum(k, 0)]
+    return jnp.where(k >= 0, row[:, 0] + row[:, 1] * dx + row[:, 2] * dy, 0.0)
+
+
+def _dense_columns(layout: Layout, n: int) -> np.ndarray:
+    """The theta indices whose Jacobian columns are dense (all but the background planes,
+    whose columns have three entries per pixel and are added sparsely)."""
+    span = plane_span(layout)
+    if span is None:
+        return np.arange(n)
+    return np.concatenate([np.arange(span[0]), np.arange(span[1], n)])
+
+
 def experiment(reference: Experiment, layout: Layout, theta: Float[Array, " n"]) -> Experiment:
     exp = reference
     for p, t in zip(layout.params, split(theta, layout), strict=True):
@@ -133,8 +161,9 @@ def _tile_model_and_jacobian(
     fpix: Int[Array, " T"],
     spix: Int[Array, " T"],
     dtype,
-) -> tuple[Float[Array, " T"], Float[Array, "T n"]]:
-    """(m (T,), J (T, n)) for one tile."""
+) -> tuple[Float[Array, " T"], Float[Array, "T n_dense"]]:
+    """(m (T,), J (T, n_dense)) for one tile, without the background planes: J's columns are
+    theta's ``_dense_columns``."""
     S = reference.beam.wavelengths.shape[0]
 
     def per_source(th):
@@ -151,17 +180,20 @@ def _tile_model_and_jacobian(
     else:
         images, d_images = per_source(theta), jnp.zeros((0, fpix.shape[0], S), dtype)
 
-    def lin(th):
-        return _combine(reference, layout, th, images)
+    dense = _dense_columns(layout, theta.shape[0])
 
-    m = lin(theta)
-    J = jax.jacfwd(lin)(theta)  # (T, n): weight, scale and background columns (experiment ones 0)
+    def lin(th_dense):
+        return _combine(reference, layout, theta.at[dense].set(th_dense), images)
+
+    m = lin(theta[dense])
+    J = jax.jacfwd(lin)(theta[dense])  # (T, dense): weight, scale and background columns (experiment ones 0)
     if not tangents.blocks:
         return m, J
     w, scale, _ = linear_parts(reference, layout, theta)
     weighted = d_images * (scale * w).astype(dtype)  # (n_t, T, S): per-source derivative columns
     pieces, at = [], 0
     for start, stop, per_source, ids in tangents.blocks:
+        start, stop = (int(np.searchsorted(dense, x)) for x in (start, stop))  # dense columns
         pieces.append(J[:, at:start])
         if per_source:  # (T, S, C) -> columns start + s C + c
             pieces.append(jnp.stack([weighted[i] for i in ids], axis=-1).reshape(J.shape[0], -1))
@@ -196,7 +228,7 @@ class _Engine:
     """The passes of a fit of ``layouts`` (one per image) over a flat theta of ``n_theta``
     values: ``value``, ``normal``, ``gradient`` and ``images`` of (theta, references, data);
     ``references`` are the starting Experiments, ``data`` per image (fpix, spix, valid, d,
-    sigma), each (n_tiles, tile)."""
+    sigma, shoebox k, dx, dy), each (n_tiles, tile)."""
 
     layouts: tuple
     n_theta: int
@@ -214,13 +246,16 @@ class _Engine:
     def scan_image(self, ref, layout, tangents, theta, tiles, with_jacobian, with_fisher=True):
         n = theta.shape[0]
 
+        span = plane_span(layout)
+        dense = _dense_columns(layout, n)
+
         def body(carry, tile):
-            fpix, spix, valid, d, sigma = tile
+            fpix, spix, valid, d, sigma, k, dx, dy = tile
             if with_jacobian:
                 m, J = _tile_model_and_jacobian(ref, layout, tangents, theta, fpix, spix, self.dtype)
             else:
                 m = _tile_model(ref, layout, theta, fpix, spix, self.dtype)
-            m = m.astype(self.dtype)
+            m = (m + plane_term(layout, theta, k, dx, dy)).astype(self.dtype)
             if with_jacobian:
                 J = J.astype(self.dtype)
             l, dl, fw = self.loss.terms(m, d, sigma)
@@ -229,10 +264,12 @@ class _Engine:
             if not with_jacobian:
                 return (total,), m
             dl = jnp.where(valid, dl, 0.0)
-            if not with_fisher:
-                return (total, carry[1] + J.T @ dl), m
             fw = jnp.where(valid, fw, 0.0)
-            return (total, carry[1] + J.T @ dl, carry[2] + (J * fw[:, None]).T @ J), m
+            if span is None:
+                if not with_fisher:
+                    return (total, carry[1] + J.T @ dl), m
+                return (total, carry[1] + J.T @ dl, carry[2] + (J * fw[:, None]).T @ J), m
+            return (total, *_with_planes(carry[1:], J, dense, span, k, dx, dy, dl, fw, with_fisher)), m
 
         init = (jnp.zeros((), self.dtype),)
         if with_jacobian:
@@ -290,7 +327,7 @@ class _Engine:
         b, b_vjp, exp = jax.vjp(beam_map, theta, has_aux=True)
 
         def body(carry, tile):
-            fpix, spix, valid, d, sigma = tile
+            fpix, spix, valid, d, sigma, _, _, _ = tile
             l, cot = source_gradient.tile_terms(exp, b, fpix, spix, valid, d, sigma, self.loss, self.dtype)
             return (
                 carry[0] + l.astype(carry[0].dtype),
@@ -304,10 +341,11 @@ class _Engine:
 
     def _reverse_pass(self, ref, layout, theta, tiles):
         def body(carry, tile):
-            fpix, spix, valid, d, sigma = tile
+            fpix, spix, valid, d, sigma, k, dx, dy = tile
 
             def tile_loss(th):
-                m = _tile_model(ref, layout, th, fpix, spix, self.dtype).astype(self.dtype)
+                m = _tile_model(ref, layout, th, fpix, spix, self.dtype) + plane_term(layout, th, k, dx, dy)
+                m = m.astype(self.dtype)
                 return jnp.sum(jnp.where(valid, self.loss.terms(m, d, sigma)[0], 0.0))
 
             l, g_tile = jax.value_and_grad(tile_loss)(theta)
@@ -342,6 +380,25 @@ def make_passes(layouts, n_theta, n_sources, loss, dtype):
 
 
 SOURCE_TILE_SAMPLES = 1 << 16  # the adjoint pass's samples per tile: its per-sample derivatives stay in cache
+
+
+def _with_planes(carry, J, dense, span, k, dx, dy, dl, fw, with_fisher):
+    """(g, F) of a tile with background planes: the dense columns J as usual, each pixel's three
+    plane columns (1, dx, dy) at theta span[0] + 3 k + (0, 1, 2) added sparsely (its shoebox
+    only), so the cost does not grow with the number of shoeboxes."""
+    inside = k >= 0
+    rows = jnp.where(inside[:, None], jnp.stack([jnp.ones_like(dx), dx, dy], axis=-1), 0.0).astype(J.dtype)
+    cols = span[0] + 3 * jnp.maximum(k, 0)[:, None] + jnp.arange(3)[None, :]  # (T, 3)
+    g = carry[0].at[dense].add(J.T @ dl).at[cols].add(dl[:, None] * rows)
+    if not with_fisher:
+        return (g,)
+    F = carry[1].at[dense[:, None], dense[None, :]].add((J * fw[:, None]).T @ J)
+    for c in range(3):
+        cross = (fw * rows[:, c])[:, None] * J  # (T, dense): d m/d plane_c times d m/d dense, weighted
+        F = F.at[cols[:, c][:, None], dense[None, :]].add(cross).at[dense[None, :], cols[:, c][:, None]].add(cross)
+        for c2 in range(3):
+            F = F.at[cols[:, c], cols[:, c2]].add(fw * rows[:, c] * rows[:, c2])
+    return g, F
 
 
 def _split_tiles(tiles, samples_per_pixel):

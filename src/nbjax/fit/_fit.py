@@ -165,7 +165,7 @@ def _check(exps, free, per_image):
         if np.any(w < 0) or not np.any(w > 0):
             raise NBError("fit: source weights must be >= 0 and not all zero")
     roles = [p.role for p in free] + [p.role for p in per_image]
-    for role in ("weights", "scale", "background"):
+    for role in ("weights", "scale", "background", "background_planes"):
         if roles.count(role) > 1:
             raise NBError(f"fit: more than one free parameter sets the {role}")
     names = [p.name for p in free] + [p.name for p in per_image]
@@ -277,7 +277,13 @@ def _pack_data(exps, obs, local, tile, dtype):
         fpix, spix, valid = _engine.pixel_tiles(o.mask, tile)
         image = np.asarray(o.image, np.float64)
         sigma = np.ones_like(image) if o.sigma is None else np.asarray(o.sigma, np.float64)
-        packed.append((fpix, spix, valid, image[spix, fpix].astype(dtype), sigma[spix, fpix].astype(dtype)))
+        if o.shoebox is None:
+            k, dx, dy = np.full(fpix.shape, -1, np.int32), np.zeros(fpix.shape), np.zeros(fpix.shape)
+        else:
+            k = np.asarray(o.shoebox, np.int32)[spix, fpix]
+            dx, dy = (np.asarray(o.offsets[c], np.float64)[spix, fpix] for c in (0, 1))
+        data = (image[spix, fpix].astype(dtype), sigma[spix, fpix].astype(dtype))
+        packed.append((fpix, spix, valid, *data, k, dx.astype(dtype), dy.astype(dtype)))
     return _pad_tiles(packed)
 
 
@@ -298,10 +304,10 @@ def _pad_tiles(packed):
     images of one static shape can be vmapped."""
     most = max(p[0].shape[0] for p in packed)
     out = []
-    for fpix, spix, valid, d, sigma in packed:
+    for fpix, spix, valid, *rest in packed:
         extra = most - fpix.shape[0]
-        padded = (_pad_rows(fpix, extra), _pad_rows(spix, extra), _pad_rows(valid, extra, False), _pad_rows(d, extra))
-        out.append(tuple(jnp.asarray(a) for a in (*padded, _pad_rows(sigma, extra))))
+        padded = (_pad_rows(fpix, extra), _pad_rows(spix, extra), _pad_rows(valid, extra, False))
+        out.append(tuple(jnp.asarray(a) for a in (*padded, *(_pad_rows(r, extra) for r in rest))))
     return out
 
 
@@ -375,7 +381,7 @@ def fit(
     fitted_exps = [_engine.experiment(e, layout, theta) for e, layout in zip(exps, layouts, strict=True)]
     model_images, residuals = [None] * len(exps), [None] * len(exps)
     flat = objective.passes.images(theta, objective.refs, tuple(packed))
-    for i, m, (fpix, spix, valid, _, _) in zip(problem.local, flat, packed, strict=True):
+    for i, m, (fpix, spix, valid, *_) in zip(problem.local, flat, packed, strict=True):
         e, o = exps[i], obs[i]
         img = np.zeros((e.detector.spixels, e.detector.fpixels))
         v = np.asarray(valid).reshape(-1)

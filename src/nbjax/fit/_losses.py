@@ -49,5 +49,26 @@ class Gaussian(AbstractLoss):
         return 0.5 * r * r * inv_var, r * inv_var, inv_var
 
 
+@final
+class Readout(AbstractLoss):
+    """Poisson counts read out with Gaussian noise of ``sigma_readout`` photons: the Gaussian
+    approximation with variance v = m + sigma_readout^2,
+
+        l = (d - m)^2 / (2 v) + log(v) / 2,   dl/dm = 1/(2v) - (d - m)/v - (d - m)^2/(2 v^2),
+
+    Fisher weight 1/v + 1/(2 v^2) (the expected curvature of a Gaussian whose variance follows
+    its mean).  Defined for v > 0; with sigma_readout > 0 a model pixel may go to 0."""
+
+    sigma_readout: float = 1.0
+
+    def terms(self, m, d, sigma):
+        v = m + self.sigma_readout**2
+        defined = v > 0
+        v = jnp.maximum(v, 1e-12)
+        r = d - m
+        value = 0.5 * r * r / v + 0.5 * jnp.log(v)
+        return jnp.where(defined, value, jnp.inf), 0.5 / v - r / v - 0.5 * r * r / (v * v), 1.0 / v + 0.5 / (v * v)
+
+
 # the likelihoods by the names the command line gives them (``nbjax fit -loss NAME``)
-LOSSES = {"poisson": Poisson, "gaussian": Gaussian}
+LOSSES = {"poisson": Poisson, "gaussian": Gaussian, "readout": Readout}

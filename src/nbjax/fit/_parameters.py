@@ -233,6 +233,32 @@ class Background(AbstractParameter):
 
 
 @final
+class BackgroundPlanes(AbstractParameter):
+    """A background plane per shoebox, added to its pixels: c_k + gx_k dx + gy_k dy, with
+    (dx, dy) the pixel's offset from the shoebox centre (pixels; ``Observation.shoebox`` and
+    ``offsets``).  User values (shoeboxes, 3): c in photons/pixel, gx and gy in photons/pixel
+    per pixel; no transform (a Poisson model pixel <= 0 is refused by the loss, so start
+    positive: ``start`` from the data).  ``tilt=False`` keeps gx and gy at 0 (a constant per
+    shoebox: the prior pins them)."""
+
+    shoeboxes: int = eqx.field(static=True, default=0)
+    tilt: bool = eqx.field(static=True, default=True)
+    name: ClassVar[str] = "plane"
+    units: ClassVar[str] = "photons/pixel"
+    role: ClassVar[str] = "background_planes"
+
+    def current(self, exp):
+        return np.zeros((self.shoeboxes, 3))
+
+    def labels(self, exp):
+        return [f"plane[{k}].{c}" for k in range(self.shoeboxes) for c in ("c", "gx", "gy")]
+
+    @classmethod
+    def from_settings(cls, settings):
+        raise NBError("background_planes needs shoeboxes: it is refined by the shoebox fit (nbjax fit -expt ...)")
+
+
+@final
 class Wavelengths(AbstractExperimentParameter):
     """Every source's wavelength (Angstrom), free one by one."""
 
@@ -603,6 +629,7 @@ PARAMETERS = {
     "dispersion": Dispersion,
     "scale": Scale,
     "background": Background,
+    "background_planes": BackgroundPlanes,
     "distance": Distance,
     "beam_centre": BeamCentre,
     "cell": Cell,
