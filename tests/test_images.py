@@ -1,7 +1,8 @@
 """nbjax.io.images.read_images (issue 17 item 4): each format written by its own library (fabio,
 pycbf, h5py with and without hdf5plugin's bitshuffle/LZ4, numpy) into tmp_path and read back
 exactly, in photons = (raw - pedestal) / adu_per_photon, with the trusted range, mask stacks, frames,
-the NeXus default and panel stacking; and every bad input one NBError line naming what is at fault."""
+the NeXus default and panel stacking; every bad input one NBError line naming what is at fault; and
+the fit's observation(), which reads through it."""
 
 from __future__ import annotations
 
@@ -426,6 +427,21 @@ def test_dataset_path_on_a_file_that_is_not_hdf5(tmp_path):
     one_line_error(lambda: read_images(f"{tmp_path}/img.npy:/data"), "img.npy:/data", "HDF5")
 
 
+def test_cli_prints_one_error_line_for_a_corrupt_data_file(tmp_path, capsys):
+    from nbjax.cli.main import main
+
+    (tmp_path / "bad.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 40)
+    args = ["fit", "-cell", "100", "100", "100", "90", "90", "90", "-default_F", "100", "-N", "2"]
+    args += ["-detpixels", "8", "-data", str(tmp_path / "bad.h5"), "-free", "scale", "-noprogress"]
+    with pytest.raises(SystemExit) as stop:
+        main(args)
+    err = capsys.readouterr().err
+    assert stop.value.code == 2
+    lines = [line for line in err.splitlines() if line.startswith("nbjax: error:")]
+    assert len(lines) == 1 and "bad.h5: not a readable HDF5 file" in lines[0], err
+    assert "Traceback" not in err
+
+
 def test_importing_the_reader_imports_no_format_library():
     code = (
         "import sys, nbjax.io.images; "
@@ -433,3 +449,42 @@ def test_importing_the_reader_imports_no_format_library():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+# ------------------------------------------------------------- the fit's observation() reads through it
+
+
+def test_observation_of_an_smv_noise_image(tmp_path):
+    from nbjax.fit import observation
+
+    counts = (pattern(60) % 65536).astype(np.uint16)
+    counts[2, 2] = 65535  # an overload
+    header = f"{{\nHEADER_BYTES=512;\nDIM=2;\nBYTE_ORDER=little_endian;\nSIZE1={F};\nSIZE2={S};\n}}\f"
+    path = tmp_path / "noiseimage.img"
+    path.write_bytes(header.encode().ljust(512, b" ") + counts.astype("<u2").tobytes())
+    obs = observation(str(path), (S, F), adc=40.0, roi=(1, 5, 0, 4))
+    np.testing.assert_array_equal(np.asarray(obs.image), counts - 40.0)
+    fast, slow = np.meshgrid(np.arange(F), np.arange(S))
+    expected = (counts < 65535) & (fast >= 1) & (fast <= 5) & (slow <= 4)
+    np.testing.assert_array_equal(np.asarray(obs.mask), expected)
+    assert obs.name == "noiseimage.img"
+
+
+def test_observation_of_other_formats_masks_negative_pixels(tmp_path):
+    from nbjax.fit import observation
+
+    raw = pattern().astype(np.float64)
+    path = write_h5(tmp_path / "obs.h5", {"entry/data/data": raw[None], "entry/data/dark": raw[None] - 5})
+    np.save(tmp_path / "fitmask.npy", (np.arange(S * F).reshape(S, F) % 3 != 0).astype(np.int8))
+    mask_file = str(tmp_path / "fitmask.npy")
+    obs = observation(path + ":/entry/data/data", (S, F), adc=40.0, mask_file=mask_file, mask_value=24.0)
+    np.testing.assert_array_equal(np.asarray(obs.image), raw)  # no adc outside SMV
+    expected = (raw >= 0) & (np.arange(S * F).reshape(S, F) % 3 != 0) & (raw != 24.0)
+    np.testing.assert_array_equal(np.asarray(obs.mask), expected)
+    assert 0 < expected.sum() < S * F
+    one_line_error(lambda: observation(path + ":/entry/data/data", (S, F + 1)), "obs.h5", "7x6", "8x6")
+    one_line_error(lambda: observation(path, (S, F)), "obs.h5", "2 image datasets", "/entry/data/dark")
+    one_line_error(lambda: observation(str(tmp_path / "none.h5"), (S, F)), "none.h5", "No such file")
+    floats = tmp_path / "floatimage.bin"
+    floats.write_bytes((raw / 8).astype("<f4").tobytes())
+    np.testing.assert_array_equal(np.asarray(observation(str(floats), (S, F)).image), (raw / 8).astype(np.float32))
