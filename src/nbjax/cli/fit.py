@@ -6,7 +6,8 @@
 The nanoBragg flags describe the starting model exactly as for a render, in physical mode
 (implied).  Fit options (exact names):
 
-    -data FILE        observed image (SMV counts - adc, raw float, or any fabio format); repeat
+    -data FILE        observed image (SMV counts - adc, raw float, .npy, CBF, HDF5/NeXus as
+                      FILE.h5 or FILE.h5:/entry/data/data, or any fabio format); repeat
                       for a joint fit of several images of the same model
     -free LIST        comma-separated free parameters (names below), shared by all images
     -per_image LIST   parameters with one copy per image (e.g. scale,misset)

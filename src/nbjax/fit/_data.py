@@ -1,15 +1,16 @@
 """Observed images for a fit: pixel values in photons, and which pixels to use.
 
-Readers:
+Images are read by :func:`nbjax.io.images.read_images` (the one image reader), one panel each:
 
-* SMV (``.img``, ``.smv``, or any file starting with an SMV header): 16-bit counts; photons =
-  counts - ``adc`` (the C program's noise image adds ``-adc``, default 40); pixels at or above
-  ``overload`` counts (65535) are masked as overloads.
+* SMV (``.smv``, or any file starting with an SMV header, as nanoBragg's ``.img``): 16-bit
+  counts; photons = counts - ``adc`` (the C program's noise image adds ``-adc``, default 40);
+  pixels at or above ``overload`` counts (65535) are masked as overloads.
 * raw float32 (``.bin``, ``.raw``, ``.float``): nanoBragg's ``-floatfile`` layout, photons.
-* everything fabio reads (CBF, Eiger HDF5, ...), through the optional ``fabio`` extra;
-  negative pixels (detector gaps, dead pixels) are masked.
+* every other format ``read_images`` reads (CBF through fabio or pycbf, HDF5/NeXus through h5py,
+  ``.npy``, and what fabio reads: the optional ``formats`` and ``cbf`` extras), in photons as
+  stored; non-finite and negative pixels (detector gaps, dead pixels) are masked.
 
-Masks combine: a mask file (SMV or raw; 0 = masked, as nanoBragg's ``-mask``), a value to mask,
+Masks combine: a mask file (any of these formats; 0 = masked, as nanoBragg's ``-mask``), a value to mask,
 a region of interest (xmin, xmax, ymin, ymax inclusive, nanoBragg's ``-roi``) and overloads.
 """
 
@@ -21,10 +22,8 @@ import equinox as eqx
 import numpy as np
 from jaxtyping import Array, Bool, Float, Int
 
-from nbjax.errors import NBError, os_error_text, shown_path
+from nbjax.errors import NBError
 
-SMV_SUFFIXES = (".img", ".smv")
-RAW_SUFFIXES = (".bin", ".raw", ".float")
 OVERLOAD = 65535
 
 
@@ -39,44 +38,28 @@ class Observation(eqx.Module):
     offsets: Float[Array, "2 S F"] | None = None  # per pixel (dx, dy) from its shoebox centre, pixels
 
 
-def _is_smv(path) -> bool:
-    try:
-        with open(path, "rb") as handle:
-            return handle.read(12) == b"{\nHEADER_BYT"
-    except OSError as exc:
-        raise NBError(f"cannot read {shown_path(path)}: {os_error_text(exc, path)}") from None
-
-
 def read_image(
     path: str | os.PathLike, shape: tuple[int, int] | None = None, adc: float = 40.0, overload: float = OVERLOAD
 ):
-    """(photons (slow, fast) float64, usable-pixel mask) from an image file (module docstring)."""
+    """(photons (slow, fast) float64, usable-pixel mask) from an image file (module docstring),
+    read by :func:`nbjax.io.images.read_images`."""
+    from nbjax.io.images import _image_kind, read_images
+
     path = os.fspath(path)
-    try:
-        os.stat(path)
-    except OSError as exc:
-        raise NBError(f"cannot read {shown_path(path)}: {os_error_text(exc, path)}") from None
-    suffix = os.path.splitext(path)[1].lower()
-    if suffix in SMV_SUFFIXES or _is_smv(path):
-        from nbjax.io.smv import read_smv
-
-        counts = read_smv(path).data.astype(np.float64)
-        return counts - adc, counts < overload
-    if suffix in RAW_SUFFIXES:
-        from nbjax.io.floatimage import read_float_image
-
-        s, f = shape if shape is not None else (None, None)
-        image = read_float_image(path, f, s).astype(np.float64)
-        return image, np.isfinite(image)
-    try:
-        import fabio
-    except ImportError:
-        raise NBError(f"{path}: reading this format needs fabio (pip install 'nbjax[formats]')") from None
-    try:
-        data = np.asarray(fabio.open(path).data, dtype=np.float64)
-    except Exception as exc:  # noqa: BLE001 (fabio raises many types; one line names the file)
-        raise NBError(f"{path}: fabio cannot read it ({type(exc).__name__}: {exc})") from None
-    return data, np.isfinite(data) & (data >= 0)
+    kind = _image_kind(path)  # FILE or FILE.h5:/dataset; a missing file is an NBError naming it
+    if kind == "smv":
+        # counts - adc; usable below the overload (read_images' trusted range is inclusive)
+        below = float(np.nextafter(overload, -np.inf))
+        stack = read_images(path, pedestal=adc, trusted_range=(-np.inf, below))
+        return stack.data[0], stack.mask[0]
+    if kind == "raw":
+        stack = read_images(path, panels=None if shape is None else (1, *shape))
+        return stack.data[0], stack.mask[0]
+    stack = read_images(path)
+    if stack.data.shape[0] != 1:
+        raise NBError(f"{stack.sources[0]}: {stack.data.shape[0]} panels; a fit reads one-panel images")
+    data = stack.data[0]
+    return data, stack.mask[0] & (data >= 0)
 
 
 def build_mask(shape, usable=None, mask_file=None, roi=None) -> np.ndarray:
