@@ -102,6 +102,7 @@ class PanelExperiments:
     matrix: np.ndarray  # the crystal's MOSFLM A matrix (the -mat file's numbers)
     notes: list  # one-line notes (clamped sizes, defaults taken)
     warnings: list  # set-up warnings (one list for all panels)
+    settings: object  # the RunSettings of panel 0 (what the flags set: for fit parameters' defaults)
 
 
 def panel_argv(experiment: expt_io.Experiment, user_args: list[str], matfile: str = "A.mat"):
@@ -140,7 +141,7 @@ def panel_experiments(experiment: expt_io.Experiment, user_args: list[str]) -> P
     for s in settings:
         d = first if s is settings[0] else dataclasses.replace(first, settings=s, geometry=detector_geometry(s))
         exps.append(setup.experiment_of(d))
-    return PanelExperiments(exps, experiment.panels, argv, matrix, notes, list(first.warnings))
+    return PanelExperiments(exps, experiment.panels, argv, matrix, notes, list(first.warnings), settings[0])
 
 
 def render_panels(experiments, *, dtype=None, devices: int | None = 1):

@@ -462,6 +462,42 @@ class Distance(AbstractExperimentParameter):
         return eqx.tree_at(lambda e: e.detector.distance, exp, u / 1000.0)
 
 
+@final
+class DetectorDistance(AbstractExperimentParameter):
+    """The whole detector moved along the beam by a distance (mm; the user value is the shift
+    from the starting geometry, 0 at the start): every panel of a multi-panel detector moves
+    together (``Distance`` moves one flat panel along its pivot axis instead)."""
+
+    name: ClassVar[str] = "detector_distance"
+    units: ClassVar[str] = "mm"
+
+    def current(self, exp):
+        return np.float64(0.0)
+
+    def apply(self, exp, u, reference):
+        det = reference.detector
+        return eqx.tree_at(lambda e: e.detector.pix0_offset, exp, det.pix0_offset + (u / 1000.0) * det.beam)
+
+
+@final
+class PanelShift(AbstractExperimentParameter):
+    """A panel moved by (x, y, z) in the lab frame (mm, from its starting place): one copy per
+    panel in a multi-panel fit (a per-image parameter)."""
+
+    name: ClassVar[str] = "panel_shift"
+    units: ClassVar[str] = "mm"
+
+    def labels(self, exp):
+        return ["panel_shift.x", "panel_shift.y", "panel_shift.z"]
+
+    def current(self, exp):
+        return np.zeros(3)
+
+    def apply(self, exp, u, reference):
+        det = reference.detector
+        return eqx.tree_at(lambda e: e.detector.pix0_offset, exp, det.pix0_offset + u / 1000.0)
+
+
 def beam_spot(det):
     """(Fbeam, Sbeam) in mm: where the beam axis meets the detector plane, along fdet and sdet
     from the corner pixel's outer edge (pix0)."""
@@ -505,16 +541,33 @@ def _cell_constants(exp, xp=np):
 @final
 class Cell(AbstractExperimentParameter):
     """Unit cell constants a, b, c (Angstrom) and alpha, beta, gamma (degrees); the crystal's
-    orientation is kept (U = A0 B0^-1 of the starting cell)."""
+    orientation is kept (U = A0 B0^-1 of the starting cell).  ``system`` constrains them as the
+    crystal system does (``CELL_SYSTEMS``: the free constants; the others are tied to them or
+    fixed at the starting cell's value, e.g. 90 deg): triclinic (all six), monoclinic (unique
+    axis b), orthorhombic, tetragonal, hexagonal (also trigonal with hexagonal axes),
+    rhombohedral, cubic.  ``cell_system(hall_symbol, cell)`` names it from a space group."""
 
+    system: str = eqx.field(static=True, default="triclinic")
     name: ClassVar[str] = "cell"
     units: ClassVar[str] = "A, deg"
 
     def labels(self, exp):
-        return [f"cell.{n}" for n in ("a", "b", "c", "alpha", "beta", "gamma")]
+        return [f"cell.{n}" for n in _cell_free(self.system)]
 
     def current(self, exp):
-        return _cell_constants(exp)
+        full = np.asarray(_cell_constants(exp))
+        return np.array([full[CELL_NAMES.index(n)] for n in _cell_free(self.system)])
+
+    def constants(self, u, reference):
+        """The six constants (A, deg) for the free values ``u``: tied ones follow their free
+        partner, fixed ones keep the starting cell's value."""
+        start = _cell_constants(reference, jnp)
+        free = _cell_free(self.system)
+        value = {n: u[i] for i, n in enumerate(free)}
+        ties = CELL_TIES.get(self.system, {})
+        return jnp.stack(
+            [value[n] if n in value else value[ties[n]] if n in ties else start[i] for i, n in enumerate(CELL_NAMES)]
+        )
 
     def changes_lattice(self, exp):
         return exp.crystal.shape in ("gauss", "tophat")  # these use a*, b*, c*
@@ -524,8 +577,51 @@ class Cell(AbstractExperimentParameter):
         b0 = _cell_matrix(start)
         a0 = jnp.stack([reference.crystal.a, reference.crystal.b, reference.crystal.c])
         orientation = jnp.linalg.solve(b0, a0)  # rows: a0 = b0 @ orientation
-        new = _cell_matrix(u) @ orientation
+        new = _cell_matrix(self.constants(u, reference)) @ orientation
         return eqx.tree_at(lambda e: (e.crystal.a, e.crystal.b, e.crystal.c), exp, (new[0], new[1], new[2]))
+
+
+CELL_NAMES = ("a", "b", "c", "alpha", "beta", "gamma")
+# the free cell constants of each crystal system, and the constants tied to a free one
+CELL_SYSTEMS = {
+    "triclinic": CELL_NAMES,
+    "monoclinic": ("a", "b", "c", "beta"),
+    "orthorhombic": ("a", "b", "c"),
+    "tetragonal": ("a", "c"),
+    "hexagonal": ("a", "c"),
+    "rhombohedral": ("a", "alpha"),
+    "cubic": ("a",),
+}
+CELL_TIES = {
+    "tetragonal": {"b": "a"},
+    "hexagonal": {"b": "a"},
+    "rhombohedral": {"b": "a", "c": "a", "beta": "alpha", "gamma": "alpha"},
+    "cubic": {"b": "a", "c": "a"},
+}
+
+
+def _cell_free(system: str) -> tuple[str, ...]:
+    if system not in CELL_SYSTEMS:
+        raise NBError(f"unknown crystal system '{system}' (known: {', '.join(CELL_SYSTEMS)})")
+    return CELL_SYSTEMS[system]
+
+
+def cell_system(hall_symbol: str, cell=None) -> str:
+    """The ``Cell`` constraint of a space group (gemmi parses the Hall symbol): its crystal
+    system, with trigonal groups as hexagonal axes unless the cell (a, b, c, alpha, beta,
+    gamma) is rhombohedral (gamma not 120 deg)."""
+    try:
+        import gemmi
+    except ImportError:
+        raise NBError("constraining the cell by the space group needs gemmi (pip install gemmi)") from None
+    try:
+        group = gemmi.find_spacegroup_by_ops(gemmi.symops_from_hall(hall_symbol))
+    except (RuntimeError, ValueError) as exc:
+        raise NBError(f"space group Hall symbol '{hall_symbol.strip()}': {exc}") from None
+    system = group.crystal_system_str() if group is not None else "triclinic"
+    if system == "trigonal":
+        system = "hexagonal" if cell is None or abs(float(cell[5]) - 120.0) < 1.0 else "rhombohedral"
+    return system
 
 
 def _cell_matrix(u):
@@ -631,6 +727,8 @@ PARAMETERS = {
     "background": Background,
     "background_planes": BackgroundPlanes,
     "distance": Distance,
+    "detector_distance": DetectorDistance,
+    "panel_shifts": PanelShift,
     "beam_centre": BeamCentre,
     "cell": Cell,
     "misset": Misset,
