@@ -35,6 +35,9 @@ class RunSettings:
     dumpfile: str = C.DEFAULT_DUMP
     maskfile: str | None = None
     sourcefile: str | None = None
+    spectrumfile: str | None = None  # nbjax's -spectrum: wavelength/energy and weight per channel
+    mtzfile: str | None = None  # nbjax's -mtz (gemmi), instead of -hkl
+    mtz_column: str | None = None  # -mtz_column LABEL; None: the first F, else J column
     # ---- output files
     floatfile: str = C.DEFAULT_FLOATFILE
     intfile: str = C.DEFAULT_INTFILE

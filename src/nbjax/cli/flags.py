@@ -155,6 +155,7 @@ def _energy(s, v, flag):
     if not energy > 0:
         raise NBError(f"{flag}: the photon energy must be positive, got {v[0]} eV")
     s.lambda0 = (HC_EV_ANGSTROM / energy) / 1.0e10
+    _note_given(s, ("lambda0",), flag, v[0])
 
 
 def _printout_pixel(s, v, flag):
@@ -178,6 +179,13 @@ def _file(attr, **also):
             setattr(s, k, val)
 
     return apply
+
+
+def _mtz_column(s, v, flag):
+    if not v[0]:
+        raise NBError(f"{flag}: the column label is empty")
+    s.mtz_column = v[0]
+    _note_given(s, ("mtz_column",), flag, v[0])
 
 
 def _precision(s, v, flag):
@@ -374,6 +382,9 @@ NBJAX_HANDLERS: dict[str, Callable] = {
     "-expt": _file("expt"),  # cli/expt.py renders the experiment's panels
     "-expt_index": _expt_index,
     "-fastnoise": _const(fast_noise=True),
+    "-spectrum": _file("spectrumfile"),
+    "-mtz": _file("mtzfile"),
+    "-mtz_column": _mtz_column,
 }
 
 

@@ -14,7 +14,7 @@ import math
 import numpy as np
 
 from nbjax.ctables.constants import RTD
-from nbjax.errors import NBError
+from nbjax.errors import NBError, quote_text
 from nbjax.io.smv import read_smv
 from nbjax.settings import RunSettings
 
@@ -77,6 +77,8 @@ def apply_headers(s: RunSettings, argv: list[str], log=None) -> None:
         ):
             if not math.isnan(value(key)):
                 setattr(s, attr, value(key) / divisor)
+                if attr == "lambda0":  # a given wavelength (-spectrum keeps it)
+                    s.given[attr] = f"{'-mask' if is_mask else '-img'} {quote_text(str(path))}"
         y = value("BEAM_CENTER_Y")
         if not math.isnan(y):
             s.Ybeam = s.detsize_s - y / 1000.0 if is_mask else y / 1000.0

@@ -81,7 +81,7 @@ def run(argv: list[str], out=sys.stdout, err=sys.stderr) -> int:
     if settings.printout:
         from nbjax.cli.trace import trace_lines
 
-        for line in trace_lines(exp, settings, image.astype(np.float32), settings.lambda0):
+        for line in trace_lines(exp, settings, image.astype(np.float32), derived.header.lambda0_m):
             print(line, file=out)
     _interpolation_warning(stop, out, err)
     with StagedWrites() as files:

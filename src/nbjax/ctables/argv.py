@@ -255,6 +255,31 @@ NBJAX_OPTIONS: tuple[Option, ...] = (
     ),
     opt("-expt_index", 1, "which experiment of the -expt file (default 0)", patterns=(exact("-expt_index"),)),
     opt(
+        "-spectrum",
+        1,
+        "measured spectrum: 'wavelength weight' per line, one source each along the beam; wavelength in A, "
+        "or photon energy in eV (lambda = 12398.42/E A) by a '# eV' / '# A' header line, else values > 100 "
+        "are eV; # comments; sets -lambda to the weighted mean unless given; not with -sourcefile, "
+        "divergence or dispersion",
+        patterns=(exact("-spectrum"),),
+        role="input",
+    ),
+    opt(
+        "-mtz",
+        1,
+        "structure factors from an MTZ file (not with -hkl), expanded to P1 with its space group and "
+        "Friedel mates; missing reflections take -default_F",
+        patterns=(exact("-mtz"),),
+        role="input",
+    ),
+    opt(
+        "-mtz_column",
+        1,
+        "MTZ column: amplitudes (type F) or intensities (J: F = sqrt(max(I, 0))), or an anomalous "
+        "F(+)/F(-) or I(+)/I(-) pair; default the first F, else the first J column",
+        patterns=(exact("-mtz_column"),),
+    ),
+    opt(
         "-fastnoise",
         0,
         "noise image from jax.random: same Poisson statistics, not C's exact stream",

@@ -274,6 +274,47 @@ class Wavelengths(AbstractExperimentParameter):
         return eqx.tree_at(lambda e: e.beam.wavelengths, exp, u * ANGSTROM)
 
 
+@final
+class SpectrumShift(AbstractExperimentParameter):
+    """A shift (Angstrom) of every channel of a measured spectrum together,
+    lambda_s' = lambda_s + shift: diffBragg's spectrum offset, for a spectrometer whose
+    wavelength calibration is off.  Acts on the wavelengths as they stand, so with
+    ``SpectrumScale`` the order does not matter."""
+
+    beam_only: ClassVar[bool] = True
+    name: ClassVar[str] = "spectrum_shift"
+    units: ClassVar[str] = "A"
+
+    def current(self, exp):
+        return np.float64(0.0)
+
+    def apply(self, exp, u, reference):
+        return eqx.tree_at(lambda e: e.beam.wavelengths, exp, exp.beam.wavelengths + u * ANGSTROM)
+
+
+@final
+class SpectrumScale(AbstractExperimentParameter):
+    """A dispersion scale (dimensionless, positive) of a measured spectrum about its weighted
+    mean wavelength, lambda_s' = mean + scale (lambda_s - mean), the mean weighted by the
+    starting Experiment's source weights: diffBragg's spectrum scale, for a spectrometer whose
+    dispersion calibration is off.  The mean of the scaled channels is the mean, so with
+    ``SpectrumShift`` the order does not matter."""
+
+    beam_only: ClassVar[bool] = True
+    name: ClassVar[str] = "spectrum_scale"
+    units: ClassVar[str] = "x"
+    positive: ClassVar[bool] = True
+
+    def current(self, exp):
+        return np.float64(1.0)
+
+    def apply(self, exp, u, reference):
+        w = reference.beam.weights / jnp.sum(reference.beam.weights)
+        lam = exp.beam.wavelengths
+        mean = jnp.sum(w * lam)
+        return eqx.tree_at(lambda e: e.beam.wavelengths, exp, mean + u * (lam - mean))
+
+
 def _beam_axes(exp):
     """(horizontal, vertical) unit axes perpendicular to the beam: the polarization axis p and
     beam x p (the axes of nanoBragg's divergence grid)."""
@@ -719,6 +760,8 @@ PARAMETERS = {
     "weights": Weights,
     "spectrum": Spectrum,
     "wavelengths": Wavelengths,
+    "spectrum_shift": SpectrumShift,
+    "spectrum_scale": SpectrumScale,
     "source_angles": SourceAngles,
     "beam_angle": BeamDirection,
     "divergence": Divergence,

@@ -225,8 +225,24 @@ def _grid(path, data: bytes, default_F: float) -> HKLGrid:
         lo, hi = _column_bounds(idx)
     else:
         warnings = []
+    return grid_from_entries(idx, values, default_F, str(path), warnings, bounds=(lo, hi))
+
+
+def grid_from_entries(
+    idx: np.ndarray, values: np.ndarray, default_F: float, where: str, warnings=(), bounds=None
+) -> HKLGrid:
+    """The C grid of entries ``idx`` (int64 (n, 3) h k l) with amplitudes ``values`` (n,), as
+    ``read_hkl`` builds it: ranges from the smallest and largest index per axis, the real extent
+    prefilled with ``default_F`` when it is non-zero (unlisted reflections take default_F, as in
+    C), later duplicates win; ``hkls`` is the number of entries.  ``bounds``: the per-axis
+    (minima, maxima) when the caller has them.  The one grid builder of every F reader."""
+    idx = np.asarray(idx, dtype=np.int64).reshape(-1, 3)
+    values = np.asarray(values, dtype=np.float64).reshape(-1)
+    if not len(values):
+        raise NBError(f"not enough HKL indices in {where}", C_EXIT)
+    lo, hi = _column_bounds(idx) if bounds is None else bounds
     bounds = (int(lo[0]), int(hi[0]), int(lo[1]), int(hi[1]), int(lo[2]), int(hi[2]))
-    F = empty_grid(bounds, str(path))
+    F = empty_grid(bounds, where)
     if default_F != 0.0:
         F[:-1, :-1, :-1] = default_F
     flat = (idx[:, 0] - lo[0]) * (F.shape[1] * F.shape[2]) + (idx[:, 1] - lo[1]) * F.shape[2] + (idx[:, 2] - lo[2])

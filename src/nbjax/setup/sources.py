@@ -1,4 +1,5 @@
-"""The list of x-ray sources: from a source file, or a divergence x dispersion grid.
+"""The list of x-ray sources: from a source file, a spectrum file, or a divergence x dispersion
+grid.
 
 Each source is a unit vector pointing from the sample towards the source (the incident beam
 direction is its negative), a wavelength in metres and a weight.  The C program ignores the
@@ -8,6 +9,7 @@ weights (quirk D2) and uses the file's wavelength column, in metres (quirk D1).
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 
@@ -43,6 +45,18 @@ def from_table(table: np.ndarray, beam: np.ndarray, lambda0: float, where: str) 
         line = int(np.argmax(mags == 0)) + 1
         raise NBError(f"{where}: source {line} is at the origin, so it has no direction")
     return SourceList(directions, t[:, 4].copy(), t[:, 3].copy(), t[:, :3].copy(), 0)
+
+
+def from_spectrum(channels, beam: np.ndarray, where: str) -> SourceList:
+    """Sources of a spectrum file (``nbjax.io.spectrum.SpectrumChannels``): one per channel, at
+    the source file's default position (-10 m along the beam), with the channel's wavelength
+    and weight; the same sources as a source file listing those positions, weights and
+    wavelengths."""
+    n = channels.wavelengths.size
+    table = np.full((n, 5), np.nan)
+    table[:, 3] = channels.weights
+    table[:, 4] = channels.wavelengths
+    return from_table(table, beam, math.nan, where)
 
 
 def divergence_grid(hdiv, vdiv, disp, round_div: bool, beam, polar, vert, lambda0: float):

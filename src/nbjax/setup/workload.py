@@ -150,7 +150,12 @@ def grid_sources(hdiv, vdiv, disp) -> int:
 
 
 def source_count(s, hdiv, vdiv, disp) -> int:
-    """Sources the set-up will build: the lines of -sourcefile, else the grid's upper bound."""
+    """Sources the set-up will build: the lines of -sourcefile or the channels of -spectrum,
+    else the grid's upper bound."""
+    if s.spectrumfile is not None:
+        from nbjax.io.spectrum import read_spectrum
+
+        return read_spectrum(s.spectrumfile).wavelengths.size
     if s.sourcefile is not None:
         from nbjax.io.sourcefile import read_source_file
 
@@ -162,7 +167,16 @@ def source_count(s, hdiv, vdiv, disp) -> int:
 COUNT_SETTINGS = {
     "oversample": ("oversample",),
     "layers": ("detector_thicksteps", "detector_thickstep"),
-    "sources": ("sourcefile", "hdivsteps", "hdivstep", "vdivsteps", "vdivstep", "dispsteps", "dispstep"),
+    "sources": (
+        "sourcefile",
+        "spectrumfile",
+        "hdivsteps",
+        "hdivstep",
+        "vdivsteps",
+        "vdivstep",
+        "dispsteps",
+        "dispstep",
+    ),
     "phisteps": ("phisteps", "phistep"),
     "domains": ("mosaic_domains",),
 }
