@@ -24,6 +24,7 @@ import nbjax
 import nbjax.fit as nf
 from nbjax.errors import NBError
 from nbjax.fit import _demo, _engine
+from nbjax.fit._fit import _unstarted
 from nbjax.io.sourcefile import read_source_file, write_source_file
 
 SOURCES = "-10 0.003 -0.002 1.0 0.99e-10\n-10 -0.001 0.002 2.0 1.0e-10\n-10 0.0 0.004 0.7 1.015e-10\n"
@@ -216,7 +217,7 @@ def _cached_normals(S):
         spans.append((off, off + t.size))
         shapes.append(t.shape)
         off += t.size
-    layout = _engine.Layout(tuple(free), tuple(spans), tuple(shapes))
+    layout = _unstarted(_engine.Layout(tuple(free), tuple(spans), tuple(shapes)))  # the passes do not hold starts
     yield _engine.make_passes((layout,), off, S, nf.Poisson(), jnp.dtype(jnp.float64)).normal
 
 

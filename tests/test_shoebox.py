@@ -60,16 +60,22 @@ def _shoebox_observation(exp, boxes, size=6):
     return nf.Observation(image=data, mask=shoebox >= 0, shoebox=shoebox, offsets=offsets, name="still")
 
 
-@pytest.mark.parametrize("loss", [nf.Poisson(), nf.Readout(sigma_readout=2.0)], ids=["poisson", "readout"])
-def test_sparse_planes_equal_the_dense_normal_equations(loss):
+@pytest.mark.parametrize(
+    "loss,tilt",
+    [(nf.Poisson(), True), (nf.Readout(sigma_readout=2.0), True), (nf.Poisson(), False)],
+    ids=["poisson", "readout", "constant-planes"],
+)
+def test_sparse_planes_equal_the_dense_normal_equations(loss, tilt):
     exp = nbjax.experiment_from_args(ARGS, physical=True)
     boxes = [(2, 3), (10, 20), (20, 8), (25, 25)]
     obs = _shoebox_observation(exp, boxes)
-    start = np.tile([4.0, 0.1, -0.05], (len(boxes), 1))
+    start = np.tile([4.0, 0.1, -0.05][: 3 if tilt else 1], (len(boxes), 1))
     free = [
         nf.Scale(start=1.2e-3),
         nf.Misset(),
-        nf.BackgroundPlanes(shoeboxes=len(boxes), start=tuple(tuple(float(x) for x in row) for row in start)),
+        nf.BackgroundPlanes(
+            shoeboxes=len(boxes), tilt=tilt, start=tuple(tuple(float(x) for x in row) for row in start)
+        ),
     ]
     problem = nf.build_problem(exp, obs, free, loss=loss, tile=32)
     obj = problem.objective
@@ -85,7 +91,7 @@ def test_sparse_planes_equal_the_dense_normal_equations(loss):
     v = np.asarray(valid).reshape(-1)
     l, dl, fw = loss.terms(m, jnp.asarray(d).reshape(-1), jnp.asarray(sigma).reshape(-1))
     Jv, dlv, fwv = np.asarray(J)[v], np.asarray(dl)[v], np.asarray(fw)[v]
-    assert problem.theta0.size == 1 + 3 + 12
+    assert problem.theta0.size == 1 + 3 + (12 if tilt else 4)
     np.testing.assert_allclose(float(L), float(np.sum(np.asarray(l)[v])), rtol=1e-12)
     np.testing.assert_allclose(np.asarray(g), Jv.T @ dlv, rtol=1e-9, atol=1e-9 * np.abs(Jv.T @ dlv).max())
     F_ref = Jv.T @ (fwv[:, None] * Jv)

@@ -2,6 +2,8 @@
 
     nbjax fit [nanoBragg flags: the starting model] -data IMAGE [-data IMAGE ...] -free LIST ...
     nbjax fit -demo
+    nbjax fit -expt FILE.expt -data STILL -free LIST -outdir DIR   (shoebox refinement of a
+              still: nbjax fit -expt ... options are in nbjax.cli.fit_still)
 
 The nanoBragg flags describe the starting model exactly as for a render, in physical mode
 (implied).  Fit options (exact names):
@@ -36,6 +38,7 @@ import sys
 import numpy as np
 
 from nbjax.cli import jaxconfig
+from nbjax.cli.fit_still import STILL_OPTIONS
 from nbjax.errors import NBError
 
 OUTPUT_NAMES = ("fitted_sources.txt", "fit.json", "fit_report.png")
@@ -50,6 +53,7 @@ _VALUED = {
     "-fitmask": 1,
     "-maskvalue": 1,
     "-outdir": 1,
+    **STILL_OPTIONS,
 }
 _SWITCHES = {"-demo"}
 HELP_FLAGS = ("-h", "--help", "-help")
@@ -142,6 +146,10 @@ def main(argv, out=sys.stdout, err=sys.stderr) -> int:
         print(help_text(), file=out)
         return 0
     opts, rest = _split(argv)
+    if "-expt" in rest:  # a DIALS still: shoebox refinement
+        from nbjax.cli import fit_still
+
+        return fit_still.main(opts, rest, argv, out, err, _loss, _method)
     outdir = opts.get("-outdir", ".")
     _check_outdir(outdir)
     progress_on = "-noprogress" not in rest

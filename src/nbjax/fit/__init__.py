@@ -52,6 +52,7 @@ from nbjax.fit._parameters import (
 )
 from nbjax.fit._report import write_outputs
 from nbjax.fit._solvers import LBFGS, METHODS, AbstractMethod, AbstractOptaxMethod, Adam, LevenbergMarquardt
+from nbjax.fit._still import Shoeboxes, StillResult, find_spots, refine_still, shoeboxes
 
 __all__ = [
     "ALIASES",
@@ -87,7 +88,9 @@ __all__ = [
     "Problem",
     "Readout",
     "Scale",
+    "Shoeboxes",
     "SourceAngles",
+    "StillResult",
     "Spectrum",
     "SpectrumScale",
     "SpectrumShift",
@@ -96,9 +99,12 @@ __all__ = [
     "build_problem",
     "cell_system",
     "demo_problem",
+    "find_spots",
     "fit",
     "observation",
     "parameter",
     "read_image",
+    "refine_still",
+    "shoeboxes",
     "write_outputs",
 ]

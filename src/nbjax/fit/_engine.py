@@ -96,13 +96,19 @@ def linear_parts(
     return w, scale, background
 
 
-def plane_span(layout: Layout) -> tuple[int, int] | None:
-    """(start, stop) in theta of the per-shoebox background planes (3 values per shoebox:
-    c, gx, gy), or None."""
+def plane_span(layout: Layout) -> tuple[int, int, int] | None:
+    """(start, stop, values per shoebox) in theta of the per-shoebox background planes (c, gx,
+    gy; or c alone), or None."""
     for p, span in zip(layout.params, layout.spans, strict=True):
         if p.role == "background_planes":
-            return span
+            return (*span, p.per_shoebox)
     return None
+
+
+def _plane_rows(dx, dy, per: int):
+    """The plane's design row per pixel: (1, dx, dy), or (1,)."""
+    ones = jnp.ones_like(dx)
+    return jnp.stack([ones, dx, dy] if per == 3 else [ones], axis=-1)
 
 
 def plane_term(layout: Layout, theta, k, dx, dy):
@@ -110,9 +116,9 @@ def plane_term(layout: Layout, theta, k, dx, dy):
     span = plane_span(layout)
     if span is None:
         return jnp.zeros(k.shape, theta.dtype)
-    u = theta[span[0] : span[1]].reshape(-1, 3)
-    row = u[jnp.maximum(k, 0)]
-    return jnp.where(k >= 0, row[:, 0] + row[:, 1] * dx + row[:, 2] * dy, 0.0)
+    start, stop, per = span
+    u = theta[start:stop].reshape(-1, per)
+    return jnp.where(k >= 0, jnp.sum(u[jnp.maximum(k, 0)] * _plane_rows(dx, dy, per), axis=-1), 0.0)
 
 
 def _dense_columns(layout: Layout, n: int) -> np.ndarray:
@@ -121,7 +127,7 @@ def _dense_columns(layout: Layout, n: int) -> np.ndarray:
     span = plane_span(layout)
     if span is None:
         return np.arange(n)
-    return np.concatenate([np.arange(span[0]), np.arange(span[1], n)])
+    return np.concatenate([np.arange(span[0]), np.arange(span[1], n)])  # span: (start, stop, per)
 
 
 def experiment(reference: Experiment, layout: Layout, theta: Float[Array, " n"]) -> Experiment:
@@ -383,20 +389,20 @@ SOURCE_TILE_SAMPLES = 1 << 16  # the adjoint pass's samples per tile: its per-sa
 
 
 def _with_planes(carry, J, dense, span, k, dx, dy, dl, fw, with_fisher):
-    """(g, F) of a tile with background planes: the dense columns J as usual, each pixel's three
-    plane columns (1, dx, dy) at theta span[0] + 3 k + (0, 1, 2) added sparsely (its shoebox
-    only), so the cost does not grow with the number of shoeboxes."""
-    inside = k >= 0
-    rows = jnp.where(inside[:, None], jnp.stack([jnp.ones_like(dx), dx, dy], axis=-1), 0.0).astype(J.dtype)
-    cols = span[0] + 3 * jnp.maximum(k, 0)[:, None] + jnp.arange(3)[None, :]  # (T, 3)
+    """(g, F) of a tile with background planes: the dense columns J as usual, each pixel's plane
+    columns (1, dx, dy) at theta span[0] + 3 k + (0, 1, 2) (or (1,) at span[0] + k) added
+    sparsely (its shoebox only), so the cost does not grow with the number of shoeboxes."""
+    per = span[2]
+    rows = jnp.where((k >= 0)[:, None], _plane_rows(dx, dy, per), 0.0).astype(J.dtype)
+    cols = span[0] + per * jnp.maximum(k, 0)[:, None] + jnp.arange(per)[None, :]  # (T, per)
     g = carry[0].at[dense].add(J.T @ dl).at[cols].add(dl[:, None] * rows)
     if not with_fisher:
         return (g,)
     F = carry[1].at[dense[:, None], dense[None, :]].add((J * fw[:, None]).T @ J)
-    for c in range(3):
+    for c in range(per):
         cross = (fw * rows[:, c])[:, None] * J  # (T, dense): d m/d plane_c times d m/d dense, weighted
         F = F.at[cols[:, c][:, None], dense[None, :]].add(cross).at[dense[None, :], cols[:, c][:, None]].add(cross)
-        for c2 in range(3):
+        for c2 in range(per):
             F = F.at[cols[:, c], cols[:, c2]].add(fw * rows[:, c] * rows[:, c2])
     return g, F
 

@@ -218,7 +218,10 @@ def build_problem(
     local = _local_images(len(exps), distributed)
     tile = min(tile, max(int(np.count_nonzero(obs[i].mask)) for i in local))
     packed = _pack_data(exps, obs, local, tile, dtype)
-    passes = _engine.make_passes(tuple(layouts[i] for i in local), n, S, loss, jnp.dtype(dtype))
+    # the compiled passes depend on the transforms, not on the starting values: fits that differ
+    # only in ``start`` (a shoebox fit's background planes) share one compilation
+    engine_layouts = tuple(_unstarted(layouts[i]) for i in local)
+    passes = _engine.make_passes(engine_layouts, n, S, loss, jnp.dtype(dtype))
 
     user_values = functools.partial(_user_values, tuple(layouts), len(free))
 
@@ -228,6 +231,13 @@ def build_problem(
         from nbjax.distributed import sum_over_processes as reduce
     objective = Objective(passes, tuple(exps[i] for i in local), tuple(packed), restraint, reduce)
     return Problem(objective, theta0, labels, units, layouts, packed, user_values, local, exps, obs, bounds=bounds)
+
+
+def _unstarted(layout):
+    """``layout`` with its parameters' starting values dropped (they are in theta0, not in the
+    compiled passes)."""
+    params = tuple(dataclasses.replace(p, start=None) if p.start is not None else p for p in layout.params)
+    return _engine.Layout(params, layout.spans, layout.shapes)
 
 
 def _theta_layout(exps, obs, free, per_image):

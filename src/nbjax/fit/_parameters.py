@@ -238,8 +238,8 @@ class BackgroundPlanes(AbstractParameter):
     (dx, dy) the pixel's offset from the shoebox centre (pixels; ``Observation.shoebox`` and
     ``offsets``).  User values (shoeboxes, 3): c in photons/pixel, gx and gy in photons/pixel
     per pixel; no transform (a Poisson model pixel <= 0 is refused by the loss, so start
-    positive: ``start`` from the data).  ``tilt=False`` keeps gx and gy at 0 (a constant per
-    shoebox: the prior pins them)."""
+    positive: ``start`` from the data, (shoeboxes, 3) or (shoeboxes, 1) as a nested tuple).
+    ``tilt=False``: a constant per shoebox (c alone)."""
 
     shoeboxes: int = eqx.field(static=True, default=0)
     tilt: bool = eqx.field(static=True, default=True)
@@ -247,11 +247,16 @@ class BackgroundPlanes(AbstractParameter):
     units: ClassVar[str] = "photons/pixel"
     role: ClassVar[str] = "background_planes"
 
+    @property
+    def per_shoebox(self) -> int:
+        """Values per shoebox: c, gx, gy (or c alone without tilt)."""
+        return 3 if self.tilt else 1
+
     def current(self, exp):
-        return np.zeros((self.shoeboxes, 3))
+        return np.zeros((self.shoeboxes, self.per_shoebox))
 
     def labels(self, exp):
-        return [f"plane[{k}].{c}" for k in range(self.shoeboxes) for c in ("c", "gx", "gy")]
+        return [f"plane[{k}].{c}" for k in range(self.shoeboxes) for c in ("c", "gx", "gy")[: self.per_shoebox]]
 
     @classmethod
     def from_settings(cls, settings):
@@ -582,7 +587,8 @@ def _cell_constants(exp, xp=np):
 @final
 class Cell(AbstractExperimentParameter):
     """Unit cell constants a, b, c (Angstrom) and alpha, beta, gamma (degrees); the crystal's
-    orientation is kept (U = A0 B0^-1 of the starting cell).  ``system`` constrains them as the
+    orientation is kept (U = A B0^-1 of the cell as it stands, B0 of the starting constants, so a
+    ``Misset`` before it in the list keeps its rotation).  ``system`` constrains them as the
     crystal system does (``CELL_SYSTEMS``: the free constants; the others are tied to them or
     fixed at the starting cell's value, e.g. 90 deg): triclinic (all six), monoclinic (unique
     axis b), orthorhombic, tetragonal, hexagonal (also trigonal with hexagonal axes),
@@ -616,7 +622,8 @@ class Cell(AbstractExperimentParameter):
     def apply(self, exp, u, reference):
         start = _cell_constants(reference, jnp)
         b0 = _cell_matrix(start)
-        a0 = jnp.stack([reference.crystal.a, reference.crystal.b, reference.crystal.c])
+        # the orientation of the cell as it stands (a misset applied before this keeps its turn)
+        a0 = jnp.stack([exp.crystal.a, exp.crystal.b, exp.crystal.c])
         orientation = jnp.linalg.solve(b0, a0)  # rows: a0 = b0 @ orientation
         new = _cell_matrix(self.constants(u, reference)) @ orientation
         return eqx.tree_at(lambda e: (e.crystal.a, e.crystal.b, e.crystal.c), exp, (new[0], new[1], new[2]))
