@@ -19,8 +19,6 @@ mode branches:
 * ``nbjax.ccompat.CCompatible``: the C program's behaviour, quirks included.
 """
 
-from __future__ import annotations
-
 import abc
 from typing import ClassVar
 
@@ -44,8 +42,7 @@ class AbstractAccumulation(eqx.Module):
     c_compatible: ClassVar[bool] = False
 
     @abc.abstractmethod
-    def polarization(self, exp, incident, diffracted, dmin_skip) -> Float[Array, (T #L #Q #S
-)]:
+    def polarization(self, exp, incident, diffracted, dmin_skip) -> Float[Array, " T #L #Q #S"]:
         """Polarization factors for the samples (per sample, or one per pixel)."""
 
     @abc.abstractmethod

@@ -13,8 +13,6 @@ Masks combine: a mask file (SMV or raw; 0 = masked, as nanoBragg's ``-mask``), a
 a region of interest (xmin, xmax, ymin, ymax inclusive, nanoBragg's ``-roi``) and overloads.
 """
 
-from __future__ import annotations
-
 import os
 
 import equinox as eqx
@@ -31,9 +29,9 @@ OVERLOAD = 65535
 class Observation(eqx.Module):
     """One observed image (photons per pixel, (slow, fast)) and its usable pixels."""
 
-    image: Float[Array, "S F"]
-    mask: Bool[Array, "S F"]  # True = use the pixel
-    sigma: Float[Array, "S F"] | None = None  # per-pixel sigma for the Gaussian loss
+    image: Float[Array | np.ndarray, "spixels fpixels"]
+    mask: Bool[Array | np.ndarray, "spixels fpixels"]  # True = use the pixel
+    sigma: Float[Array | np.ndarray, "spixels fpixels"] | None = None  # per-pixel sigma for the Gaussian loss
     name: str = eqx.field(static=True, default="image")
 
 

@@ -18,8 +18,6 @@ log for positive quantities, and for the weights the simplex with the first logi
 adds the Gaussian restraint 1/2 ((u - mean)/sigma)^2 to the loss.
 """
 
-from __future__ import annotations
-
 import math
 from typing import ClassVar
 
@@ -305,7 +303,8 @@ class Divergence(AbstractParameter):
         kept = self.kept()
         if kept.shape[0] * self.dispsteps != exp.beam.wavelengths.shape[0]:
             raise ValueError(
-                f"Divergence: a {self.hsteps}x{self.vsteps} grid with {self.dispsteps} wavelengths does not match the Experiment's {exp.beam.wavelengths.shape[0]} sources"
+                f"Divergence: a {self.hsteps}x{self.vsteps} grid with {self.dispsteps} wavelengths does not match "
+                f"the Experiment's {exp.beam.wavelengths.shape[0]} sources"
             )
         d = np.asarray(exp.beam.directions)
         span = []  # full divergence = angle between the extreme grid points / their span in f
@@ -533,6 +532,6 @@ PARAMETERS = {
 }
 
 
-def unit_values(params, theta_parts) -> list[Float[Array, ...]]:
+def unit_values(params, theta_parts) -> list[Float[Array, "..."]]:
     """User values of each parameter from its theta."""
-    return [p.from_theta(t) for p, t in zip(params, theta_parts)]
+    return [p.from_theta(t) for p, t in zip(params, theta_parts, strict=True)]
