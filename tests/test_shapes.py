@@ -54,3 +54,94 @@ def test_annotated_shapes_hold_at_run_time():
     assert proc.returncode == 0, proc.stderr[-4000:]
     lines = proc.stdout.split()
     assert lines[-1] == "ok" and "caught" in lines, proc.stdout[-2000:]
+
+
+# ---------------------------------------------------------------------------------------------
+# every jaxtyping annotation in nbjax resolves, and names its axes from nbjax.axes
+
+
+def _nbjax_modules():
+    import importlib
+    import pkgutil
+
+    import nbjax
+
+    for info in pkgutil.walk_packages(nbjax.__path__, "nbjax."):
+        if info.name.rsplit(".", 1)[-1] != "__main__":  # __main__ runs the CLI
+            yield importlib.import_module(info.name)
+
+
+def _annotated(module):
+    """(qualified name, raw annotations dict, globals) of every function, method, property and
+    class (its fields) defined in ``module``."""
+    import inspect
+
+    def function(qualname, fn):
+        fn = inspect.unwrap(fn)
+        if inspect.isfunction(fn) and getattr(fn, "__annotations__", None):
+            yield qualname, fn.__annotations__, fn.__globals__
+
+    for name, obj in vars(module).items():
+        if getattr(obj, "__module__", None) != module.__name__:
+            continue
+        if inspect.isclass(obj):
+            yield f"{name}", dict(vars(obj).get("__annotations__", {})), vars(module)
+            for attr, member in vars(obj).items():
+                if isinstance(member, property):
+                    member = member.fget
+                elif isinstance(member, (staticmethod, classmethod)):
+                    member = member.__func__
+                if callable(member):
+                    yield from function(f"{name}.{attr}", member)
+        elif callable(obj):
+            yield from function(name, obj)
+
+
+def _array_types(hint):
+    """The jaxtyping array types inside a resolved annotation (unions, tuples, lists)."""
+    import typing
+
+    import jaxtyping
+
+    if isinstance(hint, type) and issubclass(hint, jaxtyping.AbstractArray):
+        yield hint
+    for arg in typing.get_args(hint):
+        yield from _array_types(arg)
+
+
+def test_annotations_resolve_and_use_the_axes_vocabulary():
+    """A jaxtyping annotation that does not evaluate is silently not checked (the import hook
+    treats it as Any): so every one must evaluate (ruff's UP037 once turned "3" into 3 and
+    "T #L #Q #S" into the name T), and every axis name must be one of ``nbjax.axes.AXES``."""
+    import re
+
+    import jaxtyping
+
+    from nbjax.axes import AXES
+
+    dtypes = [n for n in dir(jaxtyping) if isinstance(getattr(jaxtyping, n, None), type)]
+    dtypes = [n for n in dtypes if issubclass(getattr(jaxtyping, n), jaxtyping.AbstractDtype)]
+    mentions_dtype = re.compile(r"\b(" + "|".join(dtypes) + r")\[")
+    unresolved, unknown, seen = [], [], 0
+    for module in _nbjax_modules():
+        for qualname, annotations, namespace in _annotated(module):
+            for arg, raw in annotations.items():
+                where = f"{module.__name__}.{qualname} ({arg})"
+                if isinstance(raw, str):
+                    try:
+                        hint = eval(raw, dict(namespace))  # the module's own annotation
+                    except Exception as exc:
+                        if mentions_dtype.search(raw):
+                            unresolved.append(f"{where}: {raw!r}: {type(exc).__name__}: {exc}")
+                        continue
+                else:
+                    hint = raw
+                for array_type in _array_types(hint):
+                    seen += 1
+                    for dim in array_type.dim_str.split():
+                        name = dim.split("=")[-1].lstrip("#*_?")
+                        if name and name != "..." and not name.isdigit() and name not in AXES:
+                            unknown.append(f"{where}: {name!r} in {array_type.dim_str!r}")
+    assert not unresolved, "\n".join(unresolved)
+    assert not unknown, "axis names missing from nbjax.axes.AXES:\n" + "\n".join(unknown)
+    assert seen > 50, seen  # the walk found the annotations

@@ -19,8 +19,6 @@ has no mode branches:
 * ``nbjax.ccompat.CCompatible``: the C program's behaviour, quirks included.
 """
 
-from __future__ import annotations
-
 from typing import ClassVar, final
 
 import jax.numpy as jnp

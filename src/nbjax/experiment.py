@@ -5,8 +5,6 @@ wavelengths, weights, cell vectors, distance, Kahn factor, fluence, ...); counts
 modes are static fields.  Units: metres, radians, photons/m^2.
 """
 
-from __future__ import annotations
-
 import equinox as eqx
 import jax.numpy as jnp
 import numpy as np
@@ -22,12 +20,12 @@ class Detector(eqx.Module):
     pre-rotation near-point distance (pivot SAMPLE), so its gradient is d/d(-distance).
     """
 
-    fdet: Float[Array, 3]
-    sdet: Float[Array, 3]
-    odet: Float[Array, 3]
-    beam: Float[Array, 3]
-    pix0_offset: Float[Array, 3]
-    pivot_axis: Float[Array, 3]
+    fdet: Float[Array, "3"]
+    sdet: Float[Array, "3"]
+    odet: Float[Array, "3"]
+    beam: Float[Array, "3"]
+    pix0_offset: Float[Array, "3"]
+    pivot_axis: Float[Array, "3"]
     distance: Float[Array, ""]
     ratio: Float[Array, ""]  # beam . normal (rotations without two-theta), C's distance ratio
     pixel_size: Float[Array, ""]
@@ -62,7 +60,7 @@ class Beam(eqx.Module):
     directions: Float[Array, "S 3"]
     wavelengths: Float[Array, " S"]
     weights: Float[Array, " S"]
-    polar_vector: Float[Array, 3]
+    polar_vector: Float[Array, "3"]
     kahn: Float[Array, ""]
     fluence: Float[Array, ""]
     nopolar: bool = eqx.field(static=True)
@@ -71,12 +69,12 @@ class Beam(eqx.Module):
 class Crystal(eqx.Module):
     """Unrotated lattice (m), spindle phi angles (rad) and mosaic domain rotations."""
 
-    a: Float[Array, 3]
-    b: Float[Array, 3]
-    c: Float[Array, 3]
-    N: Float[Array, 3]
+    a: Float[Array, "3"]
+    b: Float[Array, "3"]
+    c: Float[Array, "3"]
+    N: Float[Array, "3"]
     fudge: Float[Array, ""]
-    spindle: Float[Array, 3]
+    spindle: Float[Array, "3"]
     phi: Float[Array, " P"]
     mosaic_umats: Float[Array, "M 3 3"]
     shape: str = eqx.field(static=True)
@@ -94,7 +92,7 @@ class StructureFactors(eqx.Module):
     """Padded F grid over [lo, hi] (or none), and default_F everywhere else."""
 
     default_F: Float[Array, ""]
-    grid: Float[Array, "H K L"] | None
+    grid: Float[Array, "Nh Nk Nl"] | None
     lo: tuple = eqx.field(static=True)
     hi: tuple = eqx.field(static=True)
     interpolate: bool = eqx.field(static=True)
@@ -112,7 +110,7 @@ class Experiment(eqx.Module):
     background: Float[Array, ""]  # water I_bg per pixel, in F^2 units
     dmin: Float[Array, ""]  # m; 0 = off
     mask: Array | None  # (spixels, fpixels), 0 = skip
-    model: AbstractAccumulation
+    model: "AbstractAccumulation"  # forward reference (nbjax.accumulation imports this module): not run-time checked
     roi: tuple = eqx.field(static=True)  # xmin, xmax, ymin, ymax inclusive
 
     @property

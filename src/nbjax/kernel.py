@@ -9,8 +9,6 @@ Pixels are processed in tiles of ``tile`` pixels (``lax.map``), so peak memory d
 tile, not the detector; inside a tile every other loop is an array axis.
 """
 
-from __future__ import annotations
-
 import functools
 
 import equinox as eqx
@@ -247,11 +245,12 @@ def stack_experiments(experiments) -> Experiment:
     first = jax.tree.structure(experiments[0])
     for k, e in enumerate(experiments[1:], 1):
         if jax.tree.structure(e) != first or any(
-            np.shape(a) != np.shape(b) for a, b in zip(jax.tree.leaves(e), jax.tree.leaves(experiments[0]), strict=True)
+            np.shape(a) != np.shape(b)
+            for a, b in zip(jax.tree.leaves(e), jax.tree.leaves(experiments[0]), strict=True)  # same structure
         ):
             raise ValueError(
-                f"stack_experiments: experiment {k} differs in static shape from experiment 0 (detector size, source "
-                "or orientation count, model)"
+                f"stack_experiments: experiment {k} differs in static shape from experiment 0 "
+                "(detector size, source or orientation count, model)"
             )
     return jax.tree.map(lambda *xs: jnp.stack(xs), *experiments)
 

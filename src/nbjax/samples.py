@@ -2,8 +2,9 @@
 sees for every source and crystal orientation, and the detector factors.
 
 Axes, in the C program's loop order: T pixels of the tile, L sensor layers, Q sub-pixels (slow
-sub-pixel outer), S sources, K orientations (phi outer, mosaic domain inner).  Lengths in
-metres, wavelengths in metres, Miller indices dimensionless.
+sub-pixel outer), S sources, K orientations (phi outer, mosaic domain inner); every axis name
+is defined in ``nbjax.axes``.  Lengths in metres, wavelengths in metres, Miller indices
+dimensionless.
 
     d = p/|p|                   diffracted unit vector to sub-pixel position p
     i = -s                      incident unit vector (s: unit vector towards source)
@@ -13,8 +14,6 @@ Geometry and Miller indices are float64; the lattice transform and the factors a
 render's dtype.  Which polarization (per sample or C's cached one) and which lattice formula
 (smooth or C's) is the model's choice (``nbjax.accumulation``).
 """
-
-from __future__ import annotations
 
 import equinox as eqx
 import jax.numpy as jnp
@@ -35,7 +34,7 @@ class PixelSamples(eqx.Module):
     f_latt_sq: Float[Array, "T L Q S K"]
     omega: Float[Array, "T L Q"]  # solid angle, sr
     capture: Float[Array, "T L Q"]  # sensor capture fraction
-    polar: Float[Array, "T #L #Q #S"]  # noqa: F821 (a shape) -- polarization factor (C mode: one cached value per pixel)
+    polar: Float[Array, " T #L #Q #S"]  # polarization factor (C mode: one cached value per pixel)
     dmin_skip: Bool[Array, "T L Q S"]  # resolution beyond -dmin: the sample is not summed
     pos: Float[Array, "T L Q 3"]  # sub-pixel positions, m
     stol_sq: Float[Array, "T L Q S"]  # (sin(theta)/lambda)^2, 1/m^2
@@ -69,7 +68,9 @@ def unit(v, magnitude):
     return jnp.stack([v[..., k] / magnitude for k in range(3)], axis=-1)
 
 
-def subpixel_positions(det, fpix: Int[Array, " T"], spix: Int[Array, " T"]) -> Float[Array, "T L Q 3"]:
+def subpixel_positions(
+    det, fpix: Int[Array | np.ndarray, " T"], spix: Int[Array | np.ndarray, " T"]
+) -> Float[Array, "T L Q 3"]:
     """Sub-pixel centres in the lab frame (m), C order: layer, slow sub, fast sub; each term
     rounded before the sum, as C adds them."""
     os = det.oversample
@@ -118,7 +119,11 @@ def resolution(
 
 
 def pixel_samples(
-    exp: Experiment, fpix: Int[Array, " T"], spix: Int[Array, " T"], dtype, first_pixel: bool = False
+    exp: Experiment,
+    fpix: Int[Array | np.ndarray, " T"],
+    spix: Int[Array | np.ndarray, " T"],
+    dtype,
+    first_pixel: bool = False,
 ) -> PixelSamples:
     """The samples of pixels (fpix, spix) under ``exp.model``.  ``first_pixel``: the tile is
     the run's first rendered pixel (the C model renders its first phi loop differently)."""

@@ -11,8 +11,6 @@ This module imports nothing of nbjax, so ``nbjax.experiment`` can name the strat
 L sensor layers, Q sub-pixels, S sources, K orientations.
 """
 
-from __future__ import annotations
-
 import abc
 from typing import Any
 
@@ -30,7 +28,7 @@ class AbstractAccumulation(eqx.Module):
     c_compatible: eqx.AbstractClassVar[bool]  # True: the C program's behaviour, not the physics
 
     @abc.abstractmethod
-    def polarization(self, exp, incident, diffracted, dmin_skip) -> Float[Array, "T #L #Q #S"]:  # noqa: F821 (a shape)
+    def polarization(self, exp, incident, diffracted, dmin_skip) -> Float[Array, " T #L #Q #S"]:
         """Polarization factors of the samples (per sample, or one per pixel as (T, 1, 1, 1))."""
 
     @abc.abstractmethod
@@ -50,12 +48,12 @@ class AbstractAccumulation(eqx.Module):
         ``prepare`` returned."""
 
     @abc.abstractmethod
-    def prepare(self, exp, run_stage, keep: Bool[Array, " N"] | None) -> tuple[Int[Array, " C"], Any]:
+    def prepare(self, exp, run_stage, keep: Bool[Array, " roi"] | None) -> tuple[Int[Array, " context"], Any]:
         """A whole-image pre-pass: (context array for the stages, host information or None).
         ``run_stage(stage)`` maps a tile stage over the image and returns (the flat values of
         the rendered pixels, the window); ``keep`` is the rendered mask, flat (None: all)."""
 
     @abc.abstractmethod
-    def finish(self, exp, values: Float[Array, " N"], context, run_pixel) -> Float[Array, " N"]:
+    def finish(self, exp, values: Float[Array, " roi"], context, run_pixel) -> Float[Array, " roi"]:
         """Last changes to the flat ROI values; ``run_pixel(stage)`` renders the run's first
         rendered pixel at ``stage`` and returns (its flat index, its value)."""

@@ -13,8 +13,6 @@ named per method):
 * phi exactly 0 reuses the previous step's orientation, except in the run's very first phi loop.
 """
 
-from __future__ import annotations
-
 from typing import ClassVar, final
 
 import equinox as eqx

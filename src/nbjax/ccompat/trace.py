@@ -3,8 +3,6 @@ accumulated I and its cached factors (``nbjax.cli.trace`` formats them as C does
 with -printout in tests/data prove them).  Only the C-compatible model can answer: it is the
 one with C's cached factors (``CCompatible.pixel_sum``)."""
 
-from __future__ import annotations
-
 import equinox as eqx
 import jax
 import jax.numpy as jnp

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-Vector = tuple[float, float, float]
+Vector = tuple[int, int, int]  # the tables' unit vectors along lab axes: components 0, 1 or -1 (ints)
 
 
 class Convention(NamedTuple):

@@ -14,8 +14,6 @@ Masks combine: a mask file (any of these formats; 0 = masked, as nanoBragg's ``-
 a region of interest (xmin, xmax, ymin, ymax inclusive, nanoBragg's ``-roi``) and overloads.
 """
 
-from __future__ import annotations
-
 import os
 
 import equinox as eqx
@@ -30,12 +28,16 @@ OVERLOAD = 65535
 class Observation(eqx.Module):
     """One observed image (photons per pixel, (slow, fast)) and its usable pixels."""
 
-    image: Float[Array, "S F"]
-    mask: Bool[Array, "S F"]  # True = use the pixel
-    sigma: Float[Array, "S F"] | None = None  # per-pixel sigma for the Gaussian loss
+    image: Float[Array | np.ndarray, "spixels fpixels"]
+    mask: Bool[Array | np.ndarray, "spixels fpixels"]  # True = use the pixel
+    sigma: Float[Array | np.ndarray, "spixels fpixels"] | None = None  # per-pixel sigma for the Gaussian loss
     name: str = eqx.field(static=True, default="image")
-    shoebox: Int[Array, "S F"] | None = None  # per pixel its shoebox (-1: none), for BackgroundPlanes
-    offsets: Float[Array, "2 S F"] | None = None  # per pixel (dx, dy) from its shoebox centre, pixels
+    shoebox: Int[Array | np.ndarray, "spixels fpixels"] | None = (
+        None  # per pixel its shoebox (-1: none), for BackgroundPlanes
+    )
+    offsets: Float[Array | np.ndarray, "2 spixels fpixels"] | None = (
+        None  # per pixel (dx, dy) from its shoebox centre, pixels
+    )
 
 
 def read_image(

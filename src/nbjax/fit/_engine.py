@@ -18,8 +18,6 @@ so the gradient and the Gauss-Newton / Fisher matrix cost one pass, with memory 
 tile.  Restraints (Gaussian priors in user units) add their terms afterwards.
 """
 
-from __future__ import annotations
-
 import dataclasses
 import functools
 
@@ -146,7 +144,7 @@ def default_tile(reference, n_tangents: int) -> int:
 
 def pixel_tiles(
     mask, tile: int
-) -> tuple[Int[np.ndarray, "n_tiles tile"], Int[np.ndarray, "n_tiles tile"], Bool[np.ndarray, "n_tiles tile"]]:
+) -> tuple[Int[np.ndarray, "tiles T"], Int[np.ndarray, "tiles T"], Bool[np.ndarray, "tiles T"]]:
     """Usable pixels as tiles: (fpix, spix, valid) each (n_tiles, tile), padded with the last
     usable pixel (valid False)."""
     spix, fpix = np.nonzero(np.asarray(mask))
@@ -167,7 +165,7 @@ def _tile_model_and_jacobian(
     fpix: Int[Array, " T"],
     spix: Int[Array, " T"],
     dtype,
-) -> tuple[Float[Array, " T"], Float[Array, "T n_dense"]]:
+) -> tuple[Float[Array, " T"], Float[Array, "T dense"]]:
     """(m (T,), J (T, n_dense)) for one tile, without the background planes: J's columns are
     theta's ``_dense_columns``."""
     S = reference.beam.wavelengths.shape[0]

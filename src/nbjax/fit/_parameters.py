@@ -18,8 +18,6 @@ log for positive quantities, and for the weights the simplex with the first logi
 adds the Gaussian restraint 1/2 ((u - mean)/sigma)^2 to the loss.
 """
 
-from __future__ import annotations
-
 import abc
 import math
 from typing import ClassVar, final
@@ -77,7 +75,7 @@ class AbstractParameter(eqx.Module):
         """The user values the Experiment holds (before the fit)."""
 
     @classmethod
-    def from_settings(cls, settings) -> AbstractParameter:
+    def from_settings(cls, settings) -> "AbstractParameter":
         """The parameter for a starting model built from ``settings`` (``nbjax.settings.RunSettings``):
         the parameters of a sampling grid take its steps from them; others need nothing."""
         return cls()

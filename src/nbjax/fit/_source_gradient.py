@@ -27,8 +27,6 @@ reverse mode through the whole tile.  tests/test_fit.py checks this gradient aga
 Levenberg-Marquardt pass's J^T dl/dm, which is checked against central finite differences.
 """
 
-from __future__ import annotations
-
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, Int
 

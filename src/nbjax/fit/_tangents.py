@@ -17,8 +17,6 @@ tangent costs a few multiply-adds per sample.  ``eligible`` says when F_cell and
 theta through h only; tests/test_fit.py checks the result against ``jax.jacfwd``.
 """
 
-from __future__ import annotations
-
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, Int
@@ -83,11 +81,11 @@ def x_and_gradient(
 def images_and_tangents(
     experiment_of,
     theta: Float[Array, " n"],
-    vectors: Float[Array, "n_t n"],
+    vectors: Float[Array, "tangents n"],
     fpix: Int[Array, " T"],
     spix: Int[Array, " T"],
     dtype,
-) -> tuple[Float[Array, "T S"], Float[Array, "n_t T S"]]:
+) -> tuple[Float[Array, "T S"], Float[Array, "tangents T S"]]:
     """(I (T, S), dI (n_t, T, S)) for ``experiment_of(theta)`` along ``vectors`` (n_t, n)."""
     exp = experiment_of(theta)
     g, g_dots, skip = jax.vmap(

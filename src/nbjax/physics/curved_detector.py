@@ -7,11 +7,13 @@ Golden case: curved-detector.
 """
 
 import jax.numpy as jnp
+from jaxtyping import Array, Float
 
+from nbjax.experiment import Detector
 from nbjax.physics.rotations import rotate_axis
 
 
-def curved_positions(pos, det):
+def curved_positions(pos: Float[Array, "*batch 3"], det: Detector) -> Float[Array, "*batch 3"]:
     """(..., 3) planar positions (m) -> positions on the sphere of radius ``distance``."""
     distance = jnp.dot(det.pix0, det.odet) / det.ratio
     start = jnp.broadcast_to(distance * det.beam, pos.shape)

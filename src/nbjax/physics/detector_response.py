@@ -1,20 +1,32 @@
 """Per-sample detector factors: solid angle, polarization and sensor absorption.
 
 Unit vectors: ``diffracted`` from the sample to the sub-pixel, ``incident`` along the beam
-(towards the detector).  Lengths in metres.
+(towards the detector).  Lengths in metres.  Elementwise over any leading axes ``*batch``
+(the samples' T L Q [S], ``nbjax.axes``); inputs broadcast.
 """
 
 import jax.numpy as jnp
+from jaxtyping import Array, ArrayLike, Float
 
 
-def solid_angle(airpath, close_distance, pixel_size, point_pixel: bool):
+def solid_angle(
+    airpath: Float[Array, "*batch"],
+    close_distance: Float[ArrayLike, ""],
+    pixel_size: Float[ArrayLike, ""],
+    point_pixel: bool,
+) -> Float[Array, "*batch"]:
     """Pixel solid angle (sr): omega = pixel^2 / R^2 * close_distance / R, or 1/R^2 (point pixel)."""
     if point_pixel:
         return 1.0 / (airpath * airpath)
     return pixel_size * pixel_size / (airpath * airpath) * close_distance / airpath
 
 
-def polarization(incident, diffracted, polar_axis, kahn):
+def polarization(
+    incident: Float[Array, "#*batch 3"],
+    diffracted: Float[Array, "#*batch 3"],
+    polar_axis: Float[Array, "3"],
+    kahn: Float[ArrayLike, ""],
+) -> Float[Array, "*batch"]:
     """Kahn polarization factor 0.5 (1 + cos^2 2t - K cos(2 psi) sin^2 2t).
 
     psi is the azimuth of the diffracted ray about the incident beam, measured from the
@@ -34,7 +46,9 @@ def polarization(incident, diffracted, polar_axis, kahn):
     return 0.5 * (1.0 + cos2t_sq - kahn * azimuthal)
 
 
-def polarization_form(incident, polar_axis, kahn):
+def polarization_form(
+    incident: Float[Array, "S 3"], polar_axis: Float[Array, "3"], kahn: Float[ArrayLike, ""]
+) -> Float[Array, "S 3 3"]:
     """M (S, 3, 3) with ``polarization`` = 1/2 (1 + d^T M d) for unit diffracted d: the Kahn
     factor as a quadratic form in d, M = i i^T - K (E E^T - B B^T) (p parallel to i: the
     azimuthal term is 1 - (i.d)^2, M = i i^T - K (1 - i i^T)).  ``nbjax.fit`` differentiates M."""
@@ -57,7 +71,13 @@ def _unit(v):
     return jnp.where(zero, 0.0, v / jnp.sqrt(jnp.where(zero, 1.0, n2)))
 
 
-def capture_fraction(diffracted, odet, layer, layer_step, mu):
+def capture_fraction(
+    diffracted: Float[Array, "#*batch 3"],
+    odet: Float[Array, "3"],
+    layer: Float[Array, "#*batch"],
+    layer_step: Float[ArrayLike, ""],
+    mu: Float[ArrayLike, ""],
+) -> Float[Array, "*batch"]:
     """Fraction absorbed in sensor layer ``layer``: exp(-t dz mu/c) - exp(-(t+1) dz mu/c), c = d.o."""
     parallax = jnp.sum(diffracted * odet, axis=-1)
     depth = layer_step * mu / parallax

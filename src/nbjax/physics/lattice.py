@@ -10,6 +10,9 @@ Miller indices h and Na, Nb, Nc unit cells:
 
 with h0 the nearest integer and R^2 = |sum (h-h0) a*|^2 Na^2 Nb^2 Nc^2 using the phi = 0
 reciprocal vectors in 1/A (as the C program does).  All return F_latt^2.
+
+Elementwise over any leading axes ``*batch`` of the indices (the samples' T L Q S K,
+``nbjax.axes``); N, fudge and recip are the crystal's.
 """
 
 import math
@@ -17,6 +20,7 @@ import math
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jaxtyping import Array, ArrayLike, Float
 
 ROUND_VOLUME_FACTOR = 0.723601254558268
 
@@ -78,7 +82,7 @@ def _reduced_grating(h, N):
     return _grating_ratio(N, u, near, safe_d, _sinc_pi_reduced(u), _sinc_pi_reduced(d)), n, m
 
 
-def grating_sq(h, N):
+def grating_sq(h: Float[Array, "*batch"], N: Float[ArrayLike, ""]) -> Float[Array, "*batch"]:
     """(sin(pi N h)/sin(pi h))^2, the square of C's sincg(pi h, N)."""
     ratio = _reduced_grating(h, N)[0]
     return ratio * ratio
@@ -92,7 +96,9 @@ def _kept(x, one):
     return x / one
 
 
-def grating_sq_and_derivative(d, N):
+def grating_sq_and_derivative(
+    d: Float[Array, "*batch"], N: Float[ArrayLike, ""]
+) -> tuple[Float[Array, "*batch"], Float[Array, "*batch"]]:
     """(``grating_sq``(d, N), its derivative in d) for a reduced index |d| <= 1/2, in closed form.
 
     With u = N d - m (m = round(N d)), P the sinc polynomial (sin(pi x) = pi x P(x^2)) and
@@ -122,7 +128,7 @@ _SINC3_SERIES = np.array([3.0 * (-1) ** j * 2 * (j + 1) / math.factorial(2 * j +
 _SINC3_SWITCH = 0.1
 
 
-def sinc3_of_sq(x2):
+def sinc3_of_sq(x2: Float[Array, "*batch"]) -> Float[Array, "*batch"]:
     """sinc3(x) = 3 (sin x - x cos x)/x^3 as a function of x^2.
 
     Below x^2 = 0.1 (where the closed form cancels badly) a 7-term series in x^2, which is
@@ -134,13 +140,19 @@ def sinc3_of_sq(x2):
     return jnp.where(small, _horner(_SINC3_SERIES, x2), full)
 
 
-def grating(h, N):
+def grating(h: Float[Array, "*batch"], N: Float[ArrayLike, ""]) -> Float[Array, "*batch"]:
     """C's sincg(pi h, N) = sin(pi N h)/sin(pi h) = (-1)^((N-1) n + m) sin(pi u)/sin(pi d)."""
     ratio, n, m = _reduced_grating(h, N)
     return (1.0 - 2.0 * jnp.mod((N - 1) * n + m, 2.0)) * ratio
 
 
-def lattice_sq(hkl, N, shape: str, fudge, recip):
+def lattice_sq(
+    hkl: Float[Array, "*batch 3"],
+    N: Float[Array, "3"],
+    shape: str,
+    fudge: Float[ArrayLike, ""],
+    recip: Float[Array, "3 3"],
+) -> Float[Array, "*batch"]:
     """F_latt^2 for fractional indices ``hkl`` (..., 3); N (3,); recip rows a*, b*, c* (1/A)."""
     if shape == "square":
         return grating_sq(hkl[..., 0], N[0]) * grating_sq(hkl[..., 1], N[1]) * grating_sq(hkl[..., 2], N[2])
@@ -148,13 +160,19 @@ def lattice_sq(hkl, N, shape: str, fudge, recip):
     return f * f
 
 
-def round_radius_sq(hkl, N):
+def round_radius_sq(hkl: Float[Array, "*batch 3"], N: Float[Array, "3"]) -> Float[Array, "*batch"]:
     """r^2 = sum (h - h0)^2 N^2 of the round crystal shape."""
     dh = hkl - jnp.round(hkl)
     return jnp.sum(dh * dh * N * N, axis=-1)
 
 
-def lattice_amplitude(hkl, N, shape: str, fudge, recip):
+def lattice_amplitude(
+    hkl: Float[Array, "*batch 3"],
+    N: Float[Array, "3"],
+    shape: str,
+    fudge: Float[ArrayLike, ""],
+    recip: Float[Array, "3 3"],
+) -> Float[Array, "*batch"]:
     """F_latt with its sign (the grating functions' signs for the square shape)."""
     if shape == "square":
         return grating(hkl[..., 0], N[0]) * grating(hkl[..., 1], N[1]) * grating(hkl[..., 2], N[2])
@@ -171,7 +189,14 @@ def lattice_amplitude(hkl, N, shape: str, fudge, recip):
     raise ValueError(f"unknown crystal shape {shape!r}")
 
 
-def lattice_sq_in(hkl, N, fudge, recip, shape: str, dtype):
+def lattice_sq_in(
+    hkl: Float[Array, "*batch 3"],
+    N: Float[Array, "3"],
+    fudge: Float[ArrayLike, ""],
+    recip: Float[Array, "3 3"],
+    shape: str,
+    dtype,
+) -> Float[Array, "*batch"]:
     """F_latt^2 in ``dtype``; the square shape reduces h to its fraction in float64 first
     (float32 keeps the peaks), the others compute in float64."""
     if shape == "square":
@@ -180,7 +205,14 @@ def lattice_sq_in(hkl, N, fudge, recip, shape: str, dtype):
     return lattice_sq(hkl, N, shape, fudge, recip).astype(dtype)
 
 
-def lattice_sq_and_gradient(hkl, N, fudge, recip, shape: str, dtype):
+def lattice_sq_and_gradient(
+    hkl: Float[Array, "*batch 3"],
+    N: Float[Array, "3"],
+    fudge: Float[ArrayLike, ""],
+    recip: Float[Array, "3 3"],
+    shape: str,
+    dtype,
+) -> tuple[Float[Array, "*batch"], tuple[Float[Array, "*batch"], Float[Array, "*batch"], Float[Array, "*batch"]]]:
     """(``lattice_sq_in``, its derivative dF_latt^2/dh as three arrays, one per axis; separate
     arrays, because XLA:CPU would recompute every axis's polynomials for each component of a
     stacked one), elementwise (reverse mode would keep every term of the lattice polynomials

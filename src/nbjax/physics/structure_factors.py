@@ -1,11 +1,13 @@
 """Structure factor F_cell(h, k, l): nearest-hkl lookup or C's tricubic Lagrange interpolation.
 
 The table is the C program's padded grid F[h - h_min, k - k_min, l - l_min] of shape
-(h_range+1, k_range+1, l_range+1); indices outside [min, max] take ``default_F``.
+(h_range+1, k_range+1, l_range+1) (axes Nh Nk Nl, ``nbjax.axes``); indices outside [min, max]
+take ``default_F``.  Elementwise over any leading axes ``*batch`` of the indices.
 """
 
 import jax.numpy as jnp
 import numpy as np
+from jaxtyping import Array, ArrayLike, Bool, Float
 
 # Lagrange basis on the nodes -1, 0, 1, 2 (offsets from floor(h)): denominators prod(x_i - x_j)
 _NODES = np.array([-1.0, 0.0, 1.0, 2.0])
@@ -17,7 +19,13 @@ def _flat_index(idx, lo, shape):
     return (i[..., 0] * shape[1] + i[..., 1]) * shape[2] + i[..., 2]
 
 
-def nearest(hkl, grid, lo, hi, default_F):
+def nearest(
+    hkl: Float[Array, "*batch 3"],
+    grid: Float[Array, "Nh Nk Nl"],
+    lo: tuple[int, int, int],
+    hi: tuple[int, int, int],
+    default_F: Float[ArrayLike, ""],
+) -> Float[Array, "*batch"]:
     """F at the nearest integer indices h0 = ceil(h - 0.5), or default_F off the table."""
     h0 = jnp.ceil(hkl - 0.5).astype(jnp.int32)
     inside = jnp.all((h0 >= jnp.asarray(lo)) & (h0 <= jnp.asarray(hi)), axis=-1)
@@ -25,7 +33,9 @@ def nearest(hkl, grid, lo, hi, default_F):
     return jnp.where(inside, jnp.take(grid.reshape(-1), flat), default_F)
 
 
-def out_of_interpolation_range(hkl, lo, hi):
+def out_of_interpolation_range(
+    hkl: Float[Array, "*batch 3"], lo: tuple[int, int, int], hi: tuple[int, int, int]
+) -> Bool[Array, "*batch"]:
     """C's test for a 4-point stencil: h - 2 < h_min or h - h_min + 3 > h_range, any axis."""
     lo = jnp.asarray(lo, dtype=hkl.dtype)
     rng = jnp.asarray(hi, dtype=hkl.dtype) - lo + 1
@@ -43,7 +53,9 @@ def _lagrange_weights(t):
     return jnp.stack(w, axis=-1)
 
 
-def tricubic(hkl, grid, lo):
+def tricubic(
+    hkl: Float[Array, "*batch 3"], grid: Float[Array, "Nh Nk Nl"], lo: tuple[int, int, int]
+) -> Float[Array, "*batch"]:
     """C's polin3: tensor-product cubic Lagrange interpolation on the 4x4x4 nearest nodes.
 
     Callers must only use it where ``out_of_interpolation_range`` is False.

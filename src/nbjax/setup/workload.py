@@ -105,7 +105,7 @@ def duration(seconds: float) -> str:
     return f"{seconds / 86400:.3g} days"
 
 
-def size(nbytes: float) -> str:
+def size(nbytes: int | float) -> str:
     for unit, scale in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6)):
         if nbytes >= scale:
             return f"{nbytes / scale:.3g} {unit}"
