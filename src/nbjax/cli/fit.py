@@ -4,6 +4,9 @@
     nbjax fit -demo
     nbjax fit -expt FILE.expt -data STILL -free LIST -outdir DIR   (shoebox refinement of a
               still: nbjax fit -expt ... options are in nbjax.cli.fit_still)
+    nbjax fit -shots LIST -free LIST -outdir DIR   (one shoebox refinement per line
+              'EXPT IMAGE [INDEX]' of LIST, sharing one compilation; -coordinator HOST:PORT
+              -num_processes N -process_id I spread the shots over a jax.distributed job)
 
 The nanoBragg flags describe the starting model exactly as for a render, in physical mode
 (implied).  Fit options (exact names):
@@ -146,6 +149,10 @@ def main(argv, out=sys.stdout, err=sys.stderr) -> int:
         print(help_text(), file=out)
         return 0
     opts, rest = _split(argv)
+    if "-shots" in opts:  # a list of DIALS stills: one shoebox refinement each
+        from nbjax.cli import fit_still
+
+        return fit_still.shots_main(opts, rest, argv, out, err, _loss, _method)
     if "-expt" in rest:  # a DIALS still: shoebox refinement
         from nbjax.cli import fit_still
 

@@ -14,6 +14,10 @@ Options beside ``nbjax fit``'s (exact names):
     -loss poisson|readout        readout: Gaussian with variance m + sigma_readout^2
     -sigma_readout S             read-out noise in photons (with -loss readout; default 1)
 
+    -shots LIST                  instead of -expt/-data: one still per line 'EXPT IMAGE [INDEX]',
+                                 each refined on its own (outputs in -outdir/shot_NNNNN)
+    -coordinator HOST:PORT -num_processes N -process_id I   -shots over a jax.distributed job
+
 Pixels outside a panel's trusted range (in counts) are masked.  Outputs in -outdir:
 refined.expt (the list with the refined values), fit.json (values, errors, the shoebox
 count), model.npy and residual.npy (panel stacks), fit_report.png (every panel with the
@@ -22,6 +26,7 @@ predicted spots before and after).
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import os
@@ -29,6 +34,7 @@ import os
 import numpy as np
 
 from nbjax.errors import NBError
+from nbjax.io.atomic import check_writable
 
 OUTPUTS = ("refined.expt", "fit.json", "model.npy", "residual.npy", "fit_report.png")
 STILL_OPTIONS = {
@@ -38,6 +44,10 @@ STILL_OPTIONS = {
     "-sigma_readout": 1,
     "-adu": 1,
     "-pedestal": 1,
+    "-shots": 1,
+    "-coordinator": 1,
+    "-num_processes": 1,
+    "-process_id": 1,
 }
 
 
@@ -53,26 +63,28 @@ def _number(opts, flag, default, kind=float, low=None):
     return value
 
 
-def main(opts, rest, argv, out, err, loss_of, method_of) -> int:
-    """Refine the still; ``loss_of``/``method_of`` build ``-loss``/``-method`` as ``nbjax fit``."""
-    import nbjax.fit as nf
-    from nbjax.cli import flags, jaxconfig
-    from nbjax.io import expt as expt_io
-    from nbjax.io.atomic import StagedWrites, check_writable
-    from nbjax.io.images import read_images
-    from nbjax.settings import RunSettings
+@dataclasses.dataclass(frozen=True)
+class StillOptions:
+    """The shoebox fit's options, checked once (for one still or a list)."""
 
-    outdir = opts.get("-outdir", ".")
-    for name in OUTPUTS:
-        check_writable(os.path.join(outdir, name), "-outdir")
-    if not opts["-data"]:
-        raise NBError("fit: give the still with -data IMAGE (one stack, or one file per panel)")
+    free: list
+    size: int
+    threshold: float
+    background: str
+    loss: object
+    method: object
+    adu: float
+    pedestal: float
+    fitmask: str | None
+    progress: bool
+
+
+def still_options(opts, rest, loss_of, method_of) -> StillOptions:
+    """The options of ``nbjax fit -expt``/``-shots`` (one-line errors naming the flag)."""
+    import nbjax.fit as nf
+
     if "-free" not in opts:
         raise NBError("fit: give the free parameters with -free, e.g. -free misset,cell,N,scale,background_planes")
-    settings = RunSettings(physical=True)
-    flags.parse_argv(rest, settings)
-    size = _number(opts, "-shoebox", 11, int, 3)
-    threshold = _number(opts, "-spot_threshold", 0.01, float, 0.0)
     background = opts.get("-background_model", "plane")
     if background not in ("plane", "constant"):
         raise NBError(f"-background_model: '{background}' is not plane or constant")
@@ -80,62 +92,102 @@ def main(opts, rest, argv, out, err, loss_of, method_of) -> int:
         loss = nf.Readout(sigma_readout=_number(opts, "-sigma_readout", 1.0, float, 0.0))
     else:
         loss = loss_of(opts)
-    method = method_of(opts)
-    elist = expt_io.read_expt(settings.expt)
-    experiment = elist.experiment(settings.expt_index)
+    return StillOptions(
+        free=[n for n in opts["-free"].split(",") if n.strip()],
+        size=_number(opts, "-shoebox", 11, int, 3),
+        threshold=_number(opts, "-spot_threshold", 0.01, float, 0.0),
+        background=background,
+        loss=loss,
+        method=method_of(opts),
+        adu=_number(opts, "-adu", 1.0, float, 1e-300),
+        pedestal=_number(opts, "-pedestal", 0.0),
+        fitmask=opts.get("-fitmask"),
+        progress="-noprogress" not in rest,
+    )
+
+
+def read_still(experiment, specs, o: StillOptions):
+    """The still's panels as photons with their usable-pixel mask (``read_images``)."""
+    from nbjax.io.images import read_images
+
     panels = experiment.panels
     shape = (len(panels), *panels[0].shape) if len({p.shape for p in panels}) == 1 else None
-    specs = opts["-data"] if len(opts["-data"]) > 1 else opts["-data"][0]
-    stack = read_images(
+    return read_images(
         specs,
         panels=shape,
-        adu_per_photon=_number(opts, "-adu", 1.0, float, 1e-300),
-        pedestal=_number(opts, "-pedestal", 0.0),
+        adu_per_photon=o.adu,
+        pedestal=o.pedestal,
         trusted_range=panels[0].trusted_range,
-        mask=opts.get("-fitmask"),
+        mask=o.fitmask,
     )
+
+
+def main(opts, rest, argv, out, err, loss_of, method_of) -> int:
+    """Refine one still; ``loss_of``/``method_of`` build ``-loss``/``-method`` as ``nbjax fit``."""
+    from nbjax.cli import flags, jaxconfig
+    from nbjax.io import expt as expt_io
+    from nbjax.settings import RunSettings
+
+    outdir = opts.get("-outdir", ".")
+    for name in OUTPUTS:
+        check_writable(os.path.join(outdir, name), "-outdir")
+    if not opts["-data"]:
+        raise NBError("fit: give the still with -data IMAGE (one stack, or one file per panel)")
+    o = still_options(opts, rest, loss_of, method_of)
+    settings = RunSettings(physical=True)
+    flags.parse_argv(rest, settings)
+    elist = expt_io.read_expt(settings.expt)
+    experiment = elist.experiment(settings.expt_index)
+    stack = read_still(experiment, opts["-data"] if len(opts["-data"]) > 1 else opts["-data"][0], o)
     jaxconfig.configure()
-    user = [t for t in _without(rest, ("-expt", "-expt_index"))]
-    progress_on = "-noprogress" not in rest
+    user = _without(rest, ("-expt", "-expt_index"))
+    result = fit_and_write(elist, settings.expt_index, stack, o, user, outdir, ["nbjax", "fit", *argv], out, err)
+    return 0 if result.fit.converged else 3
+
+
+def fit_and_write(elist, index, stack, o: StillOptions, user, outdir, command, out, err, shared_shapes=False):
+    """Refine one still and write its outputs in ``outdir`` (all or none); returns the
+    ``StillResult``."""
+    import nbjax.fit as nf
+    from nbjax.io.atomic import StagedWrites
+
+    panels = elist.experiment(index).panels
 
     def progress(step, value, damping):
-        if progress_on:
+        if o.progress:
             extra = "" if damping is None else f" (damping {damping:.2g})"
             print(f"nbjax: fit step {step}: loss {value:.10g}{extra}", file=err, flush=True)
 
     result = nf.refine_still(
         elist,
-        settings.expt_index,
+        index,
         stack.data,
         stack.mask,
-        [n for n in opts["-free"].split(",") if n.strip()],
+        o.free,
         user,
-        size=size,
-        threshold=threshold,
-        tilt=background == "plane",
-        loss=loss,
-        method=method,
+        size=o.size,
+        threshold=o.threshold,
+        tilt=o.background == "plane",
+        loss=o.loss,
+        method=o.method,
         progress=progress,
+        shared_shapes=shared_shapes,
     )
     fit = result.fit
-    print(f"{result.shoeboxes.count} shoeboxes of {size}x{size} pixels on {len(panels)} panel(s)", file=out)
+    print(f"{result.shoeboxes.count} shoeboxes of {o.size}x{o.size} pixels on {len(panels)} panel(s)", file=out)
     print(_table(fit), file=out)
     doc = fit.as_dict()
     doc["shoeboxes"] = {
         "count": result.shoeboxes.count,
-        "size": size,
-        "spot_threshold": threshold,
-        "background": background,
+        "size": o.size,
+        "spot_threshold": o.threshold,
+        "background": o.background,
         "spots": result.shoeboxes.spots.tolist(),
     }
-    doc["command"] = ["nbjax", "fit", *argv]
+    doc["command"] = list(command)
     doc["data"] = list(stack.sources)
-    model = [
-        np.asarray(m) if m is not None else np.zeros(p.shape) for m, p in zip(fit.model_images, panels, strict=True)
-    ]
-    residual = [
-        np.asarray(r) if r is not None else np.zeros(p.shape) for r, p in zip(fit.residuals, panels, strict=True)
-    ]
+    model = [_or_zeros(m, p.shape) for m, p in zip(fit.model_images, panels, strict=True)]
+    residual = [_or_zeros(r, p.shape) for r, p in zip(fit.residuals, panels, strict=True)]
     with StagedWrites() as files:
         files.stage(os.path.join(outdir, "refined.expt"), (json.dumps(result.refined_expt, indent=2) + "\n").encode())
         files.stage(os.path.join(outdir, "fit.json"), (json.dumps(doc, indent=1) + "\n").encode())
@@ -148,7 +200,113 @@ def main(opts, rest, argv, out, err, loss_of, method_of) -> int:
     for name in OUTPUTS:
         if name != "fit_report.png" or png is not None:
             print(f"writing {os.path.join(outdir, name)}", file=out)
-    return 0 if fit.converged else 3
+    return result
+
+
+def read_shots(path: str) -> list[tuple[str, str, int]]:
+    """The shot list: one shot per line, ``EXPT IMAGE [INDEX]`` (paths relative to the list's
+    folder; ``#`` comments and blank lines skipped)."""
+    import shlex
+
+    from nbjax.errors import os_error_text, shown_path
+
+    try:
+        with open(path, encoding="utf-8") as handle:
+            lines = handle.read().splitlines()
+    except OSError as exc:
+        raise NBError(f"cannot read {shown_path(path)}: {os_error_text(exc, path)}") from None
+    folder = os.path.dirname(os.path.abspath(path))
+    shots = []
+    for number, line in enumerate(lines, 1):
+        try:
+            words = shlex.split(line, comments=True)
+        except ValueError as exc:
+            raise NBError(f"{path} line {number}: {exc}") from None
+        if not words:
+            continue
+        if len(words) not in (2, 3) or (len(words) == 3 and not words[2].isdigit()):
+            raise NBError(f"{path} line {number}: expected 'EXPT IMAGE [INDEX]', got {line.strip()!r}")
+        expt, image = (w if os.path.isabs(w) else os.path.join(folder, w) for w in words[:2])
+        shots.append((expt, image, int(words[2]) if len(words) == 3 else 0))
+    if not shots:
+        raise NBError(f"{path}: no shots (one 'EXPT IMAGE [INDEX]' per line)")
+    return shots
+
+
+def shots_main(opts, rest, argv, out, err, loss_of, method_of) -> int:
+    """``nbjax fit -shots LIST ...``: one independent shoebox fit per shot, in one process (the
+    shots share one compilation: ``refine_still(shared_shapes=True)``) or spread over the
+    processes of a ``jax.distributed`` job (``-coordinator HOST:PORT -num_processes N
+    -process_id I``: shot k is process k mod N's).  Shot k's outputs go to ``-outdir``/shot_k;
+    each process writes ``shots_p<I>.json`` with one entry per shot (converged, loss, time)."""
+    import time
+
+    from nbjax.cli import jaxconfig
+    from nbjax.io import expt as expt_io
+
+    outdir = opts.get("-outdir", ".")
+    rank, count = _processes(opts)
+    check_writable(os.path.join(outdir, f"shots_p{rank}.json"), "-outdir")
+    o = still_options(opts, rest, loss_of, method_of)
+    shots = read_shots(opts["-shots"])
+    mine = list(range(rank, len(shots), count))
+    for k in mine:  # every input checked before any work
+        expt_io.read_expt(shots[k][0]).experiment(shots[k][2])
+        if not os.path.exists(shots[k][1].split(":")[0]):
+            raise NBError(f"{opts['-shots']}: shot {k}: no image {shots[k][1]}")
+    jaxconfig.configure()
+    if count > 1:
+        import nbjax.distributed as nd
+
+        nd.initialize(opts["-coordinator"], count, rank)
+    user = _without(rest, ("-expt", "-expt_index"))
+    summary = []
+    for k in mine:
+        expt, image, index = shots[k]
+        t0 = time.perf_counter()
+        elist = expt_io.read_expt(expt)
+        stack = read_still(elist.experiment(index), image, o)
+        shot_dir = os.path.join(outdir, f"shot_{k:05d}")
+        os.makedirs(shot_dir, exist_ok=True)
+        print(f"shot {k}: {expt} [{index}] {image}", file=out)
+        command = ["nbjax", "fit", *argv]
+        result = fit_and_write(elist, index, stack, o, user, shot_dir, command, out, err, shared_shapes=True)
+        seconds = time.perf_counter() - t0
+        fit = result.fit
+        summary.append(
+            {
+                "shot": k,
+                "expt": expt,
+                "image": image,
+                "index": index,
+                "converged": fit.converged,
+                "loss": fit.loss_history[-1],
+                "shoeboxes": result.shoeboxes.count,
+                "seconds": seconds,
+            }
+        )
+        print(f"shot {k}: {'converged' if fit.converged else 'NOT converged'} in {seconds:.1f} s", file=out)
+    with open(os.path.join(outdir, f"shots_p{rank}.json"), "w") as handle:
+        json.dump(summary, handle, indent=1)
+    return 0 if all(s["converged"] for s in summary) else 3
+
+
+def _processes(opts) -> tuple[int, int]:
+    """(this process's id, the number of processes) of ``-coordinator/-num_processes/-process_id``."""
+    given = [f for f in ("-coordinator", "-num_processes", "-process_id") if f in opts]
+    if not given:
+        return 0, 1
+    if len(given) != 3:
+        raise NBError("-coordinator, -num_processes and -process_id go together (a jax.distributed job)")
+    count = _number(opts, "-num_processes", 1, int, 1)
+    rank = _number(opts, "-process_id", 0, int, 0)
+    if rank >= count:
+        raise NBError(f"-process_id: {rank} is not below -num_processes {count}")
+    return rank, count
+
+
+def _or_zeros(image, shape):
+    return np.zeros(shape) if image is None else np.asarray(image)
 
 
 def _without(argv, own):

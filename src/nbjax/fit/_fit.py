@@ -191,12 +191,14 @@ class Problem:
 
 
 def build_problem(
-    exps, obs, free, per_image=(), loss=Poisson(), dtype=jnp.float64, tile=None, distributed=False
+    exps, obs, free, per_image=(), loss=Poisson(), dtype=jnp.float64, tile=None, distributed=False, tiles_multiple=1
 ) -> Problem:
     """The objective of a fit (``fit`` without optimising): for benchmarks and custom loops,
     ``problem.objective.gradient(theta)`` is the one-pass (loss, gradient).  ``distributed``:
     this process computes images process_index, process_index + process_count, ... and the
-    passes are summed over the processes (``nbjax.distributed``)."""
+    passes are summed over the processes (``nbjax.distributed``).  ``tiles_multiple`` > 1 keeps
+    ``tile`` as given and pads every image's tile count up to a multiple of it, so fits of other
+    data with the same parameters (a list of stills) run the same compiled passes."""
     exps, obs = _as_list(exps), _as_list(obs)
     if len(exps) == 1 and len(obs) > 1:
         exps = exps * len(obs)
@@ -216,8 +218,9 @@ def build_problem(
     tangent_sets = [_engine.tangents_for(layout, n, S) for layout in layouts]
     tile = tile or min(_engine.default_tile(e, t.vectors.shape[0]) for e, t in zip(exps, tangent_sets, strict=True))
     local = _local_images(len(exps), distributed)
-    tile = min(tile, max(int(np.count_nonzero(obs[i].mask)) for i in local))
-    packed = _pack_data(exps, obs, local, tile, dtype)
+    if tiles_multiple <= 1:
+        tile = min(tile, max(int(np.count_nonzero(obs[i].mask)) for i in local))
+    packed = _pack_data(exps, obs, local, tile, dtype, tiles_multiple)
     # the compiled passes depend on the transforms, not on the starting values: fits that differ
     # only in ``start`` (a shoebox fit's background planes) share one compilation
     engine_layouts = tuple(_unstarted(layouts[i]) for i in local)
@@ -271,7 +274,7 @@ def _theta_layout(exps, obs, free, per_image):
     return (np.concatenate(theta0) if theta0 else np.zeros(0)), labels, units, layouts, bounds
 
 
-def _pack_data(exps, obs, local, tile, dtype):
+def _pack_data(exps, obs, local, tile, dtype, tiles_multiple=1):
     """The usable pixels of this process's images as tiles of ``tile``: per image (fpix, spix,
     valid, data, sigma), each (n_tiles, tile), padded to one tile count."""
     packed = []
@@ -294,7 +297,7 @@ def _pack_data(exps, obs, local, tile, dtype):
             dx, dy = (np.asarray(o.offsets[c], np.float64)[spix, fpix] for c in (0, 1))
         data = (image[spix, fpix].astype(dtype), sigma[spix, fpix].astype(dtype))
         packed.append((fpix, spix, valid, *data, k, dx.astype(dtype), dy.astype(dtype)))
-    return _pad_tiles(packed)
+    return _pad_tiles(packed, tiles_multiple)
 
 
 def _user_values(layouts, n_shared, theta):
@@ -309,10 +312,11 @@ def _user_values(layouts, n_shared, theta):
     return jnp.concatenate(out)
 
 
-def _pad_tiles(packed):
-    """Pad every image's tiles to the same count (with invalid copies of its last tile), so
-    images of one static shape can be vmapped."""
+def _pad_tiles(packed, multiple=1):
+    """Pad every image's tiles to the same count, a multiple of ``multiple`` (with invalid
+    copies of its last tile), so images of one static shape can be vmapped."""
     most = max(p[0].shape[0] for p in packed)
+    most = -(-most // multiple) * multiple
     out = []
     for fpix, spix, valid, *rest in packed:
         extra = most - fpix.shape[0]
@@ -355,6 +359,7 @@ def fit(
     tile: int | None = None,
     progress=None,
     distributed: bool = False,
+    tiles_multiple: int = 1,
 ) -> FitResult:
     """Fit ``free`` (shared by all images) and ``per_image`` parameters (one copy per image) of
     physical-mode Experiments (one per image, same source count) to the observations.
@@ -362,8 +367,9 @@ def fit(
     ``nbjax.distributed.initialize``; every process passes the same arguments): each process
     computes its share of the images and the loss, gradient and Fisher matrix are summed over
     the processes, so every process takes the same steps and returns the same values; model
-    images and residuals are filled in for this process's images only (None for the others)."""
-    problem = build_problem(experiment, data, free, per_image, loss, dtype, tile, distributed)
+    images and residuals are filled in for this process's images only (None for the others).
+    ``tiles_multiple``: see ``build_problem``."""
+    problem = build_problem(experiment, data, free, per_image, loss, dtype, tile, distributed, tiles_multiple)
     exps, obs = problem.experiments, problem.observations
     objective, theta0, labels, units, layouts, packed, user_values = (
         problem.objective,

@@ -32,6 +32,9 @@ import numpy as np
 
 from nbjax.errors import NBError
 
+PLANES_MULTIPLE = 64  # a list of stills: background planes rounded up to this (one compilation)
+TILES_MULTIPLE = 4  # ... and the pixel tiles, of SHARED_TILE pixels
+SHARED_TILE = 1024
 STILL_ALIASES = {"distance": "detector_distance"}  # names that mean another parameter for a still
 PER_PANEL = ("panel_shifts",)  # parameters with one copy per panel
 
@@ -140,8 +143,9 @@ class StillResult:
     per_panel: tuple
 
 
-def still_parameters(names, built, experiment, boxes, data, masks, tilt: bool = True):
-    """(shared, per-panel) fit parameters for the ``-free`` names of a still."""
+def still_parameters(names, built, experiment, boxes, data, masks, tilt: bool = True, planes: int | None = None):
+    """(shared, per-panel) fit parameters for the ``-free`` names of a still; ``planes``: the
+    background planes' count (at least the shoeboxes; the rest have no pixels)."""
     from nbjax.fit._parameters import PARAMETERS, BackgroundPlanes, Cell, cell_system, parameter
 
     shared, per_panel = [], []
@@ -151,8 +155,12 @@ def still_parameters(names, built, experiment, boxes, data, masks, tilt: bool = 
             continue
         if name == "background_planes":
             start = plane_start(data, masks, boxes)
-            rows = tuple(tuple(float(x) for x in row) for row in start)
-            shared.append(BackgroundPlanes(shoeboxes=boxes.count, start=rows, tilt=tilt))
+            count = max(planes or 0, boxes.count)
+            start = np.concatenate(
+                [start, np.tile(start[-1:] if len(start) else [[0.1, 0, 0]], (count - len(start), 1))]
+            )
+            rows = tuple(tuple(float(x) for x in row[: 3 if tilt else 1]) for row in start)
+            shared.append(BackgroundPlanes(shoeboxes=count, start=rows, tilt=tilt))
         elif name == "cell":
             real = experiment.crystal.real_space
             lengths = np.linalg.norm(real, axis=1)
@@ -185,9 +193,13 @@ def refine_still(
     loss=None,
     method=None,
     progress=None,
+    shared_shapes: bool = False,
 ) -> StillResult:
     """Refine experiment ``index`` of the DIALS list ``elist`` against ``data`` (panels, slow,
-    fast; photons) with usable-pixel ``masks`` (module docstring)."""
+    fast; photons) with usable-pixel ``masks`` (module docstring).  ``shared_shapes``: round the
+    shoebox count up to a multiple of ``PLANES_MULTIPLE`` (planes without pixels: no data, no
+    effect) and the pixel tiles to ``TILES_MULTIPLE`` tiles of ``SHARED_TILE``, so that the stills
+    of a list share one compilation."""
     from nbjax.fit._data import Observation
     from nbjax.fit._fit import fit
     from nbjax.fit._losses import Poisson
@@ -204,7 +216,8 @@ def refine_still(
     boxes = shoeboxes(before, size, threshold, masks)
     if boxes.count == 0:
         raise NBError(f"no spot is predicted above {threshold:g} of the brightest: lower the spot threshold")
-    shared, per_panel = still_parameters(free, built, experiment, boxes, data, masks, tilt)
+    planes = -(-boxes.count // PLANES_MULTIPLE) * PLANES_MULTIPLE if shared_shapes else boxes.count
+    shared, per_panel = still_parameters(free, built, experiment, boxes, data, masks, tilt, planes)
     observations = []
     for p, (ids, offsets) in enumerate(zip(boxes.ids, boxes.offsets, strict=True)):
         usable = (ids >= 0) & np.asarray(masks[p], bool)
@@ -228,6 +241,8 @@ def refine_still(
         loss=loss or Poisson(),
         method=method or LevenbergMarquardt(),
         progress=progress,
+        tile=SHARED_TILE if shared_shapes else None,
+        tiles_multiple=TILES_MULTIPLE if shared_shapes else 1,
     )
     after = [np.asarray(image) for image in render_panels(monochromatic(result.experiments))]
     refined = _refined_list(elist, index, experiment, built, result, shared, per_panel)
