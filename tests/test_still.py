@@ -9,6 +9,7 @@
   the truth rendered by the C program and checks the pulls.
 * Bad inputs of the still command line: one ``nbjax: error:`` line, non-zero exit, nothing
   written in -outdir.
+* Constant background planes (``-background_model constant``) start from one value per shoebox.
 """
 
 from __future__ import annotations
@@ -121,3 +122,23 @@ def test_still_bad_inputs(still, tmp_path, capsys, monkeypatch):
         assert code != 0 and err.startswith("nbjax: error:") and err.count("\n") == 1, (extra, err)
         assert message in err, (extra, err)
         assert list((tmp_path / "out").iterdir()) == []  # nothing written
+
+
+def test_constant_planes_start_with_one_value_per_shoebox(still):
+    """``-background_model constant`` (tilt=False): the planes start from c alone (three
+    starting values per shoebox were once handed to a one-value plane, and the fit failed)."""
+    import nbjax.fit as nf
+    from nbjax.fit._still import plane_start, still_parameters
+
+    folder, _ = still
+    experiment = E.read_expt(folder / "start.expt").experiment(0)
+    built = P.panel_experiments(experiment, COMMON + ["-N", "10"])
+    boxes = nf.shoeboxes([np.asarray(x) for x in P.render_panels(built.experiments)])
+    data = [np.asarray(x, np.float64) for x in np.load(folder / "still.npy")]
+    masks = [np.ones(d.shape, bool) for d in data]
+    expected = plane_start(data, masks, boxes)
+    for tilt, per in ((True, 3), (False, 1)):
+        (planes,), _ = still_parameters(["background_planes"], built, experiment, boxes, data, masks, tilt)
+        start = planes.initial(built.experiments[0])
+        assert start.shape == (boxes.count, per)
+        np.testing.assert_array_equal(start, expected[:, :per])

@@ -151,7 +151,7 @@ def still_parameters(names, built, experiment, boxes, data, masks, tilt: bool = 
             continue
         if name == "background_planes":
             start = plane_start(data, masks, boxes)
-            rows = tuple(tuple(float(x) for x in row) for row in start)
+            rows = tuple(tuple(float(x) for x in row[: 3 if tilt else 1]) for row in start)  # c[, gx, gy]
             shared.append(BackgroundPlanes(shoeboxes=boxes.count, start=rows, tilt=tilt))
         elif name == "cell":
             real = experiment.crystal.real_space
