@@ -129,3 +129,27 @@ def test_readout_loss_terms():
         assert float(loss.terms(jnp.asarray([mi]), jnp.asarray([mi]), jnp.ones(1))[2][0]) == pytest.approx(
             expected, rel=1e-5
         )
+
+
+class _EdgeObjective:
+    """L = (theta - 5)^2 with the domain theta < 1 (inf beyond): the optimum lies outside, so
+    Levenberg-Marquardt can only crawl towards the edge with halved steps."""
+
+    def _loss(self, theta):
+        t = float(theta[0])
+        return np.inf if t >= 1.0 else (t - 5.0) ** 2
+
+    def normal(self, theta, traceable=False):
+        t = float(theta[0])
+        return jnp.asarray(self._loss(theta)), jnp.asarray([2.0 * (t - 5.0)]), jnp.asarray([[2.0]])
+
+    def value(self, theta, traceable=False):
+        return jnp.asarray(self._loss(theta))
+
+
+def test_halved_steps_never_count_as_converged():
+    """Steps the domain cut short (a Poisson model pixel at 0) are tiny near the edge; they used
+    to meet the xtol test and a wrong answer came back 'converged'."""
+    theta, history, converged, message = nf.LevenbergMarquardt(max_steps=30).run(_EdgeObjective(), jnp.zeros(1))
+    assert not converged and "30 steps" in message
+    assert 0.99 < float(theta[0]) < 1.0
