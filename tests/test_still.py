@@ -116,6 +116,13 @@ def test_still_bad_inputs(still, tmp_path, capsys, monkeypatch):
         (good + ["-background_model", "junk"], "-background_model: 'junk' is not plane or constant"),
         (good + ["-shoebox", "1"], "-shoebox: must be at least 3"),
         (["-free", FREE], "give the still with -data"),
+        (good + ["-spot_threshold", "x"], "-spot_threshold: 'x' is not a number"),
+        (good + ["-spot_threshold", "-1"], "-spot_threshold: must be at least 0"),
+        (good + ["-adu", "0"], "-adu: must be at least"),
+        (good + ["-pedestal", "abc"], "-pedestal: 'abc' is not a number"),
+        (good + ["-loss", "readout", "-sigma_readout", "-2"], "-sigma_readout: must be at least 0"),
+        (good + ["-shoebox", "7.5"], "-shoebox: '7.5' is not a whole number"),
+        (good + ["-fitmask", "nomask.npy"], "nomask.npy"),
     ]
     for extra, message in cases:
         code, out, err = _cli(base + extra, capsys, tmp_path, monkeypatch)
