@@ -153,3 +153,21 @@ def test_halved_steps_never_count_as_converged():
     theta, history, converged, message = nf.LevenbergMarquardt(max_steps=30).run(_EdgeObjective(), jnp.zeros(1))
     assert not converged and "30 steps" in message
     assert 0.99 < float(theta[0]) < 1.0
+
+
+def test_faint_shoeboxes_get_constant_planes():
+    """A shoebox whose background (its data's lower quartile) is below MIN_TILT_PHOTONS has a
+    constant plane (its offsets are zeroed by refine_still); a bright one keeps its tilt."""
+    from nbjax.fit import _still
+
+    predicted = np.zeros((1, 40, 40))
+    predicted[0, 10, 10] = 100.0
+    predicted[0, 30, 28] = 80.0
+    boxes = _still.shoeboxes(list(predicted), size=7)
+    assert boxes.count == 2
+    data = np.full((1, 40, 40), 1.0)
+    data[0, 27:34, 25:32] = 20.0  # the second spot's box sits on a bright background
+    masks = np.ones(data.shape, bool)
+    np.testing.assert_array_equal(_still._faint_shoeboxes(data, masks, boxes), [True, False])
+    start = _still.plane_start(data, masks, boxes)
+    assert start[0, 0] == 1.0 and start[1, 0] == 20.0 and np.all(start[:, 1:] == 0.0)

@@ -35,6 +35,7 @@ from nbjax.errors import NBError
 PLANES_MULTIPLE = 64  # a list of stills: background planes rounded up to this (one compilation)
 TILES_MULTIPLE = 4  # ... and the pixel tiles, of SHARED_TILE pixels
 SHARED_TILE = 1024
+MIN_TILT_PHOTONS = 5.0  # a shoebox's background (photons/pixel) below which its plane has no tilt
 STILL_ALIASES = {"distance": "detector_distance"}  # names that mean another parameter for a still
 PER_PANEL = ("panel_shifts",)  # parameters with one copy per panel
 
@@ -127,6 +128,15 @@ def monochromatic(experiments):
         beam = (direction[None, :], jnp.sum(w * e.beam.wavelengths)[None], jnp.ones((1,), w.dtype))
         out.append(eqx.tree_at(lambda x: (x.beam.directions, x.beam.wavelengths, x.beam.weights), e, beam))
     return out
+
+
+def _faint_shoeboxes(data, masks, boxes: Shoeboxes) -> np.ndarray:
+    """(K,) True where the shoebox's background (its data's lower quartile) is below
+    ``MIN_TILT_PHOTONS``: its plane is a constant (zero offsets: the tilt columns are empty and
+    gx, gy stay 0).  A tilt over a faint shoebox is barely determined and its corners keep
+    reaching the Poisson model's edge (m <= 0): Levenberg-Marquardt then crawls (bench-still
+    --water 0.6: 100 halved steps, not converged) where constant planes converge."""
+    return plane_start(data, masks, boxes)[:, 0] < MIN_TILT_PHOTONS
 
 
 def plane_start(data, masks, boxes: Shoeboxes, floor: float = 0.1) -> np.ndarray:
@@ -228,8 +238,10 @@ def refine_still(
         raise NBError(f"no spot is predicted above {threshold:g} of the brightest: lower the spot threshold")
     planes = -(-boxes.count // PLANES_MULTIPLE) * PLANES_MULTIPLE if shared_shapes else boxes.count
     shared, per_panel = still_parameters(free, built, experiment, boxes, data, masks, tilt, planes)
+    flat = _faint_shoeboxes(data, masks, boxes) if tilt else np.zeros(boxes.count, bool)
     observations = []
     for p, (ids, offsets) in enumerate(zip(boxes.ids, boxes.offsets, strict=True)):
+        offsets = np.where(flat[np.maximum(ids, 0)] & (ids >= 0), 0.0, offsets)  # faint: no tilt
         usable = (ids >= 0) & np.asarray(masks[p], bool)
         if not np.any(usable):  # a panel without shoeboxes: one masked pixel keeps the shapes
             usable = np.zeros_like(usable)
