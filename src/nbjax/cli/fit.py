@@ -3,7 +3,7 @@
     nbjax fit [nanoBragg flags: the starting model] -data IMAGE [-data IMAGE ...] -free LIST ...
     nbjax fit -demo
     nbjax fit -expt FILE.expt -data STILL -free LIST -outdir DIR   (shoebox refinement of a
-              still: nbjax fit -expt ... options are in nbjax.cli.fit_still)
+              still: its options are listed at the end)
     nbjax fit -shots LIST -free LIST -outdir DIR   (one shoebox refinement per line
               'EXPT IMAGE [INDEX]' of LIST, sharing one compilation; -coordinator HOST:PORT
               -num_processes N -process_id I spread the shots over a jax.distributed job)
@@ -87,14 +87,17 @@ def _split(argv):
 
 
 def help_text() -> str:
-    """The usage (the module docstring), with the names of ``nbjax.fit``'s registries."""
+    """The usage (the module docstring, then the still fit's), with the names of ``nbjax.fit``'s
+    registries."""
     import nbjax.fit as nf
+    from nbjax.cli import fit_still
 
-    return __doc__.format(
+    text = __doc__.format(
         losses=", ".join(nf.LOSSES),
         methods=", ".join(nf.METHODS),
         parameters=", ".join(nf.PARAMETERS),
     ).replace("{ALIASES}", ", ".join(nf.ALIASES))
+    return text + "\n" + fit_still.__doc__
 
 
 def _parameters(flag: str, names: str, settings) -> list:

@@ -10,7 +10,8 @@ Options beside ``nbjax fit``'s (exact names):
     -fitmask SPEC                usable pixels (non-zero), a stack like the data
     -shoebox N                   shoebox size in pixels (default 11)
     -spot_threshold F            spots: predicted maxima above F times the brightest (default 0.01)
-    -background_model plane|constant   per-shoebox background (default plane: c + tilt)
+    -background_model plane|constant   per-shoebox background (default plane: c + tilt, but
+                                 constant where the background is under 5 photons/pixel)
     -loss poisson|readout        readout: Gaussian with variance m + sigma_readout^2
     -sigma_readout S             read-out noise in photons (with -loss readout; default 1)
 
