@@ -34,6 +34,7 @@ import os
 
 import numpy as np
 
+from nbjax.cli.expt import user_flags
 from nbjax.errors import NBError
 from nbjax.io.atomic import check_writable
 
@@ -141,7 +142,7 @@ def main(opts, rest, argv, out, err, loss_of, method_of) -> int:
     experiment = elist.experiment(settings.expt_index)
     stack = read_still(experiment, opts["-data"] if len(opts["-data"]) > 1 else opts["-data"][0], o)
     jaxconfig.configure()
-    user = _without(rest, ("-expt", "-expt_index"))
+    user = user_flags(rest)
     result = fit_and_write(elist, settings.expt_index, stack, o, user, outdir, ["nbjax", "fit", *argv], out, err)
     return 0 if result.fit.converged else 3
 
@@ -260,7 +261,7 @@ def shots_main(opts, rest, argv, out, err, loss_of, method_of) -> int:
         import nbjax.distributed as nd
 
         nd.initialize(opts["-coordinator"], count, rank)
-    user = _without(rest, ("-expt", "-expt_index"))
+    user = user_flags(rest)
     summary = []
     for k in mine:
         expt, image, index = shots[k]
@@ -308,18 +309,6 @@ def _processes(opts) -> tuple[int, int]:
 
 def _or_zeros(image, shape):
     return np.zeros(shape) if image is None else np.asarray(image)
-
-
-def _without(argv, own):
-    out, skip = [], 0
-    for token in argv:
-        if skip:
-            skip -= 1
-        elif token in own:
-            skip = 1
-        else:
-            out.append(token)
-    return out
 
 
 def _npy(images) -> bytes:

@@ -130,13 +130,13 @@ def monochromatic(experiments):
     return out
 
 
-def _faint_shoeboxes(data, masks, boxes: Shoeboxes) -> np.ndarray:
-    """(K,) True where the shoebox's background (its data's lower quartile) is below
+def _faint_shoeboxes(start: np.ndarray) -> np.ndarray:
+    """(K,) True where the shoebox's background (``plane_start``: its data's lower quartile) is below
     ``MIN_TILT_PHOTONS``: its plane is a constant (zero offsets: the tilt columns are empty and
     gx, gy stay 0).  A tilt over a faint shoebox is barely determined and its corners keep
     reaching the Poisson model's edge (m <= 0): Levenberg-Marquardt then crawls (bench-still
     --water 0.6: 100 halved steps, not converged) where constant planes converge."""
-    return plane_start(data, masks, boxes)[:, 0] < MIN_TILT_PHOTONS
+    return start[:, 0] < MIN_TILT_PHOTONS
 
 
 def plane_start(data, masks, boxes: Shoeboxes, floor: float = 0.1) -> np.ndarray:
@@ -165,10 +165,13 @@ class StillResult:
     per_panel: tuple
 
 
-def still_parameters(names, built, experiment, boxes, data, masks, tilt: bool = True, planes: int | None = None):
+def still_parameters(
+    names, built, experiment, boxes, data, masks, tilt: bool = True, planes: int | None = None, start=None
+):
     """(shared, per-panel) fit parameters for the ``-free`` names of a still; ``planes``: the
-    background planes' count (at least the shoeboxes; the rest have no pixels)."""
-    from nbjax.fit._parameters import PARAMETERS, BackgroundPlanes, Cell, cell_system, parameter
+    background planes' count (at least the shoeboxes; the rest have no pixels); ``start``: the
+    planes' ``plane_start`` when the caller has it."""
+    from nbjax.fit._parameters import PARAMETERS, BackgroundPlanes, Cell, _cell_constants, cell_system, parameter
 
     shared, per_panel = [], []
     for raw in names:
@@ -176,19 +179,14 @@ def still_parameters(names, built, experiment, boxes, data, masks, tilt: bool = 
         if not name:
             continue
         if name == "background_planes":
-            start = plane_start(data, masks, boxes)
+            start = plane_start(data, masks, boxes) if start is None else start
             count = max(planes or 0, boxes.count)
             start = np.concatenate([start, np.tile(start[-1:], (count - len(start), 1))])  # planes without pixels
             rows = tuple(tuple(float(x) for x in row[: 3 if tilt else 1]) for row in start)  # c[, gx, gy]
             shared.append(BackgroundPlanes(shoeboxes=count, start=rows, tilt=tilt))
         elif name == "cell":
-            real = experiment.crystal.real_space
-            lengths = np.linalg.norm(real, axis=1)
-            angles = [
-                np.degrees(np.arccos(np.dot(real[j], real[k]) / lengths[j] / lengths[k]))
-                for j, k in ((1, 2), (0, 2), (0, 1))
-            ]
-            shared.append(Cell(system=cell_system(experiment.crystal.hall_symbol, [*lengths, *angles])))
+            constants = _cell_constants(built.experiments[0])  # a, b, c (A), alpha, beta, gamma (deg)
+            shared.append(Cell(system=cell_system(experiment.crystal.hall_symbol, constants)))
         elif name in PER_PANEL:
             per_panel.append(parameter(name, built.settings))
         elif name.lower() in {k.lower() for k in PARAMETERS}:
@@ -237,8 +235,9 @@ def refine_still(
     if boxes.count == 0:
         raise NBError(f"no spot is predicted above {threshold:g} of the brightest: lower the spot threshold")
     planes = -(-boxes.count // PLANES_MULTIPLE) * PLANES_MULTIPLE if shared_shapes else boxes.count
-    shared, per_panel = still_parameters(free, built, experiment, boxes, data, masks, tilt, planes)
-    flat = _faint_shoeboxes(data, masks, boxes) if tilt else np.zeros(boxes.count, bool)
+    start = plane_start(data, masks, boxes)  # the planes' start, and which shoeboxes are faint
+    shared, per_panel = still_parameters(free, built, experiment, boxes, data, masks, tilt, planes, start)
+    flat = _faint_shoeboxes(start) if tilt else np.zeros(boxes.count, bool)
     observations = []
     for p, (ids, offsets) in enumerate(zip(boxes.ids, boxes.offsets, strict=True)):
         offsets = np.where(flat[np.maximum(ids, 0)] & (ids >= 0), 0.0, offsets)  # faint: no tilt
