@@ -45,7 +45,7 @@ ARGS = [
 ]
 
 
-def _shoebox_observation(exp, boxes, size=6):
+def _shoebox_observation(exp, boxes, size=6, slots=None):
     shape = (exp.detector.spixels, exp.detector.fpixels)
     image = np.asarray(nbjax.render(exp)) * 1e-3 + 5.0
     shoebox = np.full(shape, -1, np.int32)
@@ -57,18 +57,32 @@ def _shoebox_observation(exp, boxes, size=6):
         offsets[1, s0 : s0 + size, f0 : f0 + size] = ss - (s0 + (size - 1) / 2)
     rng = np.random.default_rng(3)
     data = rng.poisson(image).astype(np.float64)
-    return nf.Observation(image=data, mask=shoebox >= 0, shoebox=shoebox, offsets=offsets, name="still")
+    reflection = None
+    if slots is not None:  # shoebox k's pixels in reflection slot slots[k], its first row in none
+        reflection = np.where(shoebox >= 0, np.asarray(slots)[np.maximum(shoebox, 0)], -1)
+        for s0, f0 in boxes:
+            reflection[s0, f0 : f0 + size] = -1
+    return nf.Observation(
+        image=data, mask=shoebox >= 0, shoebox=shoebox, offsets=offsets, name="still", reflection=reflection
+    )
 
 
 @pytest.mark.parametrize(
-    "loss,tilt",
-    [(nf.Poisson(), True), (nf.Readout(sigma_readout=2.0), True), (nf.Poisson(), False)],
-    ids=["poisson", "readout", "constant-planes"],
+    "loss,tilt,factors",
+    [
+        (nf.Poisson(), True, False),
+        (nf.Readout(sigma_readout=2.0), True, False),
+        (nf.Poisson(), False, False),
+        (nf.Poisson(), True, True),
+    ],
+    ids=["poisson", "readout", "constant-planes", "reflection-factors"],
 )
-def test_sparse_planes_equal_the_dense_normal_equations(loss, tilt):
+def test_sparse_planes_equal_the_dense_normal_equations(loss, tilt, factors):
+    """... and the reflection factors (``ReflectionFactors``, one sparse entry per pixel: two
+    shoeboxes share a slot, a row of each shoebox has none), at factors away from 1."""
     exp = nbjax.experiment_from_args(ARGS, physical=True)
     boxes = [(2, 3), (10, 20), (20, 8), (25, 25)]
-    obs = _shoebox_observation(exp, boxes)
+    obs = _shoebox_observation(exp, boxes, slots=[0, 2, 0, 1] if factors else None)
     start = np.tile([4.0, 0.1, -0.05][: 3 if tilt else 1], (len(boxes), 1))
     free = [
         nf.Scale(start=1.2e-3),
@@ -76,7 +90,7 @@ def test_sparse_planes_equal_the_dense_normal_equations(loss, tilt):
         nf.BackgroundPlanes(
             shoeboxes=len(boxes), tilt=tilt, start=tuple(tuple(float(x) for x in row) for row in start)
         ),
-    ]
+    ] + ([nf.ReflectionFactors(slots=3, start=(1.3, 0.7, 1.1))] if factors else [])
     problem = nf.build_problem(exp, obs, free, loss=loss, tile=32)
     obj = problem.objective
     theta = jnp.asarray(problem.theta0) + 0.01 * jnp.sin(jnp.arange(problem.theta0.size))
@@ -91,7 +105,7 @@ def test_sparse_planes_equal_the_dense_normal_equations(loss, tilt):
     v = np.asarray(valid).reshape(-1)
     l, dl, fw = loss.terms(m, jnp.asarray(d).reshape(-1), jnp.asarray(sigma).reshape(-1))
     Jv, dlv, fwv = np.asarray(J)[v], np.asarray(dl)[v], np.asarray(fw)[v]
-    assert problem.theta0.size == 1 + 3 + (12 if tilt else 4)
+    assert problem.theta0.size == 1 + 3 + (12 if tilt else 4) + (3 if factors else 0)
     np.testing.assert_allclose(float(L), float(np.sum(np.asarray(l)[v])), rtol=1e-12)
     np.testing.assert_allclose(np.asarray(g), Jv.T @ dlv, rtol=1e-9, atol=1e-9 * np.abs(Jv.T @ dlv).max())
     F_ref = Jv.T @ (fwv[:, None] * Jv)

@@ -38,6 +38,9 @@ class Observation(eqx.Module):
     offsets: Float[Array | np.ndarray, "2 spixels fpixels"] | None = (
         None  # per pixel (dx, dy) from its shoebox centre, pixels
     )
+    reflection: Int[Array | np.ndarray, "spixels fpixels"] | None = (
+        None  # per pixel its reflection slot (-1: none), for ReflectionFactors
+    )
 
 
 def read_image(

@@ -3,19 +3,22 @@
 theta (flat, unconstrained) -> per-parameter user values -> (Experiment, weights w, scale,
 background) per image -> model pixels
 
-    m_p = scale sum_s w_s I_s(p) + background
+    m_p = q_r(p) scale sum_s w_s I_s(p) + background [+ c_k + gx_k dx + gy_k dy]
 
-over the usable pixels only (masked pixels cost nothing: the pixel list holds only the pixels
-to fit, in tiles of ``tile``).  The Jacobian J = dm/dtheta of a tile comes from forward-mode
-derivatives of the per-source images I_s: one tangent per global experiment value and ONE per
-component of a per-source parameter (wavelengths, source angles), because source s's image
-depends only on source s's entries; the weight, scale and background columns come from the
-I_s themselves.  Each tile adds
+(q_r: the factor of the pixel's reflection slot r, ``ReflectionFactors``, 1 without; the
+bracket: the plane of its shoebox k, ``BackgroundPlanes``) over the usable pixels only (masked
+pixels cost nothing: the pixel list holds only the pixels to fit, in tiles of ``tile``).
+The Jacobian J = dm/dtheta of a tile comes from forward-mode derivatives of the per-source
+images I_s: one tangent per global experiment value and ONE per component of a per-source
+parameter (wavelengths, source angles), because source s's image depends only on source s's
+entries; the weight, scale and background columns come from the I_s themselves.  Each tile adds
 
     loss += sum_p l(m_p, d_p),   g += J^T dl/dm,   F += J^T diag(Fisher weight) J
 
 so the gradient and the Gauss-Newton / Fisher matrix cost one pass, with memory bounded by the
-tile.  Restraints (Gaussian priors in user units) add their terms afterwards.
+tile.  The planes' and reflection factors' columns have one to three entries per pixel and are
+added sparsely (``_with_sparse``).  Restraints (Gaussian priors in user units) add their
+terms afterwards.
 """
 
 import dataclasses
@@ -103,6 +106,24 @@ def plane_span(layout: Layout) -> tuple[int, int, int] | None:
     return None
 
 
+def factor_span(layout: Layout) -> tuple[int, int] | None:
+    """(start, stop) in theta of the per-reflection intensity factors q_r
+    (``ReflectionFactors``), or None."""
+    for p, span in zip(layout.params, layout.spans, strict=True):
+        if p.role == "reflection_factors":
+            return span
+    return None
+
+
+def intensity_factor(layout: Layout, theta, r):
+    """Per pixel the factor q_r of its reflection slot r (1 where r < 0 or without factors)."""
+    span = factor_span(layout)
+    if span is None:
+        return jnp.ones(r.shape, theta.dtype)
+    q = theta[span[0] : span[1]]
+    return jnp.where(r >= 0, q[jnp.maximum(r, 0)], 1.0)
+
+
 def _plane_rows(dx, dy, per: int):
     """The plane's design row per pixel: (1, dx, dy), or (1,)."""
     ones = jnp.ones_like(dx)
@@ -120,12 +141,34 @@ def plane_term(layout: Layout, theta, k, dx, dy):
 
 
 def _dense_columns(layout: Layout, n: int) -> np.ndarray:
-    """The theta indices whose Jacobian columns are dense (all but the background planes,
-    whose columns have three entries per pixel and are added sparsely)."""
+    """The theta indices whose Jacobian columns are dense: all but the background planes and
+    the reflection factors, whose columns have one to three entries per pixel (its shoebox's,
+    its reflection's) and are added sparsely."""
+    sparse = np.zeros(n, bool)
+    for span in (plane_span(layout), factor_span(layout)):
+        if span is not None:
+            sparse[span[0] : span[1]] = True
+    return np.flatnonzero(~sparse)
+
+
+def _sparse_columns(layout: Layout, k, dx, dy, r, bragg):
+    """Per pixel its sparse Jacobian entries: (cols (T, C) theta indices, rows (T, C) dm/dtheta),
+    the plane's (1, dx, dy) at start + per k + (0, 1, 2) and the reflection factor's
+    dm/dq_r = scale sum_s w_s I_s (``bragg``) at start + r; rows are 0 where the pixel has no
+    shoebox (k < 0) or no reflection slot (r < 0)."""
+    cols, rows = [], []
     span = plane_span(layout)
-    if span is None:
-        return np.arange(n)
-    return np.concatenate([np.arange(span[0]), np.arange(span[1], n)])  # span: (start, stop, per)
+    if span is not None:
+        per = span[2]
+        rows.append(jnp.where((k >= 0)[:, None], _plane_rows(dx, dy, per), 0.0))
+        cols.append(span[0] + per * jnp.maximum(k, 0)[:, None] + jnp.arange(per)[None, :])
+    span = factor_span(layout)
+    if span is not None:
+        rows.append(jnp.where(r >= 0, bragg, 0.0)[:, None])
+        cols.append(span[0] + jnp.maximum(r, 0)[:, None])
+    if not cols:
+        return None
+    return jnp.concatenate(cols, axis=1), jnp.concatenate(rows, axis=1)
 
 
 def experiment(reference: Experiment, layout: Layout, theta: Float[Array, " n"]) -> Experiment:
@@ -164,10 +207,12 @@ def _tile_model_and_jacobian(
     theta: Float[Array, " n"],
     fpix: Int[Array, " T"],
     spix: Int[Array, " T"],
+    r: Int[Array, " T"],
     dtype,
-) -> tuple[Float[Array, " T"], Float[Array, "T dense"]]:
-    """(m (T,), J (T, n_dense)) for one tile, without the background planes: J's columns are
-    theta's ``_dense_columns``."""
+) -> tuple[Float[Array, " T"], Float[Array, "T dense"], Float[Array, " T"]]:
+    """(m (T,), J (T, n_dense), bragg (T,)) for one tile, without the background planes: J's
+    columns are theta's ``_dense_columns``; bragg = scale sum_s w_s I_s, before the reflection
+    factor q_r (``intensity_factor``) that multiplies it in m."""
     S = reference.beam.wavelengths.shape[0]
 
     def per_source(th):
@@ -185,16 +230,18 @@ def _tile_model_and_jacobian(
         images, d_images = per_source(theta), jnp.zeros((0, fpix.shape[0], S), dtype)
 
     dense = _dense_columns(layout, theta.shape[0])
+    q = intensity_factor(layout, theta, r)
+    w, scale, _ = linear_parts(reference, layout, theta)
+    bragg = scale * (images @ w.astype(images.dtype))
 
     def lin(th_dense):
-        return _combine(reference, layout, theta.at[dense].set(th_dense), images)
+        return _combine(reference, layout, theta.at[dense].set(th_dense), images, q)
 
     m = lin(theta[dense])
     J = jax.jacfwd(lin)(theta[dense])  # (T, dense): weight, scale and background columns (experiment ones 0)
     if not tangents.blocks:
-        return m, J
-    w, scale, _ = linear_parts(reference, layout, theta)
-    weighted = d_images * (scale * w).astype(dtype)  # (n_t, T, S): per-source derivative columns
+        return m, J, bragg
+    weighted = d_images * (scale * w).astype(dtype) * q.astype(dtype)[:, None]  # (n_t, T, S): per-source columns
     pieces, at = [], 0
     for start, stop, per_source, ids in tangents.blocks:
         start, stop = (int(np.searchsorted(dense, x)) for x in (start, stop))  # dense columns
@@ -205,14 +252,19 @@ def _tile_model_and_jacobian(
             pieces.append(jnp.stack([jnp.sum(weighted[i], axis=-1) for i in ids], axis=-1))
         at = stop
     pieces.append(J[:, at:])
-    return m, jnp.concatenate(pieces, axis=1)
+    return m, jnp.concatenate(pieces, axis=1), bragg
 
 
 def _combine(
-    reference: Experiment, layout: Layout, theta: Float[Array, " n"], images: Float[Array, "T S"]
+    reference: Experiment,
+    layout: Layout,
+    theta: Float[Array, " n"],
+    images: Float[Array, "T S"],
+    q: Float[Array, " T"],
 ) -> Float[Array, " T"]:
+    """m = q_r scale sum_s w_s I_s + background per pixel (q: ``intensity_factor``)."""
     w, scale, background = linear_parts(reference, layout, theta)
-    return scale * (images @ w.astype(images.dtype)) + background
+    return q * scale * (images @ w.astype(images.dtype)) + background
 
 
 def _tile_model(
@@ -221,10 +273,12 @@ def _tile_model(
     theta: Float[Array, " n"],
     fpix: Int[Array, " T"],
     spix: Int[Array, " T"],
+    r: Int[Array, " T"],
     dtype,
 ) -> Float[Array, " T"]:
     exp = experiment(reference, layout, theta)
-    return _combine(reference, layout, theta, exp.model.per_source(exp, fpix, spix, dtype))
+    q = intensity_factor(layout, theta, r)
+    return _combine(reference, layout, theta, exp.model.per_source(exp, fpix, spix, dtype), q)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)  # compared and hashed by identity (jit of its methods)
@@ -232,7 +286,7 @@ class _Engine:
     """The passes of a fit of ``layouts`` (one per image) over a flat theta of ``n_theta``
     values: ``value``, ``normal``, ``gradient`` and ``images`` of (theta, references, data);
     ``references`` are the starting Experiments, ``data`` per image (fpix, spix, valid, d,
-    sigma, shoebox k, dx, dy), each (n_tiles, tile)."""
+    sigma, shoebox k, dx, dy, reflection slot r), each (n_tiles, tile)."""
 
     layouts: tuple
     n_theta: int
@@ -250,15 +304,15 @@ class _Engine:
     def scan_image(self, ref, layout, tangents, theta, tiles, with_jacobian, with_fisher=True):
         n = theta.shape[0]
 
-        span = plane_span(layout)
         dense = _dense_columns(layout, n)
+        sparse = dense.size < n
 
         def body(carry, tile):
-            fpix, spix, valid, d, sigma, k, dx, dy = tile
+            fpix, spix, valid, d, sigma, k, dx, dy, r = tile
             if with_jacobian:
-                m, J = _tile_model_and_jacobian(ref, layout, tangents, theta, fpix, spix, self.dtype)
+                m, J, bragg = _tile_model_and_jacobian(ref, layout, tangents, theta, fpix, spix, r, self.dtype)
             else:
-                m = _tile_model(ref, layout, theta, fpix, spix, self.dtype)
+                m = _tile_model(ref, layout, theta, fpix, spix, r, self.dtype)
             m = (m + plane_term(layout, theta, k, dx, dy)).astype(self.dtype)
             if with_jacobian:
                 J = J.astype(self.dtype)
@@ -269,11 +323,12 @@ class _Engine:
                 return (total,), m
             dl = jnp.where(valid, dl, 0.0)
             fw = jnp.where(valid, fw, 0.0)
-            if span is None:
+            if not sparse:
                 if not with_fisher:
                     return (total, carry[1] + J.T @ dl), m
                 return (total, carry[1] + J.T @ dl, carry[2] + (J * fw[:, None]).T @ J), m
-            return (total, *_with_planes(carry[1:], J, dense, span, k, dx, dy, dl, fw, with_fisher)), m
+            cols, rows = _sparse_columns(layout, k, dx, dy, r, bragg)
+            return (total, *_with_sparse(carry[1:], J, dense, cols, rows.astype(J.dtype), dl, fw, with_fisher)), m
 
         init = (jnp.zeros((), self.dtype),)
         if with_jacobian:
@@ -331,7 +386,7 @@ class _Engine:
         b, b_vjp, exp = jax.vjp(beam_map, theta, has_aux=True)
 
         def body(carry, tile):
-            fpix, spix, valid, d, sigma, _, _, _ = tile
+            fpix, spix, valid, d, sigma = tile[:5]
             l, cot = source_gradient.tile_terms(exp, b, fpix, spix, valid, d, sigma, self.loss, self.dtype)
             return (
                 carry[0] + l.astype(carry[0].dtype),
@@ -345,10 +400,10 @@ class _Engine:
 
     def _reverse_pass(self, ref, layout, theta, tiles):
         def body(carry, tile):
-            fpix, spix, valid, d, sigma, k, dx, dy = tile
+            fpix, spix, valid, d, sigma, k, dx, dy, r = tile
 
             def tile_loss(th):
-                m = _tile_model(ref, layout, th, fpix, spix, self.dtype) + plane_term(layout, th, k, dx, dy)
+                m = _tile_model(ref, layout, th, fpix, spix, r, self.dtype) + plane_term(layout, th, k, dx, dy)
                 m = m.astype(self.dtype)
                 return jnp.sum(jnp.where(valid, self.loss.terms(m, d, sigma)[0], 0.0))
 
@@ -386,21 +441,19 @@ def make_passes(layouts, n_theta, n_sources, loss, dtype):
 SOURCE_TILE_SAMPLES = 1 << 16  # the adjoint pass's samples per tile: its per-sample derivatives stay in cache
 
 
-def _with_planes(carry, J, dense, span, k, dx, dy, dl, fw, with_fisher):
-    """(g, F) of a tile with background planes: the dense columns J as usual, each pixel's plane
-    columns (1, dx, dy) at theta span[0] + 3 k + (0, 1, 2) (or (1,) at span[0] + k) added
-    sparsely (its shoebox only), so the cost does not grow with the number of shoeboxes."""
-    per = span[2]
-    rows = jnp.where((k >= 0)[:, None], _plane_rows(dx, dy, per), 0.0).astype(J.dtype)
-    cols = span[0] + per * jnp.maximum(k, 0)[:, None] + jnp.arange(per)[None, :]  # (T, per)
+def _with_sparse(carry, J, dense, cols, rows, dl, fw, with_fisher):
+    """(g, F) of a tile with sparse columns (``_sparse_columns``: background planes, reflection
+    factors): the dense columns J as usual, each pixel's few sparse entries ``rows`` at theta
+    ``cols`` added where they are (its shoebox, its reflection), so the cost does not grow with
+    the number of shoeboxes or reflections."""
     g = carry[0].at[dense].add(J.T @ dl).at[cols].add(dl[:, None] * rows)
     if not with_fisher:
         return (g,)
     F = carry[1].at[dense[:, None], dense[None, :]].add((J * fw[:, None]).T @ J)
-    for c in range(per):
-        cross = (fw * rows[:, c])[:, None] * J  # (T, dense): d m/d plane_c times d m/d dense, weighted
+    for c in range(cols.shape[1]):
+        cross = (fw * rows[:, c])[:, None] * J  # (T, dense): d m/d sparse_c times d m/d dense, weighted
         F = F.at[cols[:, c][:, None], dense[None, :]].add(cross).at[dense[None, :], cols[:, c][:, None]].add(cross)
-        for c2 in range(per):
+        for c2 in range(cols.shape[1]):
             F = F.at[cols[:, c], cols[:, c2]].add(fw * rows[:, c] * rows[:, c2])
     return g, F
 

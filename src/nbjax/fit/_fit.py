@@ -165,7 +165,7 @@ def _check(exps, free, per_image):
         if np.any(w < 0) or not np.any(w > 0):
             raise NBError("fit: source weights must be >= 0 and not all zero")
     roles = [p.role for p in free] + [p.role for p in per_image]
-    for role in ("weights", "scale", "background", "background_planes"):
+    for role in ("weights", "scale", "background", "background_planes", "reflection_factors"):
         if roles.count(role) > 1:
             raise NBError(f"fit: more than one free parameter sets the {role}")
     names = [p.name for p in free] + [p.name for p in per_image]
@@ -276,7 +276,8 @@ def _theta_layout(exps, obs, free, per_image):
 
 def _pack_data(exps, obs, local, tile, dtype, tiles_multiple=1):
     """The usable pixels of this process's images as tiles of ``tile``: per image (fpix, spix,
-    valid, data, sigma), each (n_tiles, tile), padded to one tile count."""
+    valid, data, sigma, shoebox k, dx, dy, reflection slot r), each (n_tiles, tile), padded
+    to one tile count."""
     packed = []
     for i, (e, o) in enumerate(zip(exps, obs, strict=True)):
         if i not in local:
@@ -295,8 +296,11 @@ def _pack_data(exps, obs, local, tile, dtype, tiles_multiple=1):
         else:
             k = np.asarray(o.shoebox, np.int32)[spix, fpix]
             dx, dy = (np.asarray(o.offsets[c], np.float64)[spix, fpix] for c in (0, 1))
+        r = np.full(fpix.shape, -1, np.int32)
+        if o.reflection is not None:
+            r = np.asarray(o.reflection, np.int32)[spix, fpix]
         data = (image[spix, fpix].astype(dtype), sigma[spix, fpix].astype(dtype))
-        packed.append((fpix, spix, valid, *data, k, dx.astype(dtype), dy.astype(dtype)))
+        packed.append((fpix, spix, valid, *data, k, dx.astype(dtype), dy.astype(dtype), r))
     return _pad_tiles(packed, tiles_multiple)
 
 

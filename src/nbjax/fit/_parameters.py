@@ -36,6 +36,10 @@ from nbjax.setup.crystal import lattice_from_cell
 
 ANGSTROM = 1e-10
 MRAD = 1e-3
+# Whose copy of a parameter's values it is: one per shot (an image or a still's panels; the
+# default), one per panel of a shot, one for the whole data set (every shot: ``nbjax.ensemble``
+# refines these jointly), or one per panel for the whole data set (detector metrology).
+SCOPES = ("shot", "panel", "global", "global_panel")
 
 
 class AbstractParameter(eqx.Module):
@@ -46,6 +50,7 @@ class AbstractParameter(eqx.Module):
     )  # user units; None: from the Experiment
     bounds: tuple | None = eqx.field(static=True, default=None, kw_only=True)
     prior: tuple | None = eqx.field(static=True, default=None, kw_only=True)  # (mean, sigma), user units
+    scope: str = eqx.field(static=True, default="shot", kw_only=True)  # one of SCOPES: whose copy it is
 
     name: eqx.AbstractClassVar[str]  # the label stem of its values (``labels``)
     units: eqx.AbstractClassVar[str]
@@ -259,6 +264,25 @@ class BackgroundPlanes(AbstractParameter):
     @classmethod
     def from_settings(cls, settings):
         raise NBError("background_planes needs shoeboxes: it is refined by the shoebox fit (nbjax fit -expt ...)")
+
+
+@final
+class ReflectionFactors(AbstractParameter):
+    """Intensity factors q_r of reflection slots: a pixel whose Bragg intensity comes from one
+    reflection (its slot r >= 0 in ``Observation.reflection``) has that intensity times q_r:
+    m = q_r scale sum_s w_s I_s + background.  The ensemble refinement (``nbjax.ensemble``)
+    evaluates them at 1 and maps them onto the structure factors of its table,
+    q_r = (F_j / F_j,table)^2, so their Jacobian columns are the structure factors' own (the
+    Bragg part, one entry per pixel, added sparsely).  Identity transform, start 1."""
+
+    slots: int = eqx.field(static=True, default=0)
+    scope: str = eqx.field(static=True, default="global", kw_only=True)
+    name: ClassVar[str] = "q"
+    units: ClassVar[str] = "x"
+    role: ClassVar[str] = "reflection_factors"
+
+    def current(self, exp):
+        return np.ones(self.slots)
 
 
 @final
@@ -528,6 +552,7 @@ class PanelShift(AbstractExperimentParameter):
     """A panel moved by (x, y, z) in the lab frame (mm, from its starting place): one copy per
     panel in a multi-panel fit (a per-image parameter)."""
 
+    scope: str = eqx.field(static=True, default="panel", kw_only=True)
     name: ClassVar[str] = "panel_shift"
     units: ClassVar[str] = "mm"
 

@@ -37,7 +37,6 @@ TILES_MULTIPLE = 4  # ... and the pixel tiles, of SHARED_TILE pixels
 SHARED_TILE = 1024
 MIN_TILT_PHOTONS = 5.0  # a shoebox's background (photons/pixel) below which its plane has no tilt
 STILL_ALIASES = {"distance": "detector_distance"}  # names that mean another parameter for a still
-PER_PANEL = ("panel_shifts",)  # parameters with one copy per panel
 
 
 @dataclasses.dataclass(frozen=True)
@@ -187,10 +186,9 @@ def still_parameters(
         elif name == "cell":
             constants = _cell_constants(built.experiments[0])  # a, b, c (A), alpha, beta, gamma (deg)
             shared.append(Cell(system=cell_system(experiment.crystal.hall_symbol, constants)))
-        elif name in PER_PANEL:
-            per_panel.append(parameter(name, built.settings))
         elif name.lower() in {k.lower() for k in PARAMETERS}:
-            shared.append(parameter(name, built.settings))
+            p = parameter(name, built.settings)
+            (per_panel if p.scope == "panel" else shared).append(p)
         else:
             known = ", ".join(sorted(set(PARAMETERS) | set(STILL_ALIASES)))
             raise NBError(f"unknown fit parameter '{raw.strip()}' (known: {known})")
