@@ -1,0 +1,276 @@
+"""``refine_ensemble``: structure factors and every shot's parameters refined jointly against
+the shoebox pixels of many stills.
+
+    shots = [Input(name, elist, index, data, masks), ...]
+    result = refine_ensemble(shots, unique_reflections("P 43 21 2", cell, 2.0), 100.0,
+                             ["-N", "10", "-fluence", "1e24"], ["misset", "scale", "background_planes"])
+    result.F, result.sigma_F, result.shots[0].values
+
+Every shot is set up as one still is (``_shots``: panels, spots, shoeboxes, background planes)
+plus which reflection each shoebox pixel sees; the shots share one compiled program (their
+background planes, reflection slots and pixel tiles are padded to the largest shot's counts).
+The refinement (``_refine``) is a Levenberg-Marquardt step of the whole problem per iteration,
+the shots eliminated by their Schur complements.  Scopes (``nbjax.fit.SCOPES``): the structure
+factors are global, the ``free`` names are per shot (``panel_shifts``: per panel of a shot).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from nbjax.errors import NBError
+
+
+@dataclasses.dataclass(frozen=True)
+class Input:
+    """One shot to refine: a name, its DIALS list and experiment index, the data (panels, slow,
+    fast; photons) and the usable-pixel masks."""
+
+    name: str
+    elist: object
+    index: int
+    data: object
+    masks: object
+
+
+@dataclasses.dataclass(frozen=True)
+class ShotResult:
+    """A shot's refined values (user units) with standard errors (the structure factors'
+    uncertainty included), its refined DIALS list, and its shoebox and pixel counts."""
+
+    name: str
+    names: tuple
+    units: tuple
+    start: np.ndarray
+    values: np.ndarray
+    stderr: np.ndarray
+    refined_expt: dict
+    shoeboxes: int
+    pixels: int
+    mixed: int
+
+    def value(self, label: str) -> float:
+        return float(self.values[self.names.index(label)])
+
+    def error(self, label: str) -> float:
+        return float(self.stderr[self.names.index(label)])
+
+
+@dataclasses.dataclass(frozen=True)
+class EnsembleResult:
+    """Refined structure factors of ``reflections`` (F, sigma_F: NaN where no shot sees the
+    reflection), how many shots see each, the start, per-shot results (this process's shots;
+    ``shot_indices`` their place in the input list), the loss per step, convergence."""
+
+    reflections: object
+    F: np.ndarray
+    sigma_F: np.ndarray
+    F_start: np.ndarray
+    shots_seen: np.ndarray
+    shots: list
+    shot_indices: list
+    loss_history: tuple
+    converged: bool
+    message: str
+    steps: int
+
+
+def _local(n: int, distributed: bool) -> list[int]:
+    if not distributed:
+        return list(range(n))
+    count, index = jax.process_count(), jax.process_index()
+    if n < count:
+        raise NBError(f"ensemble: {n} shots for {count} processes; give every process at least one shot")
+    return list(range(index, n, count))
+
+
+def _largest(values, reduce) -> np.ndarray:
+    """Element-wise maximum over the processes of a small integer vector."""
+    if reduce is None:
+        return np.asarray(values)
+    count, index = jax.process_count(), jax.process_index()
+    table = np.zeros((count, len(values)), np.int64)
+    table[index] = values
+    return np.max(np.asarray(reduce(jnp.asarray(table))), axis=0)
+
+
+def refine_ensemble(
+    inputs,
+    reflections,
+    F_start,
+    user_args,
+    free,
+    *,
+    size: int = 11,
+    threshold: float = 0.01,
+    tilt: bool = True,
+    loss=None,
+    max_steps: int = 30,
+    progress=None,
+    checkpoint_dir: str | None = None,
+    checkpoint_every: int = 1,
+    resume: bool = False,
+    distributed: bool = False,
+    stop_after: int | None = None,
+) -> EnsembleResult:
+    """Refine ``reflections``' structure factors (from ``F_start``: a number or (n,)) and the
+    ``free`` per-shot parameters of every shot in ``inputs`` (module docstring).  ``user_args``:
+    the nanoBragg flags the shots' DIALS lists lack (-N, -fluence, -spectrum, ...).
+    ``checkpoint_dir``: the state is saved there every ``checkpoint_every`` steps and, with
+    ``resume``, taken up from there.  ``distributed``: shots i = process_index mod process_count
+    are this process's.  ``stop_after``: return after that many steps of this call (as a killed
+    job would, for tests of resuming)."""
+    from nbjax.ensemble import _refine
+    from nbjax.ensemble._shots import prepare_shot
+    from nbjax.fit._fit import build_problem
+    from nbjax.fit._losses import Poisson
+    from nbjax.fit._parameters import ReflectionFactors
+    from nbjax.fit._still import SHARED_TILE, still_parameters
+
+    if not jax.config.jax_enable_x64:
+        raise NBError("ensemble: float64 needs jax.config.update('jax_enable_x64', True)")
+    reduce = None
+    if distributed:
+        from nbjax.distributed import sum_over_processes as reduce
+    F0 = np.broadcast_to(np.asarray(F_start, np.float64), (reflections.count,)).copy()
+    if not np.all(np.isfinite(F0)) or not np.any(F0 > 0):
+        raise NBError("ensemble: the starting structure factors must be finite and not all 0")
+    local = _local(len(inputs), distributed)
+    shots = []
+    for i in local:
+        s = inputs[i]
+        shots.append(
+            prepare_shot(
+                s.name, s.elist, s.index, s.data, s.masks, reflections, F0, user_args,
+                size=size, threshold=threshold, tilt=tilt,
+            )
+        )  # fmt: skip
+        if progress is not None:
+            progress.setup(len(shots), len(local), shots[-1])
+    tiles = [max(-(-int(np.count_nonzero(o.mask)) // SHARED_TILE) for o in s.observations) for s in shots]
+    planes, slots, tile_count = _largest(
+        [max(s.boxes.count for s in shots), max(len(s.slots) for s in shots), max(tiles)], reduce
+    )
+    planes = max(1, int(planes))
+    slots = max(1, int(slots))
+    problems = []
+    shot_free = None
+    for s in shots:
+        experiment = s.elist.experiment(s.index)
+        shared, per_panel = still_parameters(
+            free, s.built, experiment, s.boxes, [o.image for o in s.observations],
+            [o.mask for o in s.observations], tilt, planes, s.plane_start,
+        )  # fmt: skip
+        shared.append(ReflectionFactors(slots=slots))
+        shot_free = [p.name for p in shared] + [p.name for p in per_panel]
+        problem = build_problem(
+            s.built.experiments, s.observations, shared, per_panel, loss=loss or Poisson(),
+            tile=SHARED_TILE, tiles_multiple=int(tile_count),
+        )  # fmt: skip
+        layout = problem.layouts[0]
+        span = next(sp for p, sp in zip(layout.params, layout.spans, strict=True) if p.role == "reflection_factors")
+        factors = np.arange(*span)
+        own = np.setdiff1d(np.arange(problem.theta0.size), factors)
+        slot_numbers = np.full(slots, -1, np.int64)
+        slot_numbers[: len(s.slots)] = s.slots
+        problems.append(_refine.ShotProblem(s, problem, own, factors, slot_numbers, np.array(problem.theta0)))
+    gauge = "scale" in (shot_free or [])
+    refinement = _refine.Refinement(problems, reflections, gauge, reduce)
+    signature = _signature(inputs, reflections, free, F0, user_args, size, threshold, tilt)
+    process = jax.process_index() if distributed else 0
+    state = None
+    if resume and checkpoint_dir:
+        state = _refine.load_checkpoint(checkpoint_dir, process, signature)
+    if state is None:
+        state = refinement.start(F0)
+    else:
+        refinement.loss(state.u, state.thetas)  # the shots' structure factors at the saved ones
+
+    def checkpoint(st):
+        if checkpoint_dir and (st.step % checkpoint_every == 0 or st.converged):
+            _refine.save_checkpoint(checkpoint_dir, st, process, signature)
+
+    limit = max_steps if stop_after is None else min(max_steps, state.step + stop_after)
+    state = refinement.run(state, limit, progress, checkpoint if checkpoint_dir else None)
+    if stop_after is not None and not state.converged and state.step < max_steps:
+        state.message = f"stopped after {state.step} steps (stop_after)"
+    sigma_u, shot_cov = refinement.errors(state)
+    sigma_F = 0.5 * state.F * sigma_u
+    results = [_shot_result(sp, t, cov) for sp, t, cov in zip(problems, state.thetas, shot_cov, strict=True)]
+    return EnsembleResult(
+        reflections, state.F, sigma_F, F0, refinement.shots_seen, results, local, tuple(state.history),
+        state.converged, state.message, state.step,
+    )  # fmt: skip
+
+
+def _signature(inputs, reflections, free, F0, user_args, size, threshold, tilt) -> str:
+    """A digest of what defines a refinement (a checkpoint of another one is refused)."""
+    h = hashlib.sha256()
+    for s in inputs:
+        h.update(f"{s.name}|{s.index}|".encode())
+        h.update(np.ascontiguousarray(np.asarray(s.data, np.float64)).tobytes())
+    h.update(np.ascontiguousarray(reflections.hkl).tobytes())
+    h.update(np.ascontiguousarray(F0).tobytes())
+    h.update(repr((list(free), list(user_args), size, threshold, tilt)).encode())
+    return h.hexdigest()
+
+
+def _shot_result(sp, theta_own, cov_own) -> ShotResult:
+    """The shot's named values (planes and reflection factors left out) with their errors, and
+    its refined DIALS list."""
+    from nbjax.fit import _engine
+
+    problem = sp.problem
+    theta = np.array(sp.theta)
+    theta[sp.own] = theta_own
+    theta[sp.factors] = 1.0
+    layout = problem.layouts[0]
+    names, units, keep_u, keep_t = [], [], [], []
+    at_u = 0
+    for p, (a, b) in zip(layout.params, layout.spans, strict=True):
+        count = b - a
+        if p.role not in ("background_planes", "reflection_factors"):
+            names += problem.labels[at_u : at_u + count]
+            units += problem.units[at_u : at_u + count]
+            keep_u += list(range(at_u, at_u + count))
+            keep_t += list(range(a, b))
+        at_u += count
+    G = np.asarray(jax.jacfwd(problem.user_values)(jnp.asarray(theta)))[np.ix_(keep_u, keep_t)]
+    position = {int(t): k for k, t in enumerate(sp.own)}
+    idx = [position[t] for t in keep_t]
+    cov = G @ cov_own[np.ix_(idx, idx)] @ G.T
+    values = np.asarray(problem.user_values(jnp.asarray(theta)))[keep_u]
+    start = np.asarray(problem.user_values(jnp.asarray(problem.theta0)))[keep_u]
+    fitted = [_engine.experiment(e, lay, jnp.asarray(theta)) for e, lay in zip(
+        problem.objective.refs, problem.layouts, strict=True)]  # fmt: skip
+    refined = _refined_list(sp.shot, fitted, {p.name for p in layout.params})
+    pixels = sum(int(np.count_nonzero(o.mask)) for o in sp.shot.observations)
+    return ShotResult(
+        sp.shot.name, tuple(names), tuple(units), start, values, np.sqrt(np.maximum(np.diag(cov), 0.0)),
+        refined, sp.shot.boxes.count, pixels, sp.shot.mixed,
+    )  # fmt: skip
+
+
+def _refined_list(shot, fitted, roles) -> dict:
+    """The shot's DIALS list with its refined crystal, domain size, mosaicity, wavelength and
+    panel origins (only what was refined)."""
+    changes = {}
+    e0 = fitted[0]
+    if roles & {"misset", "cell"}:
+        changes["real_space"] = np.stack([np.asarray(v) * 1e10 for v in (e0.crystal.a, e0.crystal.b, e0.crystal.c)])
+    if "N" in roles:
+        lengths = np.linalg.norm(
+            changes.get("real_space", shot.elist.experiment(shot.index).crystal.real_space), axis=1
+        )
+        changes["domain_size_ang"] = float(np.mean(np.asarray(e0.crystal.N) * lengths))
+    if roles & {"spectrum_shift", "spectrum_scale", "wavelength"}:
+        w = np.asarray(e0.beam.weights, np.float64)
+        changes["wavelength"] = float(np.sum(w * np.asarray(e0.beam.wavelengths)) / np.sum(w) * 1e10)
+    if roles & {"detector_distance", "panel_shift"}:
+        changes["panel_origins"] = {k: np.asarray(e.detector.pix0) * 1e3 for k, e in enumerate(fitted)}
+    return shot.elist.refined(shot.index, **changes)

@@ -1,0 +1,336 @@
+"""Joint refinement of many shots: structure factors shared by all of them, each shot's own
+parameters (orientation, cell, N, scale, background planes, ...).
+
+The loss is the sum of the shots' Poisson (or read-out) losses over their shoebox pixels.  A
+shot's parameters theta_s reach only its own pixels; the structure factors F (n,) reach every
+shot through the reflection factors of its pure pixels (``_shots``).  The refined values are
+u_j = ln I_j = 2 ln F_j (positive intensities by construction; a shot's scale and the
+intensities it sees then multiply, and the gauge below is one constant vector): the
+reflection factor of slot r is q_r = exp(u_j - u_j,now), so dq_r / du_j = 1 at the current
+point.  Each step is a Levenberg-Marquardt step of the
+whole problem, solved by eliminating the shots (the Schur complement, as in bundle adjustment):
+per shot, with H its Fisher matrix in (theta_s, q),
+
+    A_s = H_ss + lambda diag(H_ss)
+    S  += H_qq - H_qs A_s^-1 H_sq          (the shot's share of the u block, at its slots)
+    r  += g_q - H_qs A_s^-1 g_s
+
+then (S + lambda diag(sum H_qq) + gauge) du = -r, and per shot
+dtheta_s = -A_s^-1 (g_s + H_sq du_slots).  Each du_j is clipped to +-``MAX_STEP_U`` first (a
+box trust region on the intensities: the linear model of e^u underestimates a large increase,
+and a reflection seen through a few faint pixels would otherwise be sent to e^1000); the shots'
+steps are then the best ones for the clipped du.  Only S, r and the losses are summed over processes
+(``nbjax.distributed.sum_over_processes``): a process holds its own shots' matrices (stored
+sparse: the planes couple only with their shoebox's slots) and the n x n u block.
+
+Gauge: with every shot's scale free, u -> u + e and ln scale -> ln scale - e changes nothing,
+so S has the null vector 1 (over the reflections some shot sees).  The step adds mu v v^T
+(v = 1 / sqrt(n), mu the mean of S's diagonal), which keeps the mean of u where it is.  Error
+bars: the covariance of u is the pseudo-inverse of S at the optimum in that gauge,
+(S + mu v v^T)^-1 - v v^T / mu; sigma_F = F sigma_u / 2 and sigma_I = I sigma_u; a shot's values
+have A_s^-1 + X Cov_u X^T with X = A_s^-1 H_sq (the intensities' uncertainty included).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+
+import jax.numpy as jnp
+import numpy as np
+import scipy.linalg
+import scipy.sparse
+import scipy.sparse.linalg
+
+from nbjax.errors import NBError
+
+TOLERANCE = 1e-2  # converged: an accepted step lowered the loss by less than this
+DAMPING_FLOOR = 1e-3  # the damping of a reflection is at least this times the median's
+MAX_STEP_U = 1.0  # a step changes no ln I by more than this (a factor e): longer ones are shortened
+CHECKPOINT_VERSION = 1
+
+
+@dataclasses.dataclass(eq=False)
+class ShotProblem:
+    """A shot's compiled fit (``nbjax.fit.build_problem``) and where its values live: ``own``
+    the theta indices of its own parameters, ``factors`` those of its reflection slots, whose
+    reflection numbers are ``slots`` (-1: a slot without pixels)."""
+
+    shot: object
+    problem: object
+    own: np.ndarray
+    factors: np.ndarray
+    slots: np.ndarray
+    theta: np.ndarray
+
+    def set_F(self, sf):
+        from nbjax.ensemble._shots import with_structure_factors
+
+        obj = self.problem.objective
+        obj.refs = tuple(with_structure_factors(obj.refs, sf))
+
+    def full_theta(self, theta_own=None):
+        theta = np.array(self.theta)
+        if theta_own is not None:
+            theta[self.own] = theta_own
+        theta[self.factors] = 1.0
+        return jnp.asarray(theta)
+
+
+@dataclasses.dataclass
+class _Linearised:
+    """A shot's loss, gradient and Fisher blocks at the current point (sparse)."""
+
+    loss: float
+    g_own: np.ndarray
+    g_q: np.ndarray
+    H_own: object
+    H_oq: object
+    H_qq: object
+    slots: np.ndarray  # reflection numbers of the valid slots
+
+
+def linearise(sp: ShotProblem) -> _Linearised:
+    L, g, H = sp.problem.objective.normal(sp.full_theta())
+    g, H = np.asarray(g, np.float64), np.asarray(H, np.float64)
+    valid = sp.slots >= 0
+    q = sp.factors[valid]
+    o = sp.own
+    return _Linearised(
+        float(L),
+        g[o],
+        g[q],
+        scipy.sparse.csr_matrix(H[np.ix_(o, o)]),
+        scipy.sparse.csr_matrix(H[np.ix_(o, q)]),
+        scipy.sparse.csr_matrix(H[np.ix_(q, q)]),
+        sp.slots[valid],
+    )
+
+
+def _factor(H_own, lam: float):
+    """Sparse LU of H_ss + lambda diag(H_ss), with 1 on the diagonal of empty rows (planes
+    without pixels, tilts of faint shoeboxes: decoupled values that stay put)."""
+    d = H_own.diagonal()
+    empty = d <= 0
+    A = H_own + scipy.sparse.diags(lam * np.where(empty, 0.0, d) + empty.astype(float))
+    return scipy.sparse.linalg.splu(A.tocsc())
+
+
+def _shot_schur(lin: _Linearised, lam: float):
+    """(X = A^-1 H_sq, y = A^-1 g_s, the shot's S block and r) (module docstring)."""
+    solver = _factor(lin.H_own, lam)
+    B = lin.H_oq.toarray()
+    rhs = np.concatenate([B, lin.g_own[:, None]], axis=1)
+    Y = solver.solve(rhs) if rhs.shape[0] else rhs
+    X, y = Y[:, :-1], Y[:, -1]
+    S = lin.H_qq.toarray() - B.T @ X
+    r = lin.g_q - B.T @ y
+    return X, y, S, r
+
+
+@dataclasses.dataclass
+class State:
+    """Where a refinement stands: u = ln I (n,), every local shot's own theta, the damping, the
+    step count and the loss history (what a checkpoint holds)."""
+
+    u: np.ndarray
+    thetas: list
+    lam: float
+    step: int
+    history: list
+    converged: bool = False
+    message: str = ""
+
+    @property
+    def F(self) -> np.ndarray:
+        """The structure factors, F = exp(u / 2)."""
+        return np.exp(0.5 * self.u)
+
+
+def _sum(reduce, tree):
+    return tree if reduce is None else reduce(tree)
+
+
+def _gauge(active, S):
+    """(mu, v): the gauge term mu v v^T over the active reflections (module docstring)."""
+    v = active / np.sqrt(np.count_nonzero(active))
+    mu = float(np.mean(np.diag(S)[active]))
+    return mu, v
+
+
+class Refinement:
+    """The joint Levenberg-Marquardt refinement of ``problems`` (this process's shots) over the
+    ``n`` structure factors of ``reflections`` (module docstring).  ``gauge``: every shot's scale
+    is free (F's overall scale is then fixed by the step, see above).  ``reduce``: sums over the
+    processes of a distributed job (None: one process)."""
+
+    def __init__(self, problems, reflections, gauge: bool, reduce=None, lam0: float = 1e-3):
+        self.problems = problems
+        self.reflections = reflections
+        self.n = reflections.count
+        self.gauge = gauge
+        self.reduce = reduce
+        self.lam0 = lam0
+        seen = np.zeros(self.n)
+        for sp in problems:
+            seen[sp.slots[sp.slots >= 0]] += 1
+        self.shots_seen = np.asarray(_sum(reduce, jnp.asarray(seen)))  # shots in which a reflection is seen
+        self.active = self.shots_seen > 0
+
+    # ---- passes over the shots
+    def _set_u(self, u):
+        sf = self.reflections.grid(jnp.exp(0.5 * jnp.asarray(u)))
+        for sp in self.problems:
+            sp.set_F(sf)
+
+    def loss(self, u, thetas) -> float:
+        self._set_u(u)
+        total = sum(float(sp.problem.objective.value(sp.full_theta(t))) for sp, t in zip(self.problems, thetas))
+        return float(_sum(self.reduce, jnp.asarray(total)))
+
+    def linearise(self, u, thetas):
+        self._set_u(u)
+        lins = []
+        for sp, t in zip(self.problems, thetas, strict=True):
+            sp.theta[sp.own] = t
+            lins.append(linearise(sp))
+        return lins
+
+    def reduced(self, lins, lam):
+        """(S, r, diag of sum H_qq, per-shot (X, y)) for damping ``lam``, summed over the
+        processes."""
+        n = self.n
+        S, r, dq = np.zeros((n, n)), np.zeros(n), np.zeros(n)
+        parts = []
+        for lin in lins:
+            X, y, S_s, r_s = _shot_schur(lin, lam)
+            j = lin.slots
+            S[np.ix_(j, j)] += S_s
+            r[j] += r_s
+            dq[j] += lin.H_qq.diagonal()
+            parts.append((X, y))
+        S, r, dq = (np.asarray(x) for x in _sum(self.reduce, (jnp.asarray(S), jnp.asarray(r), jnp.asarray(dq))))
+        return S, r, dq, parts
+
+    def solve(self, S, r, dq, lam):
+        """du over the active reflections (0 elsewhere)."""
+        a = self.active
+        M = S[np.ix_(a, a)] + lam * np.diag(np.maximum(dq[a], DAMPING_FLOOR * np.median(dq[a])))
+        if self.gauge:
+            mu, v = _gauge(a, S)
+            M = M + mu * np.outer(v[a], v[a])
+        du = np.zeros(self.n)
+        du[a] = -scipy.linalg.solve(M, r[a], assume_a="sym")
+        return du
+
+    # ---- the loop
+    def start(self, F0, thetas0=None) -> State:
+        thetas = [np.array(sp.theta[sp.own]) for sp in self.problems] if thetas0 is None else thetas0
+        u = 2.0 * np.log(np.asarray(F0, np.float64))
+        return State(u, thetas, self.lam0, 0, [self.loss(u, thetas)])
+
+    def step(self, state: State, progress=None) -> State:
+        """One accepted step (or give up after ten refusals): a new State."""
+        u, thetas, lam = state.u, state.thetas, state.lam
+        L0 = state.history[-1]
+        lins = self.linearise(u, thetas)
+        for _ in range(10):
+            S, r, dq, parts = self.reduced(lins, lam)
+            du = self.solve(S, r, dq, lam)
+            du = np.clip(du, -MAX_STEP_U, MAX_STEP_U)
+            new_thetas, pred = [], 0.0
+            for lin, (X, y), t in zip(lins, parts, thetas, strict=True):
+                dq_s = du[lin.slots]
+                d_own = -(y + X @ dq_s)
+                new_thetas.append(t + d_own)
+                g_d = lin.g_own @ d_own + lin.g_q @ dq_s
+                Hd = (lin.H_own @ d_own + lin.H_oq @ dq_s, lin.H_oq.T @ d_own + lin.H_qq @ dq_s)
+                pred -= g_d + 0.5 * (d_own @ Hd[0] + dq_s @ Hd[1])
+            pred = float(_sum(self.reduce, jnp.asarray(pred)))
+            L1 = self.loss(u + du, new_thetas)
+            if np.isfinite(L1) and L1 < L0:
+                rho = (L0 - L1) / pred if pred > 0 else 0.0
+                lam = lam * max(1.0 / 3.0, 1.0 - (2.0 * rho - 1.0) ** 3)  # Nielsen's rule
+                history = [*state.history, L1]
+                done = L0 - L1 < TOLERANCE
+                message = f"the loss fell by {L0 - L1:.3g} < {TOLERANCE:g}" if done else ""
+                return State(u + du, new_thetas, max(lam, 1e-12), state.step + 1, history, done, message)
+            lam *= 4.0
+        return State(u, thetas, lam, state.step + 1, state.history, True, "no step lowers the loss (ten tries)")
+
+    def run(self, state: State, max_steps: int, progress=None, checkpoint=None) -> State:
+        t0, steps0 = time.perf_counter(), state.step
+        while not state.converged and state.step < max_steps:
+            state = self.step(state)
+            if progress is not None:
+                per = (time.perf_counter() - t0) / max(1, state.step - steps0)
+                progress(state, per, per * (max_steps - state.step))
+            if checkpoint is not None:
+                checkpoint(state)
+        if not state.converged:
+            state.message = f"{max_steps} steps without converging"
+        return state
+
+    # ---- error bars
+    def errors(self, state: State):
+        """(sigma_u (n,), NaN where unseen; per shot the covariance of its own theta values)."""
+        lins = self.linearise(state.u, state.thetas)
+        S, _, _, parts = self.reduced(lins, 0.0)
+        a = self.active
+        Sa = S[np.ix_(a, a)]
+        if self.gauge:
+            mu, v = _gauge(a, S)
+            cov_a = np.linalg.inv(Sa + mu * np.outer(v[a], v[a])) - np.outer(v[a], v[a]) / mu
+        else:
+            cov_a = np.linalg.inv(Sa)
+        sigma = np.full(self.n, np.nan)
+        sigma[a] = np.sqrt(np.maximum(np.diag(cov_a), 0.0))
+        position = np.cumsum(a) - 1
+        shot_cov = []
+        for lin, (X, _) in zip(lins, parts, strict=True):
+            solver = _factor(lin.H_own, 0.0)
+            k = position[lin.slots]
+            inv = solver.solve(np.eye(lin.H_own.shape[0]))
+            shot_cov.append(inv + X @ cov_a[np.ix_(k, k)] @ X.T)
+        return sigma, shot_cov
+
+
+def save_checkpoint(folder: str, state: State, process: int, signature: str) -> None:
+    """``folder``/state.p<process>.npz, written atomically (a temporary file, then renamed)."""
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, f"state.p{process}.npz")
+    tmp = path + ".tmp.npz"
+    np.savez(
+        tmp,
+        version=CHECKPOINT_VERSION,
+        signature=signature,
+        u=state.u,
+        thetas=np.array(state.thetas, dtype=object),
+        lam=state.lam,
+        step=state.step,
+        history=np.asarray(state.history),
+        converged=state.converged,
+        message=state.message,
+    )
+    os.replace(tmp, path)
+
+
+def load_checkpoint(folder: str, process: int, signature: str) -> State | None:
+    """The State saved by ``save_checkpoint``, or None when there is none; NBError when it
+    belongs to another refinement (other shots, reflections or parameters)."""
+    path = os.path.join(folder, f"state.p{process}.npz")
+    if not os.path.exists(path):
+        return None
+    with np.load(path, allow_pickle=True) as z:
+        if int(z["version"]) != CHECKPOINT_VERSION or str(z["signature"]) != signature:
+            raise NBError(f"{path}: a checkpoint of another refinement (shots, reflections or parameters differ)")
+        return State(
+            np.array(z["u"]),
+            [np.array(t, np.float64) for t in z["thetas"]],
+            float(z["lam"]),
+            int(z["step"]),
+            [float(x) for x in z["history"]],
+            bool(z["converged"]),
+            str(z["message"]),
+        )
