@@ -21,7 +21,12 @@ from nbjax.io.cformat import cformat_g as g
 
 # nbjax WORD ARGS: the module whose main(argv, out, err) -> exit status serves WORD (nanoBragg's
 # own arguments all begin with '-', so no word is taken from them)
-SUBCOMMANDS = {"fit": "nbjax.cli.fit", "batch": "nbjax.cli.batch", "bench": "nbjax.bench"}
+SUBCOMMANDS = {
+    "fit": "nbjax.cli.fit",
+    "batch": "nbjax.cli.batch",
+    "bench": "nbjax.bench",
+    "ensemble": "nbjax.cli.ensemble",
+}
 DEMO_ARGV = [
     "-cell",
     "100",

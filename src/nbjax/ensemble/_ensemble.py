@@ -29,13 +29,14 @@ from nbjax.errors import NBError
 @dataclasses.dataclass(frozen=True)
 class Input:
     """One shot to refine: a name, its DIALS list and experiment index, the data (panels, slow,
-    fast; photons) and the usable-pixel masks."""
+    fast; photons), the usable-pixel masks, and nanoBragg flags of its own (its ``-spectrum``)."""
 
     name: str
     elist: object
     index: int
     data: object
     masks: object
+    args: tuple = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,6 +54,7 @@ class ShotResult:
     shoeboxes: int
     pixels: int
     mixed: int
+    group: int  # the group of its reflections (EnsembleResult.group)
 
     def value(self, label: str) -> float:
         return float(self.values[self.names.index(label)])
@@ -64,14 +66,17 @@ class ShotResult:
 @dataclasses.dataclass(frozen=True)
 class EnsembleResult:
     """Refined structure factors of ``reflections`` (F, sigma_F: NaN where no shot sees the
-    reflection), how many shots see each, the start, per-shot results (this process's shots;
-    ``shot_indices`` their place in the input list), the loss per step, convergence."""
+    reflection), how many shots see each, the group of each (reflections linked by shots;
+    the overall scale of each group is its own, ``_refine``), the start, per-shot results (this
+    process's shots; ``shot_indices`` their place in the input list), the loss per step,
+    convergence."""
 
     reflections: object
     F: np.ndarray
     sigma_F: np.ndarray
     F_start: np.ndarray
     shots_seen: np.ndarray
+    group: np.ndarray  # per reflection its group of linked reflections (-1: unseen); scales are per group
     shots: list
     shot_indices: list
     loss_history: tuple
@@ -146,7 +151,7 @@ def refine_ensemble(
         s = inputs[i]
         shots.append(
             prepare_shot(
-                s.name, s.elist, s.index, s.data, s.masks, reflections, F0, user_args,
+                s.name, s.elist, s.index, s.data, s.masks, reflections, F0, [*user_args, *s.args],
                 size=size, threshold=threshold, tilt=tilt,
             )
         )  # fmt: skip
@@ -199,11 +204,14 @@ def refine_ensemble(
     state = refinement.run(state, limit, progress, checkpoint if checkpoint_dir else None)
     if stop_after is not None and not state.converged and state.step < max_steps:
         state.message = f"stopped after {state.step} steps (stop_after)"
-    sigma_u, shot_cov = refinement.errors(state)
+    sigma_u, shot_cov, group = refinement.errors(state)
     sigma_F = 0.5 * state.F * sigma_u
-    results = [_shot_result(sp, t, cov) for sp, t, cov in zip(problems, state.thetas, shot_cov, strict=True)]
+    results = [
+        _shot_result(sp, t, cov, int(group[sp.slots[0]]) if sp.slots[0] >= 0 else -1)
+        for sp, t, cov in zip(problems, state.thetas, shot_cov, strict=True)
+    ]
     return EnsembleResult(
-        reflections, state.F, sigma_F, F0, refinement.shots_seen, results, local, tuple(state.history),
+        reflections, state.F, sigma_F, F0, refinement.shots_seen, group, results, local, tuple(state.history),
         state.converged, state.message, state.step,
     )  # fmt: skip
 
@@ -212,7 +220,7 @@ def _signature(inputs, reflections, free, F0, user_args, size, threshold, tilt) 
     """A digest of what defines a refinement (a checkpoint of another one is refused)."""
     h = hashlib.sha256()
     for s in inputs:
-        h.update(f"{s.name}|{s.index}|".encode())
+        h.update(f"{s.name}|{s.index}|{s.args}|".encode())
         h.update(np.ascontiguousarray(np.asarray(s.data, np.float64)).tobytes())
     h.update(np.ascontiguousarray(reflections.hkl).tobytes())
     h.update(np.ascontiguousarray(F0).tobytes())
@@ -220,7 +228,7 @@ def _signature(inputs, reflections, free, F0, user_args, size, threshold, tilt) 
     return h.hexdigest()
 
 
-def _shot_result(sp, theta_own, cov_own) -> ShotResult:
+def _shot_result(sp, theta_own, cov_own, group: int) -> ShotResult:
     """The shot's named values (planes and reflection factors left out) with their errors, and
     its refined DIALS list."""
     from nbjax.fit import _engine
@@ -252,7 +260,7 @@ def _shot_result(sp, theta_own, cov_own) -> ShotResult:
     pixels = sum(int(np.count_nonzero(o.mask)) for o in sp.shot.observations)
     return ShotResult(
         sp.shot.name, tuple(names), tuple(units), start, values, np.sqrt(np.maximum(np.diag(cov), 0.0)),
-        refined, sp.shot.boxes.count, pixels, sp.shot.mixed,
+        refined, sp.shot.boxes.count, pixels, sp.shot.mixed, group,
     )  # fmt: skip
 
 

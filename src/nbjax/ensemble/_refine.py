@@ -24,11 +24,18 @@ steps are then the best ones for the clipped du.  Only S, r and the losses are s
 sparse: the planes couple only with their shoebox's slots) and the n x n u block.
 
 Gauge: with every shot's scale free, u -> u + e and ln scale -> ln scale - e changes nothing,
-so S has the null vector 1 (over the reflections some shot sees).  The step adds mu v v^T
-(v = 1 / sqrt(n), mu the mean of S's diagonal), which keeps the mean of u where it is.  Error
-bars: the covariance of u is the pseudo-inverse of S at the optimum in that gauge,
-(S + mu v v^T)^-1 - v v^T / mu; sigma_F = F sigma_u / 2 and sigma_I = I sigma_u; a shot's values
-have A_s^-1 + X Cov_u X^T with X = A_s^-1 H_sq (the intensities' uncertainty included).
+so S has the null vector 1 (over the reflections some shot sees; only nearly, because the
+pixels of reflections too faint for a slot keep their structure factors fixed within a step).
+Reflections that no chain of shots links form separate groups (``components``), each with its
+own such direction.  The gauge fixes each group's information-weighted mean of u,
+sum_j w_j du_j = 0 with w_j = S_jj (a plain mean would let a reflection seen through a few faint
+pixels, sigma_u ~ 1000, move every other one through the constraint).  The step adds
+mu v_c v_c^T per group (v_c = w over the group, normalised; mu the mean of the damped matrix's
+diagonal).  Error bars are those of that gauge: the covariance of a group's u is
+Z (Z^T S Z)^-1 Z^T at the optimum, Z an orthonormal basis of the vectors orthogonal to w (a
+comparison with a truth first brings the truth to the refined scale, ``_truth``);
+sigma_F = F sigma_u / 2 and sigma_I = I sigma_u; a shot's values have A_s^-1 + X Cov_u X^T with
+X = A_s^-1 H_sq (the intensities' uncertainty included).
 """
 
 from __future__ import annotations
@@ -152,11 +159,30 @@ def _sum(reduce, tree):
     return tree if reduce is None else reduce(tree)
 
 
-def _gauge(active, S):
-    """(mu, v): the gauge term mu v v^T over the active reflections (module docstring)."""
-    v = active / np.sqrt(np.count_nonzero(active))
-    mu = float(np.mean(np.diag(S)[active]))
-    return mu, v
+def components(S: np.ndarray) -> tuple[int, np.ndarray]:
+    """(count, label per reflection) of the connected groups of the reflections in S: two
+    reflections are connected when some shot sees both (S_ij != 0).  Every group has its own
+    gauge: the relative scale of two groups that no shot links is not determined by the data."""
+    from scipy.sparse.csgraph import connected_components
+
+    return connected_components(scipy.sparse.csr_matrix(S != 0), directed=False)
+
+
+def _gauge_vector(weights: np.ndarray) -> np.ndarray:
+    """The unit gauge direction of a group: its reflections' information weights (module
+    docstring), normalised."""
+    return weights / np.linalg.norm(weights)
+
+
+def _add_gauge(M: np.ndarray, labels: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """M + mu sum_c v_c v_c^T (v_c: ``_gauge_vector`` of group c; mu the mean of M's diagonal)."""
+    mu = float(np.mean(np.diag(M)))
+    M = M.copy()
+    for c in np.unique(labels):
+        idx = np.flatnonzero(labels == c)
+        v = _gauge_vector(weights[idx])
+        M[np.ix_(idx, idx)] += mu * np.outer(v, v)
+    return M
 
 
 class Refinement:
@@ -186,7 +212,8 @@ class Refinement:
 
     def loss(self, u, thetas) -> float:
         self._set_u(u)
-        total = sum(float(sp.problem.objective.value(sp.full_theta(t))) for sp, t in zip(self.problems, thetas))
+        pairs = zip(self.problems, thetas, strict=True)
+        total = sum(float(sp.problem.objective.value(sp.full_theta(t))) for sp, t in pairs)
         return float(_sum(self.reduce, jnp.asarray(total)))
 
     def linearise(self, u, thetas):
@@ -216,10 +243,10 @@ class Refinement:
     def solve(self, S, r, dq, lam):
         """du over the active reflections (0 elsewhere)."""
         a = self.active
-        M = S[np.ix_(a, a)] + lam * np.diag(np.maximum(dq[a], DAMPING_FLOOR * np.median(dq[a])))
+        Sa = S[np.ix_(a, a)]
+        M = Sa + lam * np.diag(np.maximum(dq[a], DAMPING_FLOOR * np.median(dq[a])))
         if self.gauge:
-            mu, v = _gauge(a, S)
-            M = M + mu * np.outer(v[a], v[a])
+            M = _add_gauge(M, components(Sa)[1], np.diag(Sa))
         du = np.zeros(self.n)
         du[a] = -scipy.linalg.solve(M, r[a], assume_a="sym")
         return du
@@ -257,7 +284,9 @@ class Refinement:
                 message = f"the loss fell by {L0 - L1:.3g} < {TOLERANCE:g}" if done else ""
                 return State(u + du, new_thetas, max(lam, 1e-12), state.step + 1, history, done, message)
             lam *= 4.0
-        return State(u, thetas, lam, state.step + 1, state.history, True, "no step lowers the loss (ten tries)")
+        done = pred < TOLERANCE
+        message = f"no step lowers the loss (ten tries; the last one's predicted decrease {pred:.3g})"
+        return State(u, thetas, lam, state.step + 1, state.history, done, message)
 
     def run(self, state: State, max_steps: int, progress=None, checkpoint=None) -> State:
         t0, steps0 = time.perf_counter(), state.step
@@ -274,16 +303,24 @@ class Refinement:
 
     # ---- error bars
     def errors(self, state: State):
-        """(sigma_u (n,), NaN where unseen; per shot the covariance of its own theta values)."""
+        """(sigma_u (n,), NaN where unseen; per shot the covariance of its own theta values; the
+        group of every reflection (``components``; -1: unseen))."""
         lins = self.linearise(state.u, state.thetas)
         S, _, _, parts = self.reduced(lins, 0.0)
         a = self.active
         Sa = S[np.ix_(a, a)]
-        if self.gauge:
-            mu, v = _gauge(a, S)
-            cov_a = np.linalg.inv(Sa + mu * np.outer(v[a], v[a])) - np.outer(v[a], v[a]) / mu
-        else:
-            cov_a = np.linalg.inv(Sa)
+        count, labels = components(Sa)
+        cov_a = np.zeros_like(Sa)
+        for c in range(count):  # the groups are independent: S is block-diagonal over them
+            idx = np.flatnonzero(labels == c)
+            block = Sa[np.ix_(idx, idx)]
+            if self.gauge:  # w . du = 0 over the group: Z (Z^T S Z)^-1 Z^T, Z an orthonormal basis of w-perp
+                Z = scipy.linalg.null_space(np.diag(block)[None, :])
+                cov_a[np.ix_(idx, idx)] = Z @ np.linalg.inv(Z.T @ block @ Z) @ Z.T if idx.size > 1 else np.inf
+            else:
+                cov_a[np.ix_(idx, idx)] = np.linalg.inv(block)
+        group = np.full(self.n, -1)
+        group[a] = labels
         sigma = np.full(self.n, np.nan)
         sigma[a] = np.sqrt(np.maximum(np.diag(cov_a), 0.0))
         position = np.cumsum(a) - 1
@@ -293,7 +330,7 @@ class Refinement:
             k = position[lin.slots]
             inv = solver.solve(np.eye(lin.H_own.shape[0]))
             shot_cov.append(inv + X @ cov_a[np.ix_(k, k)] @ X.T)
-        return sigma, shot_cov
+        return sigma, shot_cov, group
 
 
 def save_checkpoint(folder: str, state: State, process: int, signature: str) -> None:

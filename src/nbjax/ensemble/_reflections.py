@@ -91,3 +91,52 @@ def unique_reflections(space_group: str, cell, dmin: float, anomalous: bool = Fa
     lo = (grid.h_min, grid.k_min, grid.l_min)
     hi = (grid.h_max, grid.k_max, grid.l_max)
     return Reflections(sg.xhm(), cell, float(dmin), bool(anomalous), hkl, plus, lo, hi, index.astype(np.int32))
+
+
+def numbers_of(reflections: Reflections, hkl) -> np.ndarray:
+    """The reflection number of every Miller index (m, 3) (any symmetry mate; with anomalous
+    reflections the mate's sign decides F(+) or F(-)), -1 for an index off the list."""
+    hkl = np.asarray(hkl, np.int64).reshape(-1, 3)
+    lo, hi = np.asarray(reflections.lo), np.asarray(reflections.hi)
+    inside = np.all((hkl >= lo) & (hkl <= hi), axis=1)
+    i = np.where(inside[:, None], hkl - lo, 0)
+    return np.where(inside, reflections.index[i[:, 0], i[:, 1], i[:, 2]], -1).astype(np.int64)
+
+
+def space_group_of(crystal) -> str:
+    """The space group (gemmi's xhm name) of a DIALS crystal's Hall symbol."""
+    import gemmi
+
+    try:
+        return gemmi.find_spacegroup_by_ops(gemmi.symops_from_hall(crystal.hall_symbol.strip())).xhm()
+    except (ValueError, RuntimeError, AttributeError):
+        raise NBError(f"the crystal's Hall symbol '{crystal.hall_symbol}' names no space group gemmi knows") from None
+
+
+def cell_of(crystal) -> tuple:
+    """(a, b, c in A, alpha, beta, gamma in degrees) of a DIALS crystal's real-space vectors."""
+    a, b, c = (np.asarray(v, np.float64) for v in crystal.real_space)
+
+    def angle(u, v):
+        return float(np.degrees(np.arccos(np.dot(u, v) / (np.linalg.norm(u) * np.linalg.norm(v)))))
+
+    return (*(float(np.linalg.norm(v)) for v in (a, b, c)), angle(b, c), angle(c, a), angle(a, b))
+
+
+def corner_dmin(experiment) -> float:
+    """The resolution (A) at the detector's farthest pixel corner from the beam: d = lambda /
+    (2 sin theta), over every panel's four corners."""
+    beam = experiment.beam
+    s0 = np.asarray(beam.propagation, np.float64)
+    s0 = s0 / np.linalg.norm(s0)
+    best = 0.0
+    for p in experiment.panels:
+        f = np.asarray(p.fast) * p.pixel_size[0] * p.image_size[0]
+        s = np.asarray(p.slow) * p.pixel_size[1] * p.image_size[1]
+        for corner in (p.origin, p.origin + f, p.origin + s, p.origin + f + s):
+            v = np.asarray(corner, np.float64)
+            cos2t = float(np.dot(v, s0) / np.linalg.norm(v))
+            best = max(best, np.arccos(np.clip(cos2t, -1.0, 1.0)))
+    if best <= 0:
+        raise NBError("the detector sees no scattering angle: cannot choose dmin (give -dmin)")
+    return float(beam.wavelength / (2.0 * np.sin(best / 2.0)))

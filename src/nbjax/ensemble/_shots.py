@@ -16,10 +16,11 @@ factors):
    *pure* when both are within ``PURITY`` of the numbers of one reflection j (all its samples
    reach j; a mixture of two reflections cannot match both numberings by chance).  A pure pixel's
    Bragg part is exactly q_j times its value at the current F, q_j = (F_j / F_j,now)^2, so its
-   derivatives by the F_j are the reflection factors' columns (``ReflectionFactors``).  A pixel
+   derivatives by the intensities are the reflection factors' columns (``ReflectionFactors``).  A pixel
    that sees no reflection (Bragg part 0), or only one too faint to say anything about its F
-   (``MIN_SLOT``), keeps no slot; a mixed pixel is left out of the fit (its F derivatives would be split between reflections; such pixels sit between
-   spots, where the lattice factor is ~0, and are rare).
+   (``MIN_SLOT``), keeps no slot; a mixed pixel is left out of the fit (its F derivatives
+   would be split between reflections; such pixels sit between spots, where the lattice factor
+   is ~0, and are rare).
 """
 
 from __future__ import annotations

@@ -1,0 +1,331 @@
+"""``nbjax ensemble``: structure factors refined jointly over many stills, with every shot's own
+orientation, scale, background (and whatever else is freed).
+
+    nbjax ensemble LIST -outdir DIR [options] [nanoBragg flags the lists lack: -N, -fluence, ...]
+    nbjax ensemble -demo [-outdir DIR] [-shots N] [-seed S]
+
+LIST: one shot per line, ``EXPT IMAGE [SPECTRUM] [MASK]`` (paths relative to the list's folder;
+``-`` for none; ``#`` comments).  EXPT is a DIALS experiment list (experiment -expt_index, 0 by
+default), IMAGE its panels (one stack: .npy, HDF5 FILE.h5[:/dataset], CBF), SPECTRUM a
+``-spectrum`` file for that shot, MASK a usable-pixel stack (non-zero = usable).
+
+Options (exact names):
+
+    -free LIST            per-shot parameters (default misset,scale,background_planes; any of
+                          nbjax fit's still names: cell, N, mosaic, spectrum_shift, ...)
+    -default_F F          start every structure factor at F (default 100)
+    -mtz FILE [-mtz_column LABEL]   start from an MTZ file's amplitudes (gemmi; others: -default_F)
+    -dmin D               refine reflections to D A (default: the first shot's detector corner)
+    -anomalous            F(+) and F(-) refined apart (default: Friedel mates tied)
+    -shoebox N -spot_threshold F -background_model plane|constant   as nbjax fit -expt
+    -steps N              at most N steps (default 30)
+    -checkpoint_every K   save the state in DIR/checkpoint every K steps (default 1)
+    -resume               continue from DIR/checkpoint (a killed job loses nothing)
+    -coordinator HOST:PORT -num_processes N -process_id I   shots over a jax.distributed job
+    -noprogress           no progress lines
+    -demo                 render a small data set of stills with a known truth (-shots N, default
+                          12; -seed S), refine it, and print truth against refined
+
+Outputs in DIR: merged.mtz (F SIGF I SIGI NSHOTS), shot_NNNNN.expt (each shot's refined list),
+ensemble.json (convergence, losses, every shot's values and errors), ensemble_report.png;
+checkpoint/ while it runs.  Exit status 3 when the refinement does not converge.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+
+import numpy as np
+
+from nbjax.errors import NBError, os_error_text, shown_path
+from nbjax.io.atomic import check_writable
+
+VALUED = (
+    "-outdir", "-free", "-default_F", "-mtz", "-mtz_column", "-dmin", "-shoebox", "-spot_threshold",
+    "-background_model", "-steps", "-checkpoint_every", "-shots", "-seed", "-coordinator", "-num_processes",
+    "-process_id", "-expt_index",
+)  # fmt: skip
+SWITCHES = ("-demo", "-resume", "-anomalous", "-noprogress")
+OUTPUTS = ("merged.mtz", "ensemble.json", "ensemble_report.png")
+DEFAULT_FREE = "misset,scale,background_planes"
+
+
+def _split(argv):
+    """(options, the list path or None, nanoBragg flags)."""
+    opts, rest, listed = {}, [], None
+    i = 0
+    while i < len(argv):
+        token = argv[i]
+        if token in VALUED:
+            if i + 1 >= len(argv):
+                raise NBError(f"{token}: needs a value")
+            opts[token] = argv[i + 1]
+            i += 2
+            continue
+        if token in SWITCHES:
+            opts[token] = True
+        elif listed is None and not token.startswith("-") and not rest:
+            listed = token
+        else:
+            rest.append(token)
+        i += 1
+    return opts, listed, rest
+
+
+def _number(opts, flag, default, kind=float, low=None):
+    if flag not in opts:
+        return default
+    try:
+        value = kind(opts[flag])
+    except ValueError:
+        raise NBError(f"{flag}: '{opts[flag]}' is not a {'whole ' if kind is int else ''}number") from None
+    if low is not None and not value >= low:
+        raise NBError(f"{flag}: must be at least {low:g}, got {opts[flag]}")
+    return value
+
+
+def read_list(path: str) -> list[tuple[str, str, str | None, str | None]]:
+    """The shots of a list file: (expt, image, spectrum or None, mask or None) per line."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            lines = handle.read().splitlines()
+    except OSError as exc:
+        raise NBError(f"cannot read {shown_path(path)}: {os_error_text(exc, path)}") from None
+    folder = os.path.dirname(os.path.abspath(path))
+    shots = []
+    for number, line in enumerate(lines, 1):
+        try:
+            words = shlex.split(line, comments=True)
+        except ValueError as exc:
+            raise NBError(f"{path} line {number}: {exc}") from None
+        if not words:
+            continue
+        if not 2 <= len(words) <= 4:
+            raise NBError(f"{path} line {number}: expected 'EXPT IMAGE [SPECTRUM] [MASK]', got {line.strip()!r}")
+        words += ["-"] * (4 - len(words))
+        paths = [None if w == "-" else (w if os.path.isabs(w) else os.path.join(folder, w)) for w in words]
+        for p, what in zip(paths, ("experiment list", "image", "spectrum", "mask"), strict=True):
+            if p is not None and not os.path.exists(p.split(":")[0] if what == "image" else p):
+                raise NBError(f"{path} line {number}: no {what} {p}")
+        shots.append(tuple(paths))
+    if not shots:
+        raise NBError(f"{path}: no shots (one 'EXPT IMAGE [SPECTRUM] [MASK]' per line)")
+    return shots
+
+
+def _inputs(shots, index, opts):
+    """``nbjax.ensemble.Input`` per shot (every file read and checked before any work)."""
+    from nbjax.ensemble import Input
+    from nbjax.io import expt as expt_io
+    from nbjax.io.images import read_images
+
+    inputs = []
+    for k, (expt, image, spectrum, mask) in enumerate(shots):
+        elist = expt_io.read_expt(expt)
+        experiment = elist.experiment(index)
+        panels = experiment.panels
+        shape = (len(panels), *panels[0].shape) if len({p.shape for p in panels}) == 1 else None
+        stack = read_images(image, panels=shape, trusted_range=panels[0].trusted_range, mask=mask)
+        args = ["-spectrum", spectrum] if spectrum else []
+        inputs.append(Input(f"shot_{k:05d}", elist, index, stack.data, stack.mask, tuple(args)))
+    return inputs
+
+
+def _reflections(inputs, opts):
+    """The unique reflections: the first shot's space group and cell, -dmin or its corner."""
+    from nbjax.ensemble import unique_reflections
+    from nbjax.ensemble._reflections import cell_of, corner_dmin, space_group_of
+
+    experiment = inputs[0].elist.experiment(inputs[0].index)
+    if experiment.crystal is None:
+        raise NBError(f"{inputs[0].name}: the experiment has no crystal")
+    dmin = _number(opts, "-dmin", None, float, 1e-3) or corner_dmin(experiment)
+    return unique_reflections(
+        space_group_of(experiment.crystal), cell_of(experiment.crystal), dmin, anomalous=bool(opts.get("-anomalous"))
+    )
+
+
+def _start(reflections, opts, out):
+    """The starting structure factors: -mtz (matched by index; the others -default_F) or
+    -default_F (default 100)."""
+    default = _number(opts, "-default_F", 100.0, float, 1e-300)
+    F = np.full(reflections.count, default)
+    if "-mtz" in opts:
+        from nbjax.ensemble._reflections import numbers_of
+        from nbjax.io.mtz import read_mtz_reflections
+
+        refl = read_mtz_reflections(opts["-mtz"], opts.get("-mtz_column"))
+        j = numbers_of(reflections, refl.hkl)
+        F[j[j >= 0]] = np.maximum(refl.F[j >= 0], 1e-3 * default)
+        print(f"starting F: {np.count_nonzero(j >= 0)} of {len(j)} P1 reflections of {opts['-mtz']}", file=out)
+    return F
+
+
+class _Progress:
+    def __init__(self, err, on):
+        self.err, self.on = err, on
+
+    def setup(self, k, n, shot):
+        if self.on:
+            print(
+                f"nbjax: ensemble set-up {k}/{n}: {shot.name}: {shot.boxes.count} shoeboxes, "
+                f"{len(shot.slots)} reflections",
+                file=self.err,
+                flush=True,
+            )
+
+    def __call__(self, state, per_step, eta):
+        if self.on:
+            print(
+                f"nbjax: ensemble step {state.step}: loss {state.history[-1]:.10g} (damping {state.lam:.2g}; "
+                f"{per_step:.1f} s/step, at most {eta:.0f} s to go)",
+                file=self.err,
+                flush=True,
+            )
+
+
+def main(argv, out=sys.stdout, err=sys.stderr) -> int:
+    """``nbjax ensemble ...``; returns the exit status."""
+    from nbjax.cli import jaxconfig
+    from nbjax.cli.fit_still import _processes
+
+    if any(t in ("-h", "--help", "-help") for t in argv):
+        print(__doc__, file=out)
+        return 0
+    opts, listed, rest = _split(argv)
+    outdir = opts.get("-outdir", ".")
+    try:
+        os.makedirs(outdir, exist_ok=True)
+    except OSError as exc:
+        raise NBError(f"-outdir {outdir}: {os_error_text(exc, outdir)}") from None
+    for name in OUTPUTS:
+        check_writable(os.path.join(outdir, name), "-outdir")
+    rank, count = _processes(opts)
+    background = opts.get("-background_model", "plane")
+    if background not in ("plane", "constant"):
+        raise NBError(f"-background_model: '{background}' is not plane or constant")
+    size = _number(opts, "-shoebox", 11, int, 3)
+    threshold = _number(opts, "-spot_threshold", 0.01, float, 0.0)
+    steps = _number(opts, "-steps", 30, int, 1)
+    every = _number(opts, "-checkpoint_every", 1, int, 1)
+    free = [n for n in opts.get("-free", DEFAULT_FREE).split(",") if n.strip()]
+    truth = None
+    jaxconfig.configure()
+    if opts.get("-demo"):
+        inputs, user, truth = _demo(opts, outdir, out)
+    else:
+        if listed is None:
+            raise NBError("ensemble: give the shot list (nbjax ensemble LIST -outdir DIR), or -demo")
+        index = _number(opts, "-expt_index", 0, int, 0)
+        inputs = _inputs(read_list(listed), index, opts)
+        user = rest
+    if count > 1:
+        import nbjax.distributed as nd
+
+        nd.initialize(opts["-coordinator"], count, rank)
+    from nbjax.ensemble import refine_ensemble
+
+    reflections = _reflections(inputs, opts)
+    F0 = _start(reflections, opts, out)
+    print(
+        f"nbjax ensemble: {len(inputs)} shots, {reflections.count} unique reflections of {reflections.space_group} "
+        f"to {reflections.dmin:.3g} A; per shot: {', '.join(free)}",
+        file=out,
+    )
+    result = refine_ensemble(
+        inputs, reflections, F0, user, free, size=size, threshold=threshold, tilt=background == "plane",
+        max_steps=steps, progress=_Progress(err, not opts.get("-noprogress")),
+        checkpoint_dir=os.path.join(outdir, "checkpoint"), checkpoint_every=every, resume=bool(opts.get("-resume")),
+        distributed=count > 1,
+    )  # fmt: skip
+    _write(result, inputs, outdir, rank, out, truth)
+    return 0 if result.converged else 3
+
+
+def _write(result, inputs, outdir, rank, out, truth):
+    """Every output, all or none (``StagedWrites``); process 0 writes the merged ones."""
+    import json
+
+    from nbjax.ensemble import _outputs
+    from nbjax.io.atomic import StagedWrites
+
+    seen = result.shots_seen > 0
+    print(
+        f"{'converged' if result.converged else 'NOT converged'} in {result.steps} steps ({result.message}); "
+        f"{int(np.count_nonzero(seen))} reflections seen, {int(np.count_nonzero(result.shots_seen >= 3))} in >= 3 "
+        "shots",
+        file=out,
+    )
+    names = [s.name for s in inputs]
+    F_truth, stats = None, None
+    if truth is not None:
+        from nbjax.ensemble._truth import truth_F
+
+        stats = _print_truth(result, truth, out)
+        F_truth = truth_F(result.reflections, truth.table.hkl, truth.table.F)
+    cell = _cell(inputs[0])
+    with StagedWrites() as files:
+        for k, shot in zip(result.shot_indices, result.shots, strict=True):
+            text = json.dumps(shot.refined_expt, indent=2) + "\n"
+            files.stage(os.path.join(outdir, f"{names[k]}.expt"), text.encode())
+        if rank == 0:
+            files.stage(os.path.join(outdir, "merged.mtz"), _outputs.merged_mtz_bytes(result, cell))
+            files.stage(os.path.join(outdir, "ensemble.json"), _outputs.summary_json(result, names, stats))
+            png = _outputs.report_png(result, F_truth)
+            if png is not None:
+                files.stage(os.path.join(outdir, "ensemble_report.png"), png)
+        files.commit()
+    if rank == 0:
+        print(f"writing {os.path.join(outdir, 'merged.mtz')}, ensemble.json, ensemble_report.png and "
+              f"{len(inputs)} refined .expt files", file=out)  # fmt: skip
+
+
+def _cell(shot) -> tuple:
+    from nbjax.ensemble._reflections import cell_of
+
+    return cell_of(shot.elist.experiment(shot.index).crystal)
+
+
+def _demo(opts, outdir, out):
+    """A small data set with a known truth (``nbjax.ensemble.make_shots``, rendered by nbjax)
+    in DIR/demo_data: (inputs, the model's flags, the truth)."""
+    from nbjax.ensemble import make_shots
+
+    n = _number(opts, "-shots", 12, int, 2)
+    seed = _number(opts, "-seed", 0, int, 0)
+    folder = os.path.join(outdir, "demo_data")
+    print(f"nbjax ensemble -demo: rendering {n} stills (2 panels of 128x128, seed {seed}) in {folder}", file=out)
+    truth = make_shots(folder, n, seed, panels=2, size=(128, 128), renderer="nbjax")
+    shots = read_list(truth.list_path)
+    inputs = _inputs(shots, 0, opts)
+    user = [a for a in truth.user_args]
+    for k in range(len(user) - 1):
+        if user[k] == "-spectrum" and not os.path.isabs(user[k + 1]):
+            user[k + 1] = os.path.join(folder, user[k + 1])
+    return inputs, user, truth
+
+
+def _print_truth(result, truth, out) -> dict:
+    """The demo's truth against the refined values (``nbjax.ensemble._truth.compare``)."""
+    from nbjax.ensemble._truth import compare
+
+    stats = compare(result, truth.table.hkl, truth.table.F, truth.scales, truth.missets_deg)
+    print("truth against refined (truth brought to the refined F scale, k = "
+          f"{stats.get('scale_k', float('nan')):.4g}):", file=out)  # fmt: skip
+    print(
+        f"  F: {stats['reflections_compared']} reflections seen in >= 3 shots ({stats['groups']} group(s) of linked "
+        f"reflections; {stats['outside_main_group']} outside the largest), correlation "
+        f"{stats.get('F_correlation', float('nan')):.4f}, pulls mean {stats.get('F_pull_mean', float('nan')):+.2f} "
+        f"std {stats.get('F_pull_std', float('nan')):.2f}",
+        file=out,
+    )
+    for name in ("misset.x", "misset.y", "misset.z", "scale"):
+        if f"{name}_pull_std" in stats:
+            print(
+                f"  {name}: pulls mean {stats[name + '_pull_mean']:+.2f} std {stats[name + '_pull_std']:.2f}, "
+                f"{100 * stats[name + '_within_3_sigma']:.0f}% within 3 sigma",
+                file=out,
+            )
+    return stats
