@@ -7,7 +7,7 @@ entry point and its result (``_ensemble``), and synthetic data sets with a known
 (``_synthetic``: ``make_shots``).
 """
 
-from nbjax.ensemble._ensemble import EnsembleResult, Input, ShotResult, refine_ensemble
+from nbjax.ensemble._ensemble import EnsembleResult, Input, ShotResult, refine_ensemble, setup_refinement
 from nbjax.ensemble._reflections import Reflections, unique_reflections
 from nbjax.ensemble._synthetic import (
     Table,
@@ -28,6 +28,7 @@ __all__ = [
     "Truth",
     "make_shots",
     "refine_ensemble",
+    "setup_refinement",
     "truth_table",
     "unique_reflections",
     "write_hkl",

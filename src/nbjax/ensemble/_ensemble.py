@@ -131,6 +131,49 @@ def refine_ensemble(
     are this process's.  ``stop_after``: return after that many steps of this call (as a killed
     job would, for tests of resuming)."""
     from nbjax.ensemble import _refine
+
+    F0 = np.broadcast_to(np.asarray(F_start, np.float64), (reflections.count,)).copy()
+    refinement, local = setup_refinement(
+        inputs, reflections, F0, user_args, free, size=size, threshold=threshold, tilt=tilt, loss=loss,
+        progress=progress, distributed=distributed,
+    )  # fmt: skip
+    problems = refinement.problems
+    signature = _signature(inputs, reflections, free, F0, user_args, size, threshold, tilt)
+    process = jax.process_index() if distributed else 0
+    state = None
+    if resume and checkpoint_dir:
+        state = _refine.load_checkpoint(checkpoint_dir, process, signature)
+    if state is None:
+        state = refinement.start(F0)
+
+    def checkpoint(st):
+        if checkpoint_dir and (st.step % checkpoint_every == 0 or st.converged):
+            _refine.save_checkpoint(checkpoint_dir, st, process, signature)
+
+    limit = max_steps if stop_after is None else min(max_steps, state.step + stop_after)
+    state = refinement.run(state, limit, progress, checkpoint if checkpoint_dir else None)
+    if stop_after is not None and not state.converged and state.step < max_steps:
+        state.message = f"stopped after {state.step} steps (stop_after)"
+    sigma_u, shot_cov, group = refinement.errors(state)
+    sigma_F = 0.5 * state.F * sigma_u
+    results = [
+        _shot_result(sp, t, cov, int(group[sp.slots[0]]) if sp.slots[0] >= 0 else -1)
+        for sp, t, cov in zip(problems, state.thetas, shot_cov, strict=True)
+    ]
+    return EnsembleResult(
+        reflections, state.F, sigma_F, F0, refinement.shots_seen, group, results, local, tuple(state.history),
+        state.converged, state.message, state.step,
+    )  # fmt: skip
+
+
+def setup_refinement(
+    inputs, reflections, F0, user_args, free, *, size=11, threshold=0.01, tilt=True, loss=None, progress=None,
+    distributed=False,
+):  # fmt: skip
+    """(the ``_refine.Refinement`` of this process's shots, their indices in ``inputs``): every
+    shot set up (``_shots.prepare_shot``) and compiled into one program (its background planes,
+    reflection slots and pixel tiles padded to the largest shot's, over all processes)."""
+    from nbjax.ensemble import _refine
     from nbjax.ensemble._shots import prepare_shot
     from nbjax.fit._fit import build_problem
     from nbjax.fit._losses import Poisson
@@ -142,10 +185,10 @@ def refine_ensemble(
     reduce = None
     if distributed:
         from nbjax.distributed import sum_over_processes as reduce
-    F0 = np.broadcast_to(np.asarray(F_start, np.float64), (reflections.count,)).copy()
     if not np.all(np.isfinite(F0)) or not np.any(F0 > 0):
         raise NBError("ensemble: the starting structure factors must be finite and not all 0")
     local = _local(len(inputs), distributed)
+
     shots = []
     for i in local:
         s = inputs[i]
@@ -185,35 +228,7 @@ def refine_ensemble(
         slot_numbers[: len(s.slots)] = s.slots
         problems.append(_refine.ShotProblem(s, problem, own, factors, slot_numbers, np.array(problem.theta0)))
     gauge = "scale" in (shot_free or [])
-    refinement = _refine.Refinement(problems, reflections, gauge, reduce)
-    signature = _signature(inputs, reflections, free, F0, user_args, size, threshold, tilt)
-    process = jax.process_index() if distributed else 0
-    state = None
-    if resume and checkpoint_dir:
-        state = _refine.load_checkpoint(checkpoint_dir, process, signature)
-    if state is None:
-        state = refinement.start(F0)
-    else:
-        refinement.loss(state.u, state.thetas)  # the shots' structure factors at the saved ones
-
-    def checkpoint(st):
-        if checkpoint_dir and (st.step % checkpoint_every == 0 or st.converged):
-            _refine.save_checkpoint(checkpoint_dir, st, process, signature)
-
-    limit = max_steps if stop_after is None else min(max_steps, state.step + stop_after)
-    state = refinement.run(state, limit, progress, checkpoint if checkpoint_dir else None)
-    if stop_after is not None and not state.converged and state.step < max_steps:
-        state.message = f"stopped after {state.step} steps (stop_after)"
-    sigma_u, shot_cov, group = refinement.errors(state)
-    sigma_F = 0.5 * state.F * sigma_u
-    results = [
-        _shot_result(sp, t, cov, int(group[sp.slots[0]]) if sp.slots[0] >= 0 else -1)
-        for sp, t, cov in zip(problems, state.thetas, shot_cov, strict=True)
-    ]
-    return EnsembleResult(
-        reflections, state.F, sigma_F, F0, refinement.shots_seen, group, results, local, tuple(state.history),
-        state.converged, state.message, state.step,
-    )  # fmt: skip
+    return _refine.Refinement(problems, reflections, gauge, reduce), local
 
 
 def _signature(inputs, reflections, free, F0, user_args, size, threshold, tilt) -> str:

@@ -174,9 +174,8 @@ def _gauge_vector(weights: np.ndarray) -> np.ndarray:
     return weights / np.linalg.norm(weights)
 
 
-def _add_gauge(M: np.ndarray, labels: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """M + mu sum_c v_c v_c^T (v_c: ``_gauge_vector`` of group c; mu the mean of M's diagonal)."""
-    mu = float(np.mean(np.diag(M)))
+def _add_gauge(M: np.ndarray, labels: np.ndarray, weights: np.ndarray, mu: float) -> np.ndarray:
+    """M + mu sum_c v_c v_c^T (v_c: ``_gauge_vector`` of group c)."""
     M = M.copy()
     for c in np.unique(labels):
         idx = np.flatnonzero(labels == c)
@@ -246,7 +245,7 @@ class Refinement:
         Sa = S[np.ix_(a, a)]
         M = Sa + lam * np.diag(np.maximum(dq[a], DAMPING_FLOOR * np.median(dq[a])))
         if self.gauge:
-            M = _add_gauge(M, components(Sa)[1], np.diag(Sa))
+            M = _add_gauge(M, components(Sa)[1], np.diag(Sa), float(np.mean(np.diag(M))))
         du = np.zeros(self.n)
         du[a] = -scipy.linalg.solve(M, r[a], assume_a="sym")
         return du

@@ -4,7 +4,9 @@ The structure factors refined over many shots are those of the asymmetric unit o
 group (gemmi's ``make_miller_array(..., unique=True)``: one reflection per set of symmetry
 mates, systematic absences left out), to ``dmin``.  With Friedel mates tied, F(-h) = F(h) and
 one value serves every symmetry mate of h and of -h; with ``anomalous=True`` the mates of h
-and of -h are two values, F(+) and F(-) (centric reflections keep both: the data decide).
+and of -h are two values, F(+) and F(-), except for centric reflections (-h is a symmetry mate
+of h, so F(-) = F(+) whatever the anomalous signal): all their indices take F(+), and their
+F(-) number is never seen.
 
 The render kernel reads F from a P1 grid (``nbjax.experiment.StructureFactors``).  ``index``
 is that grid of reflection numbers: entry (h, k, l) holds j, the value F_j it takes, or -1;
@@ -84,7 +86,8 @@ def unique_reflections(space_group: str, cell, dmin: float, anomalous: bool = Fa
     number = np.arange(n, dtype=np.float64)
     minus = number + n if anomalous else number
     hkl_p1, code, _ = expand_to_p1(asu, number + 1.0, minus + 1.0, rotations)  # codes j + 1: 0 is "none"
-    grid = grid_from_entries(hkl_p1, code, 0.0, "the unique reflections")
+    order = np.argsort(code <= n, kind="stable")  # F(-) entries first: where an index is both (centric), F(+) wins
+    grid = grid_from_entries(hkl_p1[order], code[order], 0.0, "the unique reflections")
     index = np.rint(grid.F).astype(np.int64) - 1
     hkl = np.concatenate([asu, -asu]) if anomalous else asu
     plus = np.concatenate([np.ones(n, bool), np.zeros(n, bool)]) if anomalous else np.ones(n, bool)

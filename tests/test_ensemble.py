@@ -1,0 +1,240 @@
+"""The ensemble refinement: structure factors shared by many stills, each shot's own values.
+
+- The reflections' P1 grid against gemmi's asymmetric unit (every index in a box).
+- The Schur-complement step against a dense solve of the whole damped system (float64).
+- Recovery from a truth rendered with a known table (``make_shots``): F correlation and pulls,
+  the shots' orientations within their error bars.
+- A run stopped and resumed from its checkpoint ends where an uninterrupted run ends.
+- merged.mtz holds the refined values; the command's bad inputs fail with one line and write
+  nothing.
+(Two processes = one: ``test_ensemble_distributed.py``.)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import gemmi
+import jax
+import numpy as np
+import pytest
+
+from nbjax.ensemble import _refine, make_shots, refine_ensemble, setup_refinement, unique_reflections
+from nbjax.ensemble._truth import compare
+
+FREE = ["misset", "scale", "background_planes"]
+
+
+@pytest.mark.parametrize("anomalous", [False, True])
+def test_reflection_grid_is_gemmis_asymmetric_unit(anomalous):
+    """Every index of a box maps to the reflection gemmi puts it on (``to_asu``), the
+    systematic absences and indices beyond dmin to none; Friedel mates to one number, or to
+    F(+) and F(-) apart."""
+    cell = (52.0, 52.0, 78.0, 90.0, 90.0, 90.0)
+    refl = unique_reflections("P 43 21 2", cell, 6.0, anomalous=anomalous)
+    sg = gemmi.SpaceGroup("P 43 21 2")
+    ops, asu, uc = sg.operations(), gemmi.ReciprocalAsu(sg), gemmi.UnitCell(*cell)
+    n = refl.count // 2 if anomalous else refl.count
+    number = {tuple(int(x) for x in h): j for j, h in enumerate(refl.hkl[:n])}
+    checked = 0
+    for h in range(-9, 10):
+        for k in range(-9, 10):
+            for l in range(-14, 15):
+                hkl = [h, k, l]
+                inside = all(lo <= x <= hi for x, lo, hi in zip(hkl, refl.lo, refl.hi, strict=True))
+                got = int(refl.index[h - refl.lo[0], k - refl.lo[1], l - refl.lo[2]]) if inside else -1
+                if hkl == [0, 0, 0] or uc.calculate_d(hkl) < 6.0 or ops.is_systematically_absent(hkl):
+                    assert got == -1, hkl
+                    continue
+                mate, isym = asu.to_asu(hkl, ops)
+                want = number[tuple(mate)]
+                if anomalous and isym % 2 == 0 and not ops.is_reflection_centric(hkl):  # odd isym: (+)
+                    want += n
+                assert got == want, (hkl, got, want)
+                checked += 1
+    assert checked > 500
+    F = np.arange(refl.count) + 1.0
+    grid = np.asarray(refl.grid(F).grid)
+    assert np.array_equal(grid, np.where(refl.index >= 0, F[np.maximum(refl.index, 0)], 0.0))
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory):
+    """Ten nbjax-rendered stills of a known table (two 128 x 128 panels each)."""
+    jax.config.update("jax_enable_x64", True)
+    from nbjax.cli import ensemble as cli
+
+    folder = tmp_path_factory.mktemp("ensemble")
+    truth = make_shots(folder, 10, 5, panels=2, size=(128, 128), renderer="nbjax")
+    inputs = cli._inputs(cli.read_list(truth.list_path), 0, {})
+    reflections = cli._reflections(inputs, {})
+    user = [os.path.join(folder, x) if x.endswith(".txt") else x for x in truth.user_args]
+    return truth, inputs, reflections, user
+
+
+def test_schur_step_equals_the_dense_damped_solve(shots):
+    """The step (per-shot elimination, the reduced system of the intensities with its gauge
+    term, back-substitution) equals the dense solve of the whole damped system."""
+    truth, inputs, reflections, user = shots
+    F0 = np.full(reflections.count, 100.0)
+    refinement, _ = setup_refinement(inputs[:3], reflections, F0, user, FREE)
+    state = refinement.start(F0)
+    lins = refinement.linearise(state.u, state.thetas)
+    lam = 0.05
+    S, r, dq, parts = refinement.reduced(lins, lam)
+    du = refinement.solve(S, r, dq, lam)
+    d_own = [-(y + X @ du[lin.slots]) for lin, (X, y) in zip(lins, parts, strict=True)]
+
+    # the dense system: [active u | shot 0's own | shot 1's own | ...]
+    a = np.flatnonzero(refinement.active)
+    where = {int(j): i for i, j in enumerate(a)}
+    sizes = [lin.H_own.shape[0] for lin in lins]
+    n = a.size + sum(sizes)
+    H, g = np.zeros((n, n)), np.zeros(n)
+    at = a.size
+    for lin, m in zip(lins, sizes, strict=True):
+        q = np.array([where[int(j)] for j in lin.slots])
+        o = np.arange(at, at + m)
+        Hoo = lin.H_own.toarray()
+        d = np.diag(Hoo)
+        H[np.ix_(o, o)] += Hoo + np.diag(lam * np.where(d > 0, d, 0.0) + (d <= 0))
+        H[np.ix_(o, q)] += lin.H_oq.toarray()
+        H[np.ix_(q, o)] += lin.H_oq.toarray().T
+        H[np.ix_(q, q)] += lin.H_qq.toarray()
+        g[o] += lin.g_own
+        g[q] += lin.g_q
+        at += m
+    damping = lam * np.diag(np.maximum(dq[a], _refine.DAMPING_FLOOR * np.median(dq[a])))
+    Sa = S[np.ix_(a, a)]
+    mu = float(np.mean(np.diag(Sa + damping)))  # the gauge term's weight, as the step takes it
+    H[: a.size, : a.size] = _refine._add_gauge(
+        H[: a.size, : a.size] + damping, _refine.components(Sa)[1], np.diag(Sa), mu
+    )
+    step = np.linalg.solve(H, -g)
+    np.testing.assert_allclose(du[a], step[: a.size], rtol=1e-7, atol=1e-9 * np.abs(step).max())
+    at = a.size
+    for d_s, m in zip(d_own, sizes, strict=True):
+        np.testing.assert_allclose(d_s, step[at : at + m], rtol=1e-6, atol=1e-8 * np.abs(step[at : at + m]).max())
+        at += m
+
+
+@pytest.fixture(scope="module")
+def refined(shots, tmp_path_factory):
+    truth, inputs, reflections, user = shots
+    folder = tmp_path_factory.mktemp("checkpoint")
+    result = refine_ensemble(inputs, reflections, 100.0, user, FREE, checkpoint_dir=str(folder))
+    return result, folder
+
+
+def test_ensemble_recovers_the_truth(shots, refined):
+    """From F = 100 everywhere: F of the reflections seen in >= 3 shots correlate with the truth
+    (>= 0.98 from these ten small shots: 0.986 measured; the issue's 0.99 over 200 C-rendered
+    shots is ``scripts/ensemble-calibration``'s) and their pulls are calibrated; every shot's
+    misset is within 3.5 sigma."""
+    truth, inputs, reflections, user = shots
+    result, _ = refined
+    assert result.converged, result.message
+    stats = compare(result, truth.table.hkl, truth.table.F, truth.scales, truth.missets_deg)
+    assert stats["reflections_compared"] >= 60, stats
+    assert stats["F_correlation"] >= 0.98, stats  # 10 shots; >= 0.99 on 200 C shots: scripts/ensemble-calibration
+    assert 0.75 <= stats["F_pull_std"] <= 1.3, stats
+    assert abs(stats["F_pull_mean"]) < 0.35, stats
+    for axis in ("misset.x", "misset.y", "misset.z"):
+        pulls = [(s.value(axis) - truth.missets_deg[i][("xyz".index(axis[-1]))]) / s.error(axis)
+                 for i, s in zip(result.shot_indices, result.shots, strict=True)]  # fmt: skip
+        assert np.all(np.abs(pulls) < 3.5), (axis, pulls)
+    # the refined lists carry the refined crystal
+    doc = result.shots[0].refined_expt
+    assert not np.allclose(doc["crystal"][0]["real_space_a"], inputs[0].elist.raw["crystal"][0]["real_space_a"])
+
+
+def test_resumed_run_ends_where_an_uninterrupted_one_ends(shots, refined, tmp_path):
+    """Stopped after two steps (its checkpoint written every step), then resumed: the same
+    structure factors and shot values as the run that was not stopped."""
+    truth, inputs, reflections, user = shots
+    full, _ = refined
+    first = refine_ensemble(inputs, reflections, 100.0, user, FREE, checkpoint_dir=str(tmp_path), stop_after=2)
+    assert first.steps == 2 and not first.converged
+    assert os.path.exists(tmp_path / "state.p0.npz")
+    resumed = refine_ensemble(inputs, reflections, 100.0, user, FREE, checkpoint_dir=str(tmp_path), resume=True)
+    assert resumed.converged and resumed.steps == full.steps
+    np.testing.assert_allclose(resumed.F, full.F, rtol=1e-9)
+    np.testing.assert_allclose(resumed.loss_history, full.loss_history, rtol=1e-12)
+    for a, b in zip(resumed.shots, full.shots, strict=True):
+        np.testing.assert_allclose(a.values, b.values, rtol=1e-9, atol=1e-12)
+    # a checkpoint of another refinement is refused
+    with pytest.raises(Exception, match="another refinement"):
+        refine_ensemble(inputs[:5], reflections, 100.0, user, FREE, checkpoint_dir=str(tmp_path), resume=True)
+
+
+def test_merged_mtz_holds_the_refined_values(shots, refined):
+    from nbjax.ensemble import _outputs
+
+    truth, inputs, reflections, user = shots
+    result, _ = refined
+    data = _outputs.merged_mtz_bytes(result, (52.0, 52.0, 78.0, 90.0, 90.0, 90.0))
+    path = os.path.join(os.path.dirname(truth.list_path), "merged.mtz")
+    with open(path, "wb") as handle:
+        handle.write(data)
+    mtz = gemmi.read_mtz_file(path)
+    assert [c.label for c in mtz.columns] == ["H", "K", "L", "F", "SIGF", "I", "SIGI", "NSHOTS"]
+    assert mtz.spacegroup.xhm() == "P 43 21 2"
+    rows = np.array(mtz.array)
+    seen = result.shots_seen > 0
+    assert rows.shape[0] == int(np.count_nonzero(seen))
+    np.testing.assert_allclose(rows[:, 3], result.F[seen], rtol=1e-6)
+    np.testing.assert_allclose(rows[:, 4], result.sigma_F[seen], rtol=1e-6)
+    np.testing.assert_allclose(rows[:, 5], result.F[seen] ** 2, rtol=1e-5)
+    assert np.array_equal(rows[:, :3].astype(int), reflections.hkl[seen])
+
+
+def _run(argv, capsys, monkeypatch):
+    from nbjax.cli.main import main
+
+    monkeypatch.setenv("NBJAX_CACHE_DIR", "off")
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    captured = capsys.readouterr()
+    return info.value.code, captured.out, captured.err
+
+
+@pytest.mark.parametrize(
+    "line,extra,message",
+    [
+        (None, [], "cannot read"),
+        ("only_one_word", [], "expected 'EXPT IMAGE [SPECTRUM] [MASK]'"),
+        ("missing.expt shot.npy", [], "no experiment list"),
+        ("GOOD", ["-steps", "0"], "-steps: must be at least 1"),
+        ("GOOD", ["-background_model", "sphere"], "-background_model"),
+        ("GOOD", ["-shoebox", "x"], "-shoebox: 'x' is not a whole number"),
+        ("GOOD", ["-free", "misset,colour"], "unknown fit parameter 'colour'"),
+        ("GOOD", ["-dmin", "-1"], "-dmin: must be at least"),
+    ],
+)
+def test_bad_inputs_fail_with_one_line_and_write_nothing(shots, tmp_path, capsys, monkeypatch, line, extra, message):
+    truth, *_ = shots
+    listing = tmp_path / "shots.lst"
+    if line is not None:
+        good = open(truth.list_path).read().splitlines()[0]
+        folder = os.path.dirname(truth.list_path)
+        good = " ".join(os.path.join(folder, w) for w in good.split())
+        listing.write_text((good if line == "GOOD" else line) + "\n")
+    out = tmp_path / "out"
+    code, _, err = _run(["ensemble", str(listing), "-outdir", str(out), "-noprogress", *extra], capsys, monkeypatch)
+    assert code != 0
+    lines = [x for x in err.splitlines() if x.strip()]
+    assert len(lines) == 1 and message in lines[0], err
+    assert "Traceback" not in err
+    assert not (out / "merged.mtz").exists() and not (out / "ensemble.json").exists()
+
+
+def test_summary_json_lists_every_shot(shots, refined):
+    from nbjax.ensemble import _outputs
+
+    truth, inputs, reflections, user = shots
+    result, _ = refined
+    doc = json.loads(_outputs.summary_json(result, [s.name for s in inputs]))
+    assert len(doc["shots"]) == len(inputs) and doc["converged"] is True
+    names = [p["name"] for p in doc["shots"][0]["parameters"]]
+    assert names == ["misset.x", "misset.y", "misset.z", "scale"]
