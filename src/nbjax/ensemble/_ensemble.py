@@ -79,6 +79,7 @@ class EnsembleResult:
     group: np.ndarray  # per reflection its group of linked reflections (-1: unseen); scales are per group
     shots: list
     shot_indices: list
+    table: dict  # every shot's (all processes'): names, units, and (shots, values) start, value, stderr, counts
     loss_history: tuple
     converged: bool
     message: str
@@ -160,8 +161,9 @@ def refine_ensemble(
         _shot_result(sp, t, cov, int(group[sp.slots[0]]) if sp.slots[0] >= 0 else -1)
         for sp, t, cov in zip(problems, state.thetas, shot_cov, strict=True)
     ]
+    table = _shot_table(results, local, len(inputs), refinement.reduce)
     return EnsembleResult(
-        reflections, state.F, sigma_F, F0, refinement.shots_seen, group, results, local, tuple(state.history),
+        reflections, state.F, sigma_F, F0, refinement.shots_seen, group, results, local, table, tuple(state.history),
         state.converged, state.message, state.step,
     )  # fmt: skip
 
@@ -229,6 +231,25 @@ def setup_refinement(
         problems.append(_refine.ShotProblem(s, problem, own, factors, slot_numbers, np.array(problem.theta0)))
     gauge = "scale" in (shot_free or [])
     return _refine.Refinement(problems, reflections, gauge, reduce), local
+
+
+def _shot_table(results, local, n_shots, reduce) -> dict:
+    """Every shot's values, errors and counts, gathered from the processes (each fills its own
+    shots' rows; the rows are summed): {names, units, start, value, stderr (shots, values),
+    shoeboxes, pixels, mixed (shots,)}."""
+    first = results[0]
+    k = len(first.names)
+    rows = np.zeros((4, n_shots, k))
+    counts = np.zeros((3, n_shots))
+    for i, r in zip(local, results, strict=True):
+        rows[:, i] = (r.start, r.values, r.stderr, np.ones(k))
+        counts[:, i] = (r.shoeboxes, r.pixels, r.mixed)
+    if reduce is not None:
+        rows, counts = (np.asarray(x) for x in reduce((jnp.asarray(rows), jnp.asarray(counts))))
+    return {
+        "names": first.names, "units": first.units, "start": rows[0], "value": rows[1], "stderr": rows[2],
+        "shoeboxes": counts[0].astype(int), "pixels": counts[1].astype(int), "mixed": counts[2].astype(int),
+    }  # fmt: skip
 
 
 def _signature(inputs, reflections, free, F0, user_args, size, threshold, tilt) -> str:

@@ -57,6 +57,7 @@ def merged_mtz_bytes(result, cell) -> bytes:
 def summary_json(result, names, truth=None) -> bytes:
     """``ensemble.json``: the convergence, the loss per step, every shot's values and errors,
     and the reflection count; ``truth`` (optional dict) is copied in."""
+    t = result.table
     doc = {
         "converged": result.converged,
         "message": result.message,
@@ -67,17 +68,19 @@ def summary_json(result, names, truth=None) -> bytes:
         "reflections_seen_3": int(np.count_nonzero(result.shots_seen >= 3)),
         "shots": [
             {
-                "shot": int(k),
+                "shot": k,
                 "name": names[k],
-                "shoeboxes": s.shoeboxes,
-                "pixels": s.pixels,
-                "mixed_pixels": s.mixed,
+                "shoeboxes": int(t["shoeboxes"][k]),
+                "pixels": int(t["pixels"][k]),
+                "mixed_pixels": int(t["mixed"][k]),
                 "parameters": [
                     {"name": n, "units": u, "start": float(a), "value": float(v), "stderr": float(e)}
-                    for n, u, a, v, e in zip(s.names, s.units, s.start, s.values, s.stderr, strict=True)
+                    for n, u, a, v, e in zip(
+                        t["names"], t["units"], t["start"][k], t["value"][k], t["stderr"][k], strict=True
+                    )
                 ],
             }
-            for k, s in zip(result.shot_indices, result.shots, strict=True)
+            for k in range(len(names))
         ],
     }
     if truth is not None:
@@ -113,11 +116,10 @@ def report_png(result, F_truth=None) -> bytes | None:
     ax.set_ylabel("F refined")
     ax.set_title(f"{int(np.count_nonzero(seen))} reflections seen")
     ax = axes[1, 0]
-    if result.shots:
-        names = result.shots[0].names
-        for k, name in enumerate(names[:6]):
-            values = np.array([s.values[k] - s.start[k] for s in result.shots])
-            ax.hist(values, bins=20, histtype="step", label=name)
+    t = result.table
+    for k, name in enumerate(t["names"][:6]):
+        ax.hist(t["value"][:, k] - t["start"][:, k], bins=20, histtype="step", label=name)
+    if t["names"]:
         ax.legend(fontsize=7)
     ax.set_xlabel("refined - start (user units)")
     ax.set_title("per-shot values")
