@@ -84,7 +84,7 @@ def test_schur_step_equals_the_dense_damped_solve(shots):
     lam = 0.05
     S, r, dq, parts = refinement.reduced(lins, lam)
     du = refinement.solve(S, r, dq, lam)
-    d_own = [-(y + X @ du[lin.slots]) for lin, (X, y) in zip(lins, parts, strict=True)]
+    d_own = [_refine._own_step(lin, solver, du[lin.slots]) for lin, solver in zip(lins, parts, strict=True)]
 
     # the dense system: [active u | shot 0's own | shot 1's own | ...]
     a = np.flatnonzero(refinement.active)

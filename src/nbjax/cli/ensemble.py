@@ -116,20 +116,18 @@ def read_list(path: str) -> list[tuple[str, str, str | None, str | None]]:
 
 
 def _inputs(shots, index, opts):
-    """``nbjax.ensemble.Input`` per shot (every file read and checked before any work)."""
+    """``nbjax.ensemble.Input`` per shot: every list read and checked now, the images read when
+    the shot is set up (``Input.load``; the first one now, to check it)."""
     from nbjax.ensemble import Input
     from nbjax.io import expt as expt_io
-    from nbjax.io.images import read_images
 
     inputs = []
     for k, (expt, image, spectrum, mask) in enumerate(shots):
         elist = expt_io.read_expt(expt)
-        experiment = elist.experiment(index)
-        panels = experiment.panels
-        shape = (len(panels), *panels[0].shape) if len({p.shape for p in panels}) == 1 else None
-        stack = read_images(image, panels=shape, trusted_range=panels[0].trusted_range, mask=mask)
-        args = ["-spectrum", spectrum] if spectrum else []
-        inputs.append(Input(f"shot_{k:05d}", elist, index, stack.data, stack.mask, tuple(args)))
+        elist.experiment(index)
+        args = ("-spectrum", spectrum) if spectrum else ()
+        inputs.append(Input(f"shot_{k:05d}", elist, index, args=args, image=image, mask=mask))
+    inputs[0].load()
     return inputs
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import os
 
 import jax
 import jax.numpy as jnp
@@ -29,14 +30,29 @@ from nbjax.errors import NBError
 @dataclasses.dataclass(frozen=True)
 class Input:
     """One shot to refine: a name, its DIALS list and experiment index, the data (panels, slow,
-    fast; photons), the usable-pixel masks, and nanoBragg flags of its own (its ``-spectrum``)."""
+    fast; photons) and usable-pixel masks, or ``image`` (and ``mask``) specs to read them from
+    when needed (``nbjax.io.images.read_images``: a process holds one shot's images at a time),
+    and nanoBragg flags of its own (its ``-spectrum``)."""
 
     name: str
     elist: object
     index: int
-    data: object
-    masks: object
+    data: object = None
+    masks: object = None
     args: tuple = ()
+    image: str | None = None
+    mask: str | None = None
+
+    def load(self):
+        """(data, masks): as given, or read from ``image``/``mask`` (trusted range: panel 0's)."""
+        if self.data is not None:
+            return self.data, self.masks
+        from nbjax.io.images import read_images
+
+        panels = self.elist.experiment(self.index).panels
+        shape = (len(panels), *panels[0].shape) if len({p.shape for p in panels}) == 1 else None
+        stack = read_images(self.image, panels=shape, trusted_range=panels[0].trusted_range, mask=self.mask)
+        return stack.data, stack.mask
 
 
 @dataclasses.dataclass(frozen=True)
@@ -155,7 +171,7 @@ def refine_ensemble(
     state = refinement.run(state, limit, progress, checkpoint if checkpoint_dir else None)
     if stop_after is not None and not state.converged and state.step < max_steps:
         state.message = f"stopped after {state.step} steps (stop_after)"
-    sigma_u, shot_cov, group = refinement.errors(state)
+    sigma_u, shot_cov, group = refinement.errors(state, [_named(sp)[4] for sp in problems])
     sigma_F = 0.5 * state.F * sigma_u
     results = [
         _shot_result(sp, t, cov, int(group[sp.slots[0]]) if sp.slots[0] >= 0 else -1)
@@ -194,12 +210,14 @@ def setup_refinement(
     shots = []
     for i in local:
         s = inputs[i]
+        data, masks = s.load()
         shots.append(
             prepare_shot(
-                s.name, s.elist, s.index, s.data, s.masks, reflections, F0, [*user_args, *s.args],
+                s.name, s.elist, s.index, data, masks, reflections, F0, [*user_args, *s.args],
                 size=size, threshold=threshold, tilt=tilt,
             )
         )  # fmt: skip
+        del data, masks
         if progress is not None:
             progress.setup(len(shots), len(local), shots[-1])
     tiles = [max(-(-int(np.count_nonzero(o.mask)) // SHARED_TILE) for o in s.observations) for s in shots]
@@ -228,7 +246,9 @@ def setup_refinement(
         own = np.setdiff1d(np.arange(problem.theta0.size), factors)
         slot_numbers = np.full(slots, -1, np.int64)
         slot_numbers[: len(s.slots)] = s.slots
-        problems.append(_refine.ShotProblem(s, problem, own, factors, slot_numbers, np.array(problem.theta0)))
+        problem.observations, problem.experiments = None, None  # the images: only the packed pixels stay
+        slim = dataclasses.replace(s, built=None, observations=None, boxes=None)
+        problems.append(_refine.ShotProblem(slim, problem, own, factors, slot_numbers, np.array(problem.theta0)))
     gauge = "scale" in (shot_free or [])
     return _refine.Refinement(problems, reflections, gauge, reduce), local
 
@@ -256,23 +276,24 @@ def _signature(inputs, reflections, free, F0, user_args, size, threshold, tilt) 
     """A digest of what defines a refinement (a checkpoint of another one is refused)."""
     h = hashlib.sha256()
     for s in inputs:
-        h.update(f"{s.name}|{s.index}|{s.args}|".encode())
-        h.update(np.ascontiguousarray(np.asarray(s.data, np.float64)).tobytes())
+        h.update(f"{s.name}|{s.index}|{s.args}|{s.image}|{s.mask}|".encode())
+        if s.data is not None:
+            h.update(np.ascontiguousarray(np.asarray(s.data, np.float64)).tobytes())
+        for spec in (s.image, s.mask):  # files: their size and modification time
+            path = None if spec is None else spec.split(":")[0]
+            if path and os.path.exists(path):
+                st = os.stat(path)
+                h.update(f"{st.st_size}|{st.st_mtime_ns}|".encode())
     h.update(np.ascontiguousarray(reflections.hkl).tobytes())
     h.update(np.ascontiguousarray(F0).tobytes())
     h.update(repr((list(free), list(user_args), size, threshold, tilt)).encode())
     return h.hexdigest()
 
 
-def _shot_result(sp, theta_own, cov_own, group: int) -> ShotResult:
-    """The shot's named values (planes and reflection factors left out) with their errors, and
-    its refined DIALS list."""
-    from nbjax.fit import _engine
-
+def _named(sp):
+    """(names, units, user-value indices, theta indices, indices into the shot's own values) of
+    the shot's named values: every parameter but the background planes and reflection factors."""
     problem = sp.problem
-    theta = np.array(sp.theta)
-    theta[sp.own] = theta_own
-    theta[sp.factors] = 1.0
     layout = problem.layouts[0]
     names, units, keep_u, keep_t = [], [], [], []
     at_u = 0
@@ -284,19 +305,30 @@ def _shot_result(sp, theta_own, cov_own, group: int) -> ShotResult:
             keep_u += list(range(at_u, at_u + count))
             keep_t += list(range(a, b))
         at_u += count
-    G = np.asarray(jax.jacfwd(problem.user_values)(jnp.asarray(theta)))[np.ix_(keep_u, keep_t)]
     position = {int(t): k for k, t in enumerate(sp.own)}
-    idx = [position[t] for t in keep_t]
-    cov = G @ cov_own[np.ix_(idx, idx)] @ G.T
+    return names, units, keep_u, keep_t, np.array([position[t] for t in keep_t], dtype=np.int64)
+
+
+def _shot_result(sp, theta_own, cov_named, group: int) -> ShotResult:
+    """The shot's named values (``_named``) with their errors (``cov_named``: their covariance
+    in theta), and its refined DIALS list."""
+    from nbjax.fit import _engine
+
+    problem = sp.problem
+    theta = np.array(sp.theta)
+    theta[sp.own] = theta_own
+    theta[sp.factors] = 1.0
+    names, units, keep_u, keep_t, _ = _named(sp)
+    G = np.asarray(jax.jacfwd(problem.user_values)(jnp.asarray(theta)))[np.ix_(keep_u, keep_t)]
+    cov = G @ cov_named @ G.T
     values = np.asarray(problem.user_values(jnp.asarray(theta)))[keep_u]
     start = np.asarray(problem.user_values(jnp.asarray(problem.theta0)))[keep_u]
     fitted = [_engine.experiment(e, lay, jnp.asarray(theta)) for e, lay in zip(
         problem.objective.refs, problem.layouts, strict=True)]  # fmt: skip
-    refined = _refined_list(sp.shot, fitted, {p.name for p in layout.params})
-    pixels = sum(int(np.count_nonzero(o.mask)) for o in sp.shot.observations)
+    refined = _refined_list(sp.shot, fitted, {p.name for p in problem.layouts[0].params})
     return ShotResult(
         sp.shot.name, tuple(names), tuple(units), start, values, np.sqrt(np.maximum(np.diag(cov), 0.0)),
-        refined, sp.shot.boxes.count, pixels, sp.shot.mixed, group,
+        refined, sp.shot.shoeboxes, sp.shot.pixels, sp.shot.mixed, group,
     )  # fmt: skip
 
 

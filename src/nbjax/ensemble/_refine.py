@@ -125,15 +125,21 @@ def _factor(H_own, lam: float):
 
 
 def _shot_schur(lin: _Linearised, lam: float):
-    """(X = A^-1 H_sq, y = A^-1 g_s, the shot's S block and r) (module docstring)."""
+    """(the factors of A_s, the shot's S block and r) (module docstring); X = A^-1 H_sq is
+    made here and dropped (memory: the factors are sparse, X is not)."""
     solver = _factor(lin.H_own, lam)
     B = lin.H_oq.toarray()
     rhs = np.concatenate([B, lin.g_own[:, None]], axis=1)
     Y = solver.solve(rhs) if rhs.shape[0] else rhs
-    X, y = Y[:, :-1], Y[:, -1]
-    S = lin.H_qq.toarray() - B.T @ X
-    r = lin.g_q - B.T @ y
-    return X, y, S, r
+    S = lin.H_qq.toarray() - B.T @ Y[:, :-1]
+    r = lin.g_q - B.T @ Y[:, -1]
+    return solver, S, r
+
+
+def _own_step(lin: _Linearised, solver, du_slots) -> np.ndarray:
+    """A shot's step for the intensities' step du: -A_s^-1 (g_s + H_sq du_slots)."""
+    rhs = lin.g_own + lin.H_oq @ du_slots
+    return -solver.solve(rhs) if rhs.shape[0] else rhs
 
 
 @dataclasses.dataclass
@@ -224,18 +230,18 @@ class Refinement:
         return lins
 
     def reduced(self, lins, lam):
-        """(S, r, diag of sum H_qq, per-shot (X, y)) for damping ``lam``, summed over the
-        processes."""
+        """(S, r, diag of sum H_qq, per-shot factors of A_s) for damping ``lam``, summed over
+        the processes."""
         n = self.n
         S, r, dq = np.zeros((n, n)), np.zeros(n), np.zeros(n)
         parts = []
         for lin in lins:
-            X, y, S_s, r_s = _shot_schur(lin, lam)
+            solver, S_s, r_s = _shot_schur(lin, lam)
             j = lin.slots
             S[np.ix_(j, j)] += S_s
             r[j] += r_s
             dq[j] += lin.H_qq.diagonal()
-            parts.append((X, y))
+            parts.append(solver)
         S, r, dq = (np.asarray(x) for x in _sum(self.reduce, (jnp.asarray(S), jnp.asarray(r), jnp.asarray(dq))))
         return S, r, dq, parts
 
@@ -266,9 +272,9 @@ class Refinement:
             du = self.solve(S, r, dq, lam)
             du = np.clip(du, -MAX_STEP_U, MAX_STEP_U)
             new_thetas, pred = [], 0.0
-            for lin, (X, y), t in zip(lins, parts, thetas, strict=True):
+            for lin, solver, t in zip(lins, parts, thetas, strict=True):
                 dq_s = du[lin.slots]
-                d_own = -(y + X @ dq_s)
+                d_own = _own_step(lin, solver, dq_s)
                 new_thetas.append(t + d_own)
                 g_d = lin.g_own @ d_own + lin.g_q @ dq_s
                 Hd = (lin.H_own @ d_own + lin.H_oq @ dq_s, lin.H_oq.T @ d_own + lin.H_qq @ dq_s)
@@ -301,9 +307,10 @@ class Refinement:
         return state
 
     # ---- error bars
-    def errors(self, state: State):
-        """(sigma_u (n,), NaN where unseen; per shot the covariance of its own theta values; the
-        group of every reflection (``components``; -1: unseen))."""
+    def errors(self, state: State, named=None):
+        """(sigma_u (n,), NaN where unseen; per shot the covariance of its own theta values at
+        ``named[s]`` (indices into its own values; all of them by default); the group of every
+        reflection (``components``; -1: unseen))."""
         lins = self.linearise(state.u, state.thetas)
         S, _, _, parts = self.reduced(lins, 0.0)
         a = self.active
@@ -324,11 +331,13 @@ class Refinement:
         sigma[a] = np.sqrt(np.maximum(np.diag(cov_a), 0.0))
         position = np.cumsum(a) - 1
         shot_cov = []
-        for lin, (X, _) in zip(lins, parts, strict=True):
-            solver = _factor(lin.H_own, 0.0)
+        for s, (lin, solver) in enumerate(zip(lins, parts, strict=True)):
+            m = lin.H_own.shape[0]
+            idx = np.arange(m) if named is None else np.asarray(named[s])
             k = position[lin.slots]
-            inv = solver.solve(np.eye(lin.H_own.shape[0]))
-            shot_cov.append(inv + X @ cov_a[np.ix_(k, k)] @ X.T)
+            columns = solver.solve(np.eye(m)[:, idx]) if idx.size else np.zeros((m, 0))  # A^-1 at the named
+            X = (lin.H_oq.T @ columns).T  # rows of A^-1 H_sq at the named values
+            shot_cov.append(columns[idx] + X @ cov_a[np.ix_(k, k)] @ X.T)
         return sigma, shot_cov, group
 
 

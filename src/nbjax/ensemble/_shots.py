@@ -55,6 +55,8 @@ class Shot:
     plane_start: np.ndarray
     slots: np.ndarray
     mixed: int  # shoebox pixels left out (they see two reflections)
+    shoeboxes: int
+    pixels: int  # pixels fitted
 
 
 def with_structure_factors(experiments, sf):
@@ -190,4 +192,17 @@ def prepare_shot(
                 reflection=np.where(usable, reflection, -1),
             )
         )
-    return Shot(name, elist, index, built, observations, boxes, start, numbers.astype(np.int64), mixed)
+    pixels_fitted = sum(int(np.count_nonzero(o.mask)) for o in observations)
+    return Shot(
+        name,
+        elist,
+        index,
+        built,
+        observations,
+        boxes,
+        start,
+        numbers.astype(np.int64),
+        mixed,
+        boxes.count,
+        pixels_fitted,
+    )
