@@ -65,11 +65,10 @@ class Reflections:
 
 def unique_reflections(space_group: str, cell, dmin: float, anomalous: bool = False) -> Reflections:
     """The reflections of the asymmetric unit to ``dmin`` (module docstring)."""
-    import gemmi
-
     from nbjax.io.hkl import grid_from_entries
-    from nbjax.io.mtz import expand_to_p1
+    from nbjax.io.mtz import _gemmi, expand_to_p1
 
+    gemmi = _gemmi("nbjax ensemble", "ensemble")
     try:
         sg = gemmi.SpaceGroup(space_group)
     except (ValueError, RuntimeError):

@@ -57,11 +57,12 @@ class MTZReflections:
     negative: int
 
 
-def _gemmi():
+def _gemmi(purpose: str = "-mtz", extra: str = "mtz"):
+    """The gemmi module, or a one-line error naming what needs it and the extra to install."""
     try:
         import gemmi
     except ImportError:
-        raise NBError("-mtz needs gemmi: pip install 'nbjax[mtz]'") from None
+        raise NBError(f"{purpose} needs gemmi: pip install 'nbjax[{extra}]'") from None
     return gemmi
 
 
