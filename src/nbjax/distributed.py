@@ -33,6 +33,20 @@ def my_images(n_images: int) -> np.ndarray:
     return np.arange(jax.process_index(), n_images, jax.process_count())
 
 
+def local_indices(n: int, distributed: bool, too_few: str = "{n} items for {count} processes") -> list[int]:
+    """The items of ``n`` this process handles: all of them, or (``distributed``) every
+    process_count-th from process_index; ``too_few`` (formatted with n and count) is the error
+    when some process would get none."""
+    from nbjax.errors import NBError
+
+    if not distributed:
+        return list(range(n))
+    count, index = jax.process_count(), jax.process_index()
+    if n < count:
+        raise NBError(too_few.format(n=n, count=count))
+    return list(range(index, n, count))
+
+
 def render_share(experiments, **kwargs):
     """(indices, images) of this process's share of a stacked Experiment (``render_batch``)."""
     from nbjax.kernel import render_batch

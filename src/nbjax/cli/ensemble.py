@@ -34,12 +34,12 @@ checkpoint/ while it runs.  Exit status 3 when the refinement does not converge.
 from __future__ import annotations
 
 import os
-import shlex
 import sys
 
 import numpy as np
 
-from nbjax.errors import NBError, os_error_text, shown_path
+from nbjax.cli.fit_still import _number
+from nbjax.errors import NBError, os_error_text
 from nbjax.io.atomic import check_writable
 
 VALUED = (
@@ -74,38 +74,16 @@ def _split(argv):
     return opts, listed, rest
 
 
-def _number(opts, flag, default, kind=float, low=None):
-    if flag not in opts:
-        return default
-    try:
-        value = kind(opts[flag])
-    except ValueError:
-        raise NBError(f"{flag}: '{opts[flag]}' is not a {'whole ' if kind is int else ''}number") from None
-    if low is not None and not value >= low:
-        raise NBError(f"{flag}: must be at least {low:g}, got {opts[flag]}")
-    return value
-
-
 def read_list(path: str) -> list[tuple[str, str, str | None, str | None]]:
     """The shots of a list file: (expt, image, spectrum or None, mask or None) per line."""
-    try:
-        with open(path, encoding="utf-8") as handle:
-            lines = handle.read().splitlines()
-    except OSError as exc:
-        raise NBError(f"cannot read {shown_path(path)}: {os_error_text(exc, path)}") from None
-    folder = os.path.dirname(os.path.abspath(path))
+    from nbjax.cli.lists import beside, list_lines
+
     shots = []
-    for number, line in enumerate(lines, 1):
-        try:
-            words = shlex.split(line, comments=True)
-        except ValueError as exc:
-            raise NBError(f"{path} line {number}: {exc}") from None
-        if not words:
-            continue
+    for number, line, words in list_lines(path):
         if not 2 <= len(words) <= 4:
             raise NBError(f"{path} line {number}: expected 'EXPT IMAGE [SPECTRUM] [MASK]', got {line.strip()!r}")
         words += ["-"] * (4 - len(words))
-        paths = [None if w == "-" else (w if os.path.isabs(w) else os.path.join(folder, w)) for w in words]
+        paths = [None if w == "-" else beside(path, w) for w in words]
         for p, what in zip(paths, ("experiment list", "image", "spectrum", "mask"), strict=True):
             if p is not None and not os.path.exists(p.split(":")[0] if what == "image" else p):
                 raise NBError(f"{path} line {number}: no {what} {p}")

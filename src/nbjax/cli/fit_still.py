@@ -109,19 +109,10 @@ def still_options(opts, rest, loss_of, method_of) -> StillOptions:
 
 
 def read_still(experiment, specs, o: StillOptions):
-    """The still's panels as photons with their usable-pixel mask (``read_images``)."""
-    from nbjax.io.images import read_images
+    """The still's panels as photons with their usable-pixel mask (``read_experiment_images``)."""
+    from nbjax.io.images import read_experiment_images
 
-    panels = experiment.panels
-    shape = (len(panels), *panels[0].shape) if len({p.shape for p in panels}) == 1 else None
-    return read_images(
-        specs,
-        panels=shape,
-        adu_per_photon=o.adu,
-        pedestal=o.pedestal,
-        trusted_range=panels[0].trusted_range,
-        mask=o.fitmask,
-    )
+    return read_experiment_images(experiment, specs, adu_per_photon=o.adu, pedestal=o.pedestal, mask=o.fitmask)
 
 
 def main(opts, rest, argv, out, err, loss_of, method_of) -> int:
@@ -208,28 +199,13 @@ def fit_and_write(elist, index, stack, o: StillOptions, user, outdir, command, o
 def read_shots(path: str) -> list[tuple[str, str, int]]:
     """The shot list: one shot per line, ``EXPT IMAGE [INDEX]`` (paths relative to the list's
     folder; ``#`` comments and blank lines skipped)."""
-    import shlex
+    from nbjax.cli.lists import beside, list_lines
 
-    from nbjax.errors import os_error_text, shown_path
-
-    try:
-        with open(path, encoding="utf-8") as handle:
-            lines = handle.read().splitlines()
-    except OSError as exc:
-        raise NBError(f"cannot read {shown_path(path)}: {os_error_text(exc, path)}") from None
-    folder = os.path.dirname(os.path.abspath(path))
     shots = []
-    for number, line in enumerate(lines, 1):
-        try:
-            words = shlex.split(line, comments=True)
-        except ValueError as exc:
-            raise NBError(f"{path} line {number}: {exc}") from None
-        if not words:
-            continue
+    for number, line, words in list_lines(path):
         if len(words) not in (2, 3) or (len(words) == 3 and not words[2].isdigit()):
             raise NBError(f"{path} line {number}: expected 'EXPT IMAGE [INDEX]', got {line.strip()!r}")
-        expt, image = (w if os.path.isabs(w) else os.path.join(folder, w) for w in words[:2])
-        shots.append((expt, image, int(words[2]) if len(words) == 3 else 0))
+        shots.append((beside(path, words[0]), beside(path, words[1]), int(words[2]) if len(words) == 3 else 0))
     if not shots:
         raise NBError(f"{path}: no shots (one 'EXPT IMAGE [INDEX]' per line)")
     return shots

@@ -47,11 +47,9 @@ class Input:
         """(data, masks): as given, or read from ``image``/``mask`` (trusted range: panel 0's)."""
         if self.data is not None:
             return self.data, self.masks
-        from nbjax.io.images import read_images
+        from nbjax.io.images import read_experiment_images
 
-        panels = self.elist.experiment(self.index).panels
-        shape = (len(panels), *panels[0].shape) if len({p.shape for p in panels}) == 1 else None
-        stack = read_images(self.image, panels=shape, trusted_range=panels[0].trusted_range, mask=self.mask)
+        stack = read_experiment_images(self.elist.experiment(self.index), self.image, mask=self.mask)
         return stack.data, stack.mask
 
 
@@ -100,15 +98,6 @@ class EnsembleResult:
     converged: bool
     message: str
     steps: int
-
-
-def _local(n: int, distributed: bool) -> list[int]:
-    if not distributed:
-        return list(range(n))
-    count, index = jax.process_count(), jax.process_index()
-    if n < count:
-        raise NBError(f"ensemble: {n} shots for {count} processes; give every process at least one shot")
-    return list(range(index, n, count))
 
 
 def _largest(values, reduce) -> np.ndarray:
@@ -205,7 +194,10 @@ def setup_refinement(
         from nbjax.distributed import sum_over_processes as reduce
     if not np.all(np.isfinite(F0)) or not np.any(F0 > 0):
         raise NBError("ensemble: the starting structure factors must be finite and not all 0")
-    local = _local(len(inputs), distributed)
+    from nbjax.distributed import local_indices
+
+    too_few = "ensemble: {n} shots for {count} processes; give every process at least one shot"
+    local = local_indices(len(inputs), distributed, too_few)
 
     shots = []
     for i in local:

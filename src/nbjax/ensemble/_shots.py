@@ -147,15 +147,12 @@ def prepare_shot(
     slow, fast; photons) with usable ``masks``, the ensemble's ``reflections`` and starting
     structure factors ``F_start`` (module docstring)."""
     from nbjax.fit._data import Observation
-    from nbjax.fit._still import _faint_shoeboxes, monochromatic, plane_start, shoeboxes
+    from nbjax.fit._still import _faint_shoeboxes, check_panels, monochromatic, plane_start, shoeboxes
     from nbjax.panels import panel_experiments, render_panels
 
     experiment = elist.experiment(index)
     built = panel_experiments(experiment, [*user_args, "-default_F", "1"])
-    shapes = [p.shape for p in experiment.panels]
-    if len(data) != len(shapes) or any(np.shape(d) != s for d, s in zip(data, shapes, strict=False)):
-        have = [tuple(np.shape(d)) for d in data]
-        raise NBError(f"{name}: the data have {len(data)} panel(s) of {have}; the experiment's panels are {shapes}")
+    check_panels(data, experiment, name)
     exps = with_structure_factors(built.experiments, reflections.grid(F_start))
     built = dataclasses.replace(built, experiments=exps)
     predicted = [np.asarray(image) for image in render_panels(monochromatic(exps))]

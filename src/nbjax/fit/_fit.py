@@ -30,6 +30,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from nbjax.distributed import local_indices
 from nbjax.errors import NBError
 from nbjax.experiment import Experiment
 from nbjax.fit import _engine
@@ -217,7 +218,8 @@ def build_problem(
     S = exps[0].beam.wavelengths.shape[0]
     tangent_sets = [_engine.tangents_for(layout, n, S) for layout in layouts]
     tile = tile or min(_engine.default_tile(e, t.vectors.shape[0]) for e, t in zip(exps, tangent_sets, strict=True))
-    local = _local_images(len(exps), distributed)
+    too_few = "fit: {n} images for {count} processes; give every process at least one image"
+    local = local_indices(len(exps), distributed, too_few)
     if tiles_multiple <= 1:
         tile = min(tile, max(int(np.count_nonzero(obs[i].mask)) for i in local))
     packed = _pack_data(exps, obs, local, tile, dtype, tiles_multiple)
@@ -340,15 +342,6 @@ def _pad_rows(a, extra, fill=None):
 def _user_values_of(p, sl, shape, theta):
     """Parameter ``p``'s user values (flat) from the whole theta."""
     return jnp.ravel(p.from_theta(theta[sl].reshape(shape)))
-
-
-def _local_images(n_images: int, distributed: bool) -> list[int]:
-    if not distributed:
-        return list(range(n_images))
-    count, index = jax.process_count(), jax.process_index()
-    if n_images < count:
-        raise NBError(f"fit: {n_images} images for {count} processes; give every process at least one image")
-    return list(range(index, n_images, count))
 
 
 def fit(

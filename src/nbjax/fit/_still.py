@@ -195,6 +195,15 @@ def still_parameters(
     return shared, per_panel
 
 
+def check_panels(data, experiment, name: str = "") -> None:
+    """One-line error unless ``data`` has the experiment's panels, each of its shape."""
+    shapes = [p.shape for p in experiment.panels]
+    if len(data) != len(shapes) or any(np.shape(d) != s for d, s in zip(data, shapes, strict=False)):
+        have = [tuple(np.shape(d)) for d in data]
+        where = f"{name}: " if name else ""
+        raise NBError(f"{where}the data have {len(data)} panel(s) of {have}; the experiment's panels are {shapes}")
+
+
 def refine_still(
     elist,
     index: int,
@@ -224,10 +233,7 @@ def refine_still(
 
     experiment = elist.experiment(index)
     built = panel_experiments(experiment, list(user_args))
-    shapes = [p.shape for p in experiment.panels]
-    if len(data) != len(shapes) or any(np.shape(d) != s for d, s in zip(data, shapes, strict=False)):
-        have = [tuple(np.shape(d)) for d in data]
-        raise NBError(f"the data have {len(data)} panel(s) of {have}; the experiment's panels are {shapes}")
+    check_panels(data, experiment)
     before = [np.asarray(image) for image in render_panels(monochromatic(built.experiments))]
     boxes = shoeboxes(before, size, threshold, masks)
     if boxes.count == 0:

@@ -98,6 +98,22 @@ class ImageStack:
         return tuple(self.data.shape)
 
 
+def read_experiment_images(experiment, spec, *, adu_per_photon=1.0, pedestal=0.0, mask=None) -> ImageStack:
+    """The panels of a DIALS experiment (``nbjax.io.expt.Experiment``) read from ``spec``
+    (``read_images``): one (panels, slow, fast) stack when the panels share a shape, the
+    trusted range of panel 0 (raw counts)."""
+    panels = experiment.panels
+    shape = (len(panels), *panels[0].shape) if len({p.shape for p in panels}) == 1 else None
+    return read_images(
+        spec,
+        panels=shape,
+        adu_per_photon=adu_per_photon,
+        pedestal=pedestal,
+        trusted_range=panels[0].trusted_range,
+        mask=mask,
+    )
+
+
 def read_images(
     spec,
     *,
