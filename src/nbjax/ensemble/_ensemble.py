@@ -128,6 +128,7 @@ def refine_ensemble(
     resume: bool = False,
     distributed: bool = False,
     stop_after: int | None = None,
+    method: str = "joint",
 ) -> EnsembleResult:
     """Refine ``reflections``' structure factors (from ``F_start``: a number or (n,)) and the
     ``free`` per-shot parameters of every shot in ``inputs`` (module docstring).  ``user_args``:
@@ -135,16 +136,20 @@ def refine_ensemble(
     ``checkpoint_dir``: the state is saved there every ``checkpoint_every`` steps and, with
     ``resume``, taken up from there.  ``distributed``: shots i = process_index mod process_count
     are this process's.  ``stop_after``: return after that many steps of this call (as a killed
-    job would, for tests of resuming)."""
+    job would, for tests of resuming).  ``method``: "joint" (default) or "alternating"
+    (``_refine.Refinement.step``)."""
     from nbjax.ensemble import _refine
 
+    if method not in _refine.METHODS:
+        raise NBError(f"ensemble: unknown method '{method}' (known: {', '.join(_refine.METHODS)})")
     F0 = np.broadcast_to(np.asarray(F_start, np.float64), (reflections.count,)).copy()
     refinement, local = setup_refinement(
         inputs, reflections, F0, user_args, free, size=size, threshold=threshold, tilt=tilt, loss=loss,
         progress=progress, distributed=distributed,
     )  # fmt: skip
     problems = refinement.problems
-    signature = _signature(inputs, reflections, free, F0, user_args, size, threshold, tilt)
+    refinement.method = method
+    signature = _signature(inputs, reflections, free, F0, user_args, size, threshold, tilt, method)
     process = jax.process_index() if distributed else 0
     state = None
     if resume and checkpoint_dir:
@@ -264,7 +269,7 @@ def _shot_table(results, local, n_shots, reduce) -> dict:
     }  # fmt: skip
 
 
-def _signature(inputs, reflections, free, F0, user_args, size, threshold, tilt) -> str:
+def _signature(inputs, reflections, free, F0, user_args, size, threshold, tilt, method) -> str:
     """A digest of what defines a refinement (a checkpoint of another one is refused)."""
     h = hashlib.sha256()
     for s in inputs:
@@ -278,7 +283,7 @@ def _signature(inputs, reflections, free, F0, user_args, size, threshold, tilt) 
                 h.update(f"{st.st_size}|{st.st_mtime_ns}|".encode())
     h.update(np.ascontiguousarray(reflections.hkl).tobytes())
     h.update(np.ascontiguousarray(F0).tobytes())
-    h.update(repr((list(free), list(user_args), size, threshold, tilt)).encode())
+    h.update(repr((list(free), list(user_args), size, threshold, tilt, method)).encode())
     return h.hexdigest()
 
 

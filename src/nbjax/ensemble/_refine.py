@@ -56,6 +56,7 @@ TOLERANCE = 1e-2  # converged: an accepted step lowered the loss by less than th
 DAMPING_FLOOR = 1e-3  # the damping of a reflection is at least this times the median's
 MAX_STEP_U = 1.0  # a step changes no ln I by more than this (a factor e): longer ones are shortened
 CHECKPOINT_VERSION = 1
+METHODS = ("joint", "alternating")  # a step of everything, or of the shots then of the intensities
 
 
 @dataclasses.dataclass(eq=False)
@@ -196,7 +197,8 @@ class Refinement:
     is free (F's overall scale is then fixed by the step, see above).  ``reduce``: sums over the
     processes of a distributed job (None: one process)."""
 
-    def __init__(self, problems, reflections, gauge: bool, reduce=None, lam0: float = 1e-3):
+    def __init__(self, problems, reflections, gauge: bool, reduce=None, lam0: float = 1e-3, method: str = "joint"):
+        self.method = method
         self.problems = problems
         self.reflections = reflections
         self.n = reflections.count
@@ -229,14 +231,18 @@ class Refinement:
             lins.append(linearise(sp))
         return lins
 
-    def reduced(self, lins, lam):
+    def reduced(self, lins, lam, eliminate: bool = True):
         """(S, r, diag of sum H_qq, per-shot factors of A_s) for damping ``lam``, summed over
-        the processes."""
+        the processes; ``eliminate=False``: the shots held fixed (S = sum H_qq, r = sum g_q, no
+        factors)."""
         n = self.n
         S, r, dq = np.zeros((n, n)), np.zeros(n), np.zeros(n)
         parts = []
         for lin in lins:
-            solver, S_s, r_s = _shot_schur(lin, lam)
+            if eliminate:
+                solver, S_s, r_s = _shot_schur(lin, lam)
+            else:
+                solver, S_s, r_s = None, lin.H_qq.toarray(), lin.g_q
             j = lin.slots
             S[np.ix_(j, j)] += S_s
             r[j] += r_s
@@ -263,18 +269,35 @@ class Refinement:
         return State(u, thetas, self.lam0, 0, [self.loss(u, thetas)])
 
     def step(self, state: State, progress=None) -> State:
-        """One accepted step (or give up after ten refusals): a new State."""
+        """One accepted step (or give up after ten refusals): a new State.  ``method`` "joint":
+        a step of everything (module docstring); "alternating": a step of the shots' own values
+        with the intensities fixed, then one of the intensities with the shots fixed (the
+        classic block scheme, for comparison: ``scripts/ensemble-calibration --method``)."""
+        if self.method == "joint":
+            return self._block_step(state, "joint")
+        half = self._block_step(state, "shots")
+        whole = self._block_step(dataclasses.replace(half, step=state.step), "intensities")
+        fell = state.history[-1] - whole.history[-1]
+        done = fell < TOLERANCE
+        message = f"the loss fell by {fell:.3g} < {TOLERANCE:g} in a cycle" if done else ""
+        return dataclasses.replace(whole, converged=done, message=message)
+
+    def _block_step(self, state: State, block: str) -> State:
+        """A Levenberg-Marquardt step of ``block``: "joint" (everything), "shots" (the shots' own
+        values; du = 0) or "intensities" (u alone; the shots fixed, no elimination)."""
         u, thetas, lam = state.u, state.thetas, state.lam
         L0 = state.history[-1]
         lins = self.linearise(u, thetas)
         for _ in range(10):
-            S, r, dq, parts = self.reduced(lins, lam)
-            du = self.solve(S, r, dq, lam)
-            du = np.clip(du, -MAX_STEP_U, MAX_STEP_U)
+            if block == "shots":
+                du, parts = np.zeros(self.n), [_factor(lin.H_own, lam) for lin in lins]
+            else:
+                S, r, dq, parts = self.reduced(lins, lam, eliminate=block == "joint")
+                du = np.clip(self.solve(S, r, dq, lam), -MAX_STEP_U, MAX_STEP_U)
             new_thetas, pred = [], 0.0
             for lin, solver, t in zip(lins, parts, thetas, strict=True):
                 dq_s = du[lin.slots]
-                d_own = _own_step(lin, solver, dq_s)
+                d_own = _own_step(lin, solver, dq_s) if solver is not None else np.zeros_like(t)
                 new_thetas.append(t + d_own)
                 g_d = lin.g_own @ d_own + lin.g_q @ dq_s
                 Hd = (lin.H_own @ d_own + lin.H_oq @ dq_s, lin.H_oq.T @ d_own + lin.H_qq @ dq_s)
