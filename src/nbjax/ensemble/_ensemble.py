@@ -187,6 +187,7 @@ def setup_refinement(
     reflection slots and pixel tiles padded to the largest shot's, over all processes)."""
     from nbjax.ensemble import _refine
     from nbjax.ensemble._shots import prepare_shot
+    from nbjax.fit import _engine
     from nbjax.fit._fit import build_problem
     from nbjax.fit._losses import Poisson
     from nbjax.fit._parameters import ReflectionFactors
@@ -245,7 +246,14 @@ def setup_refinement(
         slot_numbers[: len(s.slots)] = s.slots
         problem.observations, problem.experiments = None, None  # the images: only the packed pixels stay
         slim = dataclasses.replace(s, built=None, observations=None, boxes=None)
-        problems.append(_refine.ShotProblem(slim, problem, own, factors, slot_numbers, np.array(problem.theta0)))
+        place = None
+        found = _engine.plane_span(layout)
+        if found is not None:  # the planes' place among the own values (own: theta without the factors)
+            place = (int(np.searchsorted(own, found[0])), int(np.searchsorted(own, found[0])) + found[1] - found[0],
+                      found[2])  # fmt: skip
+        problems.append(
+            _refine.ShotProblem(slim, problem, own, factors, slot_numbers, np.array(problem.theta0), place)
+        )
     gauge = "scale" in (shot_free or [])
     return _refine.Refinement(problems, reflections, gauge, reduce), local
 

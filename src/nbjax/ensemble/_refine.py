@@ -71,6 +71,7 @@ class ShotProblem:
     factors: np.ndarray
     slots: np.ndarray
     theta: np.ndarray
+    planes: tuple | None = None  # (start, stop, per) of the background planes in the own values
 
     def set_F(self, sf):
         from nbjax.ensemble._shots import with_structure_factors
@@ -97,50 +98,128 @@ class _Linearised:
     H_oq: object
     H_qq: object
     slots: np.ndarray  # reflection numbers of the valid slots
+    planes: tuple | None  # (start, stop, values per shoebox) of the background planes among the own values
 
 
 def linearise(sp: ShotProblem) -> _Linearised:
-    L, g, H = sp.problem.objective.normal(sp.full_theta())
-    g, H = np.asarray(g, np.float64), np.asarray(H, np.float64)
+    """The shot's loss, gradient and Fisher blocks at its current point, the Fisher matrix
+    assembled sparse (``_engine.sparse_normal``: no n x n array for its planes and slots)."""
+    from nbjax.fit._engine import sparse_matrix
+
+    obj = sp.problem.objective
+    theta = sp.full_theta()
+    L, g, pieces = obj.passes.sparse_normal(theta, obj.refs, obj.data)
+    H = sparse_matrix(theta.shape[0], pieces)
+    rL, rg, rF = obj.restraint(theta)  # Gaussian priors: scalars 0 without any
+    if np.ndim(rF) == 2:
+        H = H + scipy.sparse.csr_matrix(np.asarray(rF, np.float64))
+    g = np.asarray(g, np.float64) + np.asarray(rg, np.float64)
     valid = sp.slots >= 0
     q = sp.factors[valid]
     o = sp.own
+    H_o = H[o]
     return _Linearised(
-        float(L),
+        float(L) + float(rL),
         g[o],
         g[q],
-        scipy.sparse.csr_matrix(H[np.ix_(o, o)]),
-        scipy.sparse.csr_matrix(H[np.ix_(o, q)]),
-        scipy.sparse.csr_matrix(H[np.ix_(q, q)]),
+        H_o[:, o].tocsr(),
+        H_o[:, q].tocsr(),
+        H[q][:, q].tocsr(),
         sp.slots[valid],
+        sp.planes,
     )
 
 
-def _factor(H_own, lam: float):
-    """Sparse LU of H_ss + lambda diag(H_ss), with 1 on the diagonal of empty rows (planes
-    without pixels, tilts of faint shoeboxes: decoupled values that stay put)."""
+def _damped(H_own, lam: float):
+    """H_ss + lambda diag(H_ss), with 1 on the diagonal of empty rows (planes without pixels,
+    tilts of faint shoeboxes: decoupled values that stay put)."""
     d = H_own.diagonal()
     empty = d <= 0
-    A = H_own + scipy.sparse.diags(lam * np.where(empty, 0.0, d) + empty.astype(float))
-    return scipy.sparse.linalg.splu(A.tocsc())
+    return (H_own + scipy.sparse.diags(lam * np.where(empty, 0.0, d) + empty.astype(float))).tocsr()
+
+
+class _Elimination:
+    """A_s^-1 for a shot's own values, by blocks: its background planes (one small block per
+    shoebox: planes of two shoeboxes share no pixel, so A_pp is block-diagonal) are eliminated
+    in closed form, then the few other values (orientation, scale, ...) through their Schur
+    complement S_d = A_dd - A_dp A_pp^-1 A_pd.  The products with the slots' columns stay
+    sparse: a plane couples only with the reflections its shoebox sees."""
+
+    def __init__(self, A, planes):
+        start, stop, per = planes
+        m = A.shape[0]
+        self.p = np.arange(start, stop)
+        self.d = np.setdiff1d(np.arange(m), self.p)
+        K = (stop - start) // per
+        App = A[self.p][:, self.p].tocoo()
+        blocks = np.zeros((K, per, per))
+        blocks[App.row // per, App.row % per, App.col % per] = App.data  # block-diagonal: row // per == col // per
+        inverse = np.linalg.inv(blocks)
+        self.Pinv = scipy.sparse.bsr_matrix((inverse, np.arange(K), np.arange(K + 1)), shape=(K * per, K * per))
+        self.Adp = A[self.d][:, self.p].tocsr()
+        self.AdpPinv = (self.Adp @ self.Pinv).tocsr()
+        Add = A[self.d][:, self.d].toarray()
+        self.Sd_inv = np.linalg.inv(Add - (self.AdpPinv @ self.Adp.T).toarray()) if self.d.size else np.zeros((0, 0))
+
+    def solve(self, Y):
+        """A^-1 Y for Y (m,) or (m, k), dense."""
+        Y = np.asarray(Y, np.float64)
+        xd = self.Sd_inv @ (Y[self.d] - self.AdpPinv @ Y[self.p])
+        x = np.empty_like(Y)
+        x[self.d] = xd
+        x[self.p] = self.Pinv @ (Y[self.p] - self.Adp.T @ xd)
+        return x
+
+    def schur(self, B, g):
+        """(B^T A^-1 B dense, B^T A^-1 g) for B (m, R) sparse: the sparse plane part plus the
+        rank-n_d correction of the other values."""
+        Bp, Bd = B[self.p], B[self.d].toarray()
+        C = self.Pinv @ Bp
+        W = Bd - self.AdpPinv @ Bp  # (n_d, R)
+        M = (Bp.T @ C).toarray() + W.T @ (self.Sd_inv @ W)
+        gp, gd = g[self.p], g[self.d]
+        v = np.ravel(Bp.T @ np.ravel(self.Pinv @ gp)) + W.T @ (self.Sd_inv @ (gd - np.ravel(self.AdpPinv @ gp)))
+        return np.asarray(M), np.ravel(v)
+
+
+class _General:
+    """A_s^-1 by a sparse LU, for shots without background planes."""
+
+    def __init__(self, A):
+        self.lu = scipy.sparse.linalg.splu(A.tocsc()) if A.shape[0] else None
+
+    def solve(self, Y):
+        Y = np.asarray(Y, np.float64)
+        return self.lu.solve(Y) if self.lu is not None else Y
+
+    def schur(self, B, g):
+        Bd = B.toarray()
+        Y = self.solve(np.concatenate([Bd, g[:, None]], axis=1))
+        return Bd.T @ Y[:, :-1], Bd.T @ Y[:, -1]
+
+
+def _factor(lin, lam: float):
+    """The shot's A_s^-1 (``_Elimination`` with background planes, else ``_General``; also
+    ``_General`` should the planes' block not be block-diagonal, which no model here makes)."""
+    A = _damped(lin.H_own, lam)
+    if lin.planes is not None:
+        start, stop, per = lin.planes
+        App = A[start:stop][:, start:stop].tocoo()
+        if np.all(App.row // per == App.col // per):
+            return _Elimination(A, lin.planes)
+    return _General(A)
 
 
 def _shot_schur(lin: _Linearised, lam: float):
-    """(the factors of A_s, the shot's S block and r) (module docstring); X = A^-1 H_sq is
-    made here and dropped (memory: the factors are sparse, X is not)."""
-    solver = _factor(lin.H_own, lam)
-    B = lin.H_oq.toarray()
-    rhs = np.concatenate([B, lin.g_own[:, None]], axis=1)
-    Y = solver.solve(rhs) if rhs.shape[0] else rhs
-    S = lin.H_qq.toarray() - B.T @ Y[:, :-1]
-    r = lin.g_q - B.T @ Y[:, -1]
-    return solver, S, r
+    """(the factors of A_s, the shot's S block and r) (module docstring)."""
+    solver = _factor(lin, lam)
+    M, v = solver.schur(lin.H_oq, lin.g_own)
+    return solver, lin.H_qq.toarray() - M, lin.g_q - v
 
 
 def _own_step(lin: _Linearised, solver, du_slots) -> np.ndarray:
     """A shot's step for the intensities' step du: -A_s^-1 (g_s + H_sq du_slots)."""
-    rhs = lin.g_own + lin.H_oq @ du_slots
-    return -solver.solve(rhs) if rhs.shape[0] else rhs
+    return -solver.solve(lin.g_own + lin.H_oq @ du_slots)
 
 
 @dataclasses.dataclass
@@ -290,7 +369,7 @@ class Refinement:
         lins = self.linearise(u, thetas)
         for _ in range(10):
             if block == "shots":
-                du, parts = np.zeros(self.n), [_factor(lin.H_own, lam) for lin in lins]
+                du, parts = np.zeros(self.n), [_factor(lin, lam) for lin in lins]
             else:
                 S, r, dq, parts = self.reduced(lins, lam, eliminate=block == "joint")
                 du = np.clip(self.solve(S, r, dq, lam), -MAX_STEP_U, MAX_STEP_U)

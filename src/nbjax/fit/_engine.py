@@ -301,11 +301,13 @@ class _Engine:
         object.__setattr__(self, "tangent_sets", [tangents_for(p, self.n_theta, self.n_sources) for p in self.layouts])
         object.__setattr__(self, "canonical", _canonical(self.layouts, self.n_sources))
 
-    def scan_image(self, ref, layout, tangents, theta, tiles, with_jacobian, with_fisher=True):
+    def scan_image(self, ref, layout, tangents, theta, tiles, with_jacobian, with_fisher=True, sparse_fisher=False):
         n = theta.shape[0]
 
         dense = _dense_columns(layout, n)
         sparse = dense.size < n
+        if sparse_fisher:
+            return self._scan_sparse(ref, layout, tangents, theta, tiles, dense)
 
         def body(carry, tile):
             fpix, spix, valid, d, sigma, k, dx, dy, r = tile
@@ -334,6 +336,61 @@ class _Engine:
         if with_jacobian:
             init += (jnp.zeros((n,), self.dtype),) + ((jnp.zeros((n, n), self.dtype),) if with_fisher else ())
         return jax.lax.scan(body, init, tiles)
+
+    def _scan_sparse(self, ref, layout, tangents, theta, tiles, dense):
+        """The normal equations of one image without an n x n matrix: carry (loss, g (n,),
+        Fd (n, n_dense): F's dense columns), and per pixel its sparse columns ``cols`` (T, C)
+        with the weighted products w (T, C, C) of their entries (``sparse_normal``)."""
+        n = theta.shape[0]
+
+        def body(carry, tile):
+            fpix, spix, valid, d, sigma, k, dx, dy, r = tile
+            m, J, bragg = _tile_model_and_jacobian(ref, layout, tangents, theta, fpix, spix, r, self.dtype)
+            m = (m + plane_term(layout, theta, k, dx, dy)).astype(self.dtype)
+            J = J.astype(self.dtype)
+            l, dl, fw = self.loss.terms(m, d, sigma)
+            total = carry[0] + jnp.sum(jnp.where(valid, l, 0.0))
+            dl = jnp.where(valid, dl, 0.0)
+            fw = jnp.where(valid, fw, 0.0)
+            Fd = carry[2].at[dense].add((J * fw[:, None]).T @ J)
+            found = _sparse_columns(layout, k, dx, dy, r, bragg)
+            if found is None:
+                cols = jnp.zeros((fpix.shape[0], 0), jnp.int32)
+                w = jnp.zeros((fpix.shape[0], 0, 0), self.dtype)
+                return (total, carry[1].at[dense].add(J.T @ dl), Fd), (m, cols, w)
+            cols, rows = found
+            rows = rows.astype(J.dtype)
+            (g,) = _with_sparse((carry[1],), J, dense, cols, rows, dl, fw, False)
+            for c in range(cols.shape[1]):
+                Fd = Fd.at[cols[:, c]].add((fw * rows[:, c])[:, None] * J)
+            w = fw[:, None, None] * rows[:, :, None] * rows[:, None, :]
+            return (total, g, Fd), (m, cols.astype(jnp.int32), w)
+
+        init = (jnp.zeros((), self.dtype), jnp.zeros((n,), self.dtype), jnp.zeros((n, dense.size), self.dtype))
+        return jax.lax.scan(body, init, tiles)
+
+    def sparse_normal(self, theta, refs, data):
+        """(loss, g, pieces): the Fisher matrix as per-image pieces (idx: the image's theta
+        indices in the full theta, dense: its dense columns (local), Fd (n_local, n_dense),
+        cols (tiles, T, C) local, w (tiles, T, C, C)); ``sparse_matrix`` assembles them.  Its
+        memory and cost follow the pixels, not n^2."""
+        n = theta.shape[0]
+        if self.canonical is not None and _same_shapes(refs) and _same_shapes(data):
+            layout, tangents, idx = self.canonical
+            dense = _dense_columns(layout, idx.shape[1])
+            carry, ys = jax.vmap(lambda th, ref, tiles: self._scan_sparse(ref, layout, tangents, th, tiles, dense))(
+                theta[idx], _stacked(refs), _stacked(data)
+            )
+            g = jnp.zeros((n,), self.dtype).at[idx].add(carry[1])
+            pieces = [(idx[i], dense, carry[2][i], ys[1][i], ys[2][i]) for i in range(idx.shape[0])]
+            return jnp.sum(carry[0]), g, pieces
+        total, g, pieces = jnp.zeros((), self.dtype), jnp.zeros((n,), self.dtype), []
+        for i in range(len(self.layouts)):
+            dense = _dense_columns(self.layouts[i], n)
+            carry, ys = self._scan_sparse(refs[i], self.layouts[i], self.tangent_sets[i], theta, data[i], dense)
+            total, g = total + carry[0], g + carry[1]
+            pieces.append((jnp.arange(n), dense, carry[2], ys[1], ys[2]))
+        return total, g, pieces
 
     def per_image(self, theta, refs, data, with_jacobian, with_fisher=True):
         """Carry sums (loss[, g[, F]]) of every image in the full theta space, and the model
@@ -435,6 +492,7 @@ def make_passes(layouts, n_theta, n_sources, loss, dtype):
         engine.value,
         engine.normal,
         engine.gradient,
+        jit(engine.sparse_normal),
     )
 
 
@@ -516,3 +574,35 @@ class Passes:
     traceable_value: object
     traceable_normal: object
     traceable_gradient: object
+    sparse_normal: object  # (loss, g, pieces of F): ``sparse_matrix`` makes F (scipy.sparse)
+
+
+def sparse_matrix(n: int, pieces):
+    """F (n, n) as a scipy.sparse CSR matrix from ``sparse_normal``'s pieces: every image's
+    dense columns (and their transposes outside the dense rows) and its pixels' sparse-column
+    products (duplicates summed)."""
+    import scipy.sparse
+
+    rows, cols, vals = [], [], []
+    for idx, dense, Fd, pc, w in pieces:
+        idx, dense, Fd = np.asarray(idx), np.asarray(dense), np.asarray(Fd)
+        local = np.arange(Fd.shape[0])
+        r, c = np.meshgrid(local, dense, indexing="ij")
+        keep = Fd != 0
+        rows.append(idx[r[keep]])
+        cols.append(idx[c[keep]])
+        vals.append(Fd[keep])
+        outside = keep & ~np.isin(local, dense)[:, None]  # the transposed block: sparse rows x dense cols
+        rows.append(idx[c[outside]])
+        cols.append(idx[r[outside]])
+        vals.append(Fd[outside])
+        pc, w = np.asarray(pc), np.asarray(w)
+        if pc.shape[-1]:
+            a = np.broadcast_to(pc[..., :, None], w.shape)
+            b = np.broadcast_to(pc[..., None, :], w.shape)
+            nz = w != 0
+            rows.append(idx[a[nz]])
+            cols.append(idx[b[nz]])
+            vals.append(w[nz])
+    F = scipy.sparse.coo_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n))
+    return F.tocsr()

@@ -433,7 +433,8 @@ def at_bounds(values, bounds) -> np.ndarray:
 
 
 def _restraints(layouts, free):
-    """theta -> (loss, g, F) of the Gaussian priors (user units): 1/2 ((u - mean)/sigma)^2."""
+    """theta -> (loss, g, F) of the Gaussian priors (user units): 1/2 ((u - mean)/sigma)^2;
+    scalar zeros when no parameter has a prior."""
     terms = []
     for k, layout in enumerate(layouts):
         for j, (p, sl, shape) in enumerate(zip(layout.params, layout.slices, layout.shapes, strict=True)):
@@ -442,6 +443,9 @@ def _restraints(layouts, free):
             terms.append((p, sl, shape))
 
     def restraint(theta):
+        if not terms:  # no priors: scalar zeros (they add to any loss, gradient or matrix)
+            zero = jnp.zeros((), theta.dtype)
+            return zero, zero, zero
         n = theta.shape[0]
         L = jnp.zeros((), theta.dtype)
         g = jnp.zeros((n,), theta.dtype)
