@@ -144,6 +144,11 @@ def test_ensemble_recovers_the_truth(shots, refined):
         pulls = [(s.value(axis) - truth.missets_deg[i][("xyz".index(axis[-1]))]) / s.error(axis)
                  for i, s in zip(result.shot_indices, result.shots, strict=True)]  # fmt: skip
         assert np.all(np.abs(pulls) < 3.5), (axis, pulls)
+    # the model fits every panel: Pearson residuals (d - m) / sqrt(m) with mean ~0 and rms ~1
+    residuals = result.table["residuals"]  # (shots, panels, 3): pixels, mean, rms
+    assert residuals.shape[:2] == (len(inputs), 2) and np.all(residuals[:, :, 0] > 100)
+    assert np.all(np.abs(residuals[:, :, 1]) < 0.2), residuals
+    assert np.all((residuals[:, :, 2] > 0.85) & (residuals[:, :, 2] < 1.2)), residuals
     # the refined lists carry the refined crystal
     doc = result.shots[0].refined_expt
     assert not np.allclose(doc["crystal"][0]["real_space_a"], inputs[0].elist.raw["crystal"][0]["real_space_a"])

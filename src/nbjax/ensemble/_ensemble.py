@@ -69,6 +69,7 @@ class ShotResult:
     pixels: int
     mixed: int
     group: int  # the group of its reflections (EnsembleResult.group)
+    residuals: np.ndarray  # per panel: fitted pixels, mean and rms of (data - model) / sqrt(model)
 
     def value(self, label: str) -> float:
         return float(self.values[self.names.index(label)])
@@ -93,7 +94,8 @@ class EnsembleResult:
     group: np.ndarray  # per reflection its group of linked reflections (-1: unseen); scales are per group
     shots: list
     shot_indices: list
-    table: dict  # every shot's (all processes'): names, units, and (shots, values) start, value, stderr, counts
+    table: dict  # every shot's (all processes'): names, units, (shots, values) start, value, stderr, counts,
+    # residuals (shots, panels, 3): per panel fitted pixels, mean and rms of (d - m) / sqrt(m)
     loss_history: tuple
     converged: bool
     message: str
@@ -251,9 +253,7 @@ def setup_refinement(
         if found is not None:  # the planes' place among the own values (own: theta without the factors)
             place = (int(np.searchsorted(own, found[0])), int(np.searchsorted(own, found[0])) + found[1] - found[0],
                       found[2])  # fmt: skip
-        problems.append(
-            _refine.ShotProblem(slim, problem, own, factors, slot_numbers, np.array(problem.theta0), place)
-        )
+        problems.append(_refine.ShotProblem(slim, problem, own, factors, slot_numbers, np.array(problem.theta0), place))
     gauge = "scale" in (shot_free or [])
     return _refine.Refinement(problems, reflections, gauge, reduce), local
 
@@ -266,14 +266,19 @@ def _shot_table(results, local, n_shots, reduce) -> dict:
     k = len(first.names)
     rows = np.zeros((4, n_shots, k))
     counts = np.zeros((3, n_shots))
+    residuals = np.zeros((n_shots, *first.residuals.shape))
     for i, r in zip(local, results, strict=True):
         rows[:, i] = (r.start, r.values, r.stderr, np.ones(k))
         counts[:, i] = (r.shoeboxes, r.pixels, r.mixed)
+        residuals[i] = r.residuals
     if reduce is not None:
-        rows, counts = (np.asarray(x) for x in reduce((jnp.asarray(rows), jnp.asarray(counts))))
+        rows, counts, residuals = (
+            np.asarray(x) for x in reduce((jnp.asarray(rows), jnp.asarray(counts), jnp.asarray(residuals)))
+        )
     return {
         "names": first.names, "units": first.units, "start": rows[0], "value": rows[1], "stderr": rows[2],
         "shoeboxes": counts[0].astype(int), "pixels": counts[1].astype(int), "mixed": counts[2].astype(int),
+        "residuals": residuals,
     }  # fmt: skip
 
 
@@ -333,8 +338,23 @@ def _shot_result(sp, theta_own, cov_named, group: int) -> ShotResult:
     refined = _refined_list(sp.shot, fitted, {p.name for p in problem.layouts[0].params})
     return ShotResult(
         sp.shot.name, tuple(names), tuple(units), start, values, np.sqrt(np.maximum(np.diag(cov), 0.0)),
-        refined, sp.shot.shoeboxes, sp.shot.pixels, sp.shot.mixed, group,
+        refined, sp.shot.shoeboxes, sp.shot.pixels, sp.shot.mixed, group, _panel_residuals(problem, theta),
     )  # fmt: skip
+
+
+def _panel_residuals(problem, theta) -> np.ndarray:
+    """(panels, 3): per panel its fitted pixels and the mean and rms of the Pearson residuals
+    (d - m) / sqrt(m) at the refined model (a good model: mean ~0, rms ~1 for Poisson data)."""
+    obj = problem.objective
+    models = obj.passes.images(jnp.asarray(theta), obj.refs, obj.data)
+    out = np.zeros((len(models), 3))
+    for p, (m, tiles) in enumerate(zip(models, obj.data, strict=True)):
+        valid = np.asarray(tiles[2]).reshape(-1)
+        d = np.asarray(tiles[3]).reshape(-1)[valid]
+        m = np.asarray(m)[valid]
+        z = (d - m) / np.sqrt(np.maximum(m, 1e-12))
+        out[p] = (z.size, float(np.mean(z)) if z.size else 0.0, float(np.sqrt(np.mean(z * z))) if z.size else 0.0)
+    return out
 
 
 def _refined_list(shot, fitted, roles) -> dict:

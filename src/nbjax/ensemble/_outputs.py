@@ -73,6 +73,10 @@ def summary_json(result, names, truth=None) -> bytes:
                 "shoeboxes": int(t["shoeboxes"][k]),
                 "pixels": int(t["pixels"][k]),
                 "mixed_pixels": int(t["mixed"][k]),
+                "panels": [
+                    {"pixels": int(n), "residual_mean": float(mean), "residual_rms": float(rms)}
+                    for n, mean, rms in t["residuals"][k]
+                ],
                 "parameters": [
                     {"name": n, "units": u, "start": float(a), "value": float(v), "stderr": float(e)}
                     for n, u, a, v, e in zip(
@@ -90,8 +94,9 @@ def summary_json(result, names, truth=None) -> bytes:
 
 def report_png(result, F_truth=None) -> bytes | None:
     """The report: loss per step; refined F against the start (or the truth, when known); the
-    distributions of the shots' values; the residual (data - model) / sqrt(model) per shot's
-    panels.  None without matplotlib."""
+    distributions of the shots' values; the multiplicity; per panel the Pearson residuals
+    (data - model) / sqrt(model) of the shots (mean and rms: 0 and 1 for a model that fits).
+    None without matplotlib."""
     try:
         import matplotlib
 
@@ -100,8 +105,8 @@ def report_png(result, F_truth=None) -> bytes | None:
     except ImportError:
         return None
     seen = result.shots_seen > 0
-    fig = Figure(figsize=(12, 8))
-    axes = fig.subplots(2, 2)
+    fig = Figure(figsize=(15, 8))
+    axes = fig.subplots(2, 3)
     ax = axes[0, 0]
     history = np.asarray(result.loss_history)
     ax.plot(np.arange(len(history)), history - history.min() + 1.0, "o-")
@@ -123,6 +128,17 @@ def report_png(result, F_truth=None) -> bytes | None:
         ax.legend(fontsize=7)
     ax.set_xlabel("refined - start (user units)")
     ax.set_title("per-shot values")
+    ax = axes[0, 2]
+    res = t["residuals"]  # (shots, panels, 3)
+    for p in range(res.shape[1]):
+        ax.plot(res[:, p, 1], res[:, p, 2], ".", label=f"panel {p}")
+    ax.axhline(1.0, color="0.6", lw=0.5)
+    ax.axvline(0.0, color="0.6", lw=0.5)
+    ax.set_xlabel("mean of (d - m) / sqrt(m) per shot")
+    ax.set_ylabel("rms")
+    ax.set_title("residuals per panel")
+    ax.legend(fontsize=7)
+    axes[1, 2].axis("off")
     ax = axes[1, 1]
     counts = result.shots_seen[seen]
     ax.hist(counts, bins=np.arange(0.5, max(2, counts.max()) + 1.5))

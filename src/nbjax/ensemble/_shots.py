@@ -175,10 +175,6 @@ def prepare_shot(
         reflection = np.full(ids.shape, -1, np.int32)
         reflection[spix, fpix] = [slot_of.get(int(x), -1) for x in j]
         offsets = np.where(flat[np.maximum(ids, 0)] & (ids >= 0), 0.0, offsets)  # faint: no tilt
-        if not np.any(usable):  # a panel without usable pixels: one masked pixel keeps the shapes
-            usable[0, 0] = True
-            ids = ids.copy()
-            ids[0, 0] = -1
         observations.append(
             Observation(
                 image=np.asarray(data[p], np.float64),

@@ -189,9 +189,12 @@ def pixel_tiles(
     mask, tile: int
 ) -> tuple[Int[np.ndarray, "tiles T"], Int[np.ndarray, "tiles T"], Bool[np.ndarray, "tiles T"]]:
     """Usable pixels as tiles: (fpix, spix, valid) each (n_tiles, tile), padded with the last
-    usable pixel (valid False)."""
+    usable pixel (valid False); no usable pixel: one tile of pixel (0, 0), all invalid."""
     spix, fpix = np.nonzero(np.asarray(mask))
     n = fpix.size
+    if n == 0:  # no usable pixel (a still's panel without shoeboxes): one tile of invalid pixels, no cost
+        zeros = np.zeros((1, tile), np.int32)
+        return zeros, zeros.copy(), np.zeros((1, tile), bool)
     n_tiles = -(-n // tile)
     pad = n_tiles * tile - n
     valid = np.concatenate([np.ones(n, bool), np.zeros(pad, bool)])

@@ -221,7 +221,7 @@ def build_problem(
     too_few = "fit: {n} images for {count} processes; give every process at least one image"
     local = local_indices(len(exps), distributed, too_few)
     if tiles_multiple <= 1:
-        tile = min(tile, max(int(np.count_nonzero(obs[i].mask)) for i in local))
+        tile = min(tile, max(1, max(int(np.count_nonzero(obs[i].mask)) for i in local)))
     packed = _pack_data(exps, obs, local, tile, dtype, tiles_multiple)
     # the compiled passes depend on the transforms, not on the starting values: fits that differ
     # only in ``start`` (a shoebox fit's background planes) share one compilation

@@ -246,9 +246,6 @@ def refine_still(
     for p, (ids, offsets) in enumerate(zip(boxes.ids, boxes.offsets, strict=True)):
         offsets = np.where(flat[np.maximum(ids, 0)] & (ids >= 0), 0.0, offsets)  # faint: no tilt
         usable = (ids >= 0) & np.asarray(masks[p], bool)
-        if not np.any(usable):  # a panel without shoeboxes: one masked pixel keeps the shapes
-            usable = np.zeros_like(usable)
-            usable[0, 0] = True
         observations.append(
             Observation(
                 image=np.asarray(data[p], np.float64),
