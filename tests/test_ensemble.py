@@ -234,6 +234,44 @@ def test_bad_inputs_fail_with_one_line_and_write_nothing(shots, tmp_path, capsys
     assert not (out / "merged.mtz").exists() and not (out / "ensemble.json").exists()
 
 
+def test_a_panel_without_usable_pixels_costs_nothing(shots):
+    """A panel with no usable pixel (no spot there, or all masked) is one tile of invalid
+    pixels: the loss stays finite and the refinement goes on (it used to count pixel (0, 0)
+    with no background: an infinite Poisson loss)."""
+    from nbjax.ensemble import Input
+    from nbjax.fit._engine import pixel_tiles
+
+    fpix, spix, valid = pixel_tiles(np.zeros((4, 5), bool), 8)
+    assert fpix.shape == spix.shape == valid.shape == (1, 8) and not valid.any()
+    truth, inputs, reflections, user = shots
+    data, masks = inputs[0].load()
+    masks = [np.asarray(m).copy() for m in masks]
+    masks[1][:] = False
+    first = Input(inputs[0].name, inputs[0].elist, 0, data, masks, inputs[0].args)
+    result = refine_ensemble([first, *inputs[1:3]], reflections, 100.0, user, FREE, max_steps=3)
+    assert np.all(np.isfinite(result.loss_history)) and result.loss_history[-1] < result.loss_history[0]
+    assert result.table["residuals"][0, 1, 0] == 0  # no pixel fitted on the masked panel
+
+
+def test_wilson_prior_holds_weak_reflections(shots, refined):
+    """With the Wilson prior every error bar is at most the one without (a prior adds
+    information), the weakly seen reflections' most, the well measured ones' barely; F still
+    correlates with the truth."""
+    truth, inputs, reflections, user = shots
+    plain, _ = refined
+    wilson = refine_ensemble(inputs, reflections, 100.0, user, FREE, prior="wilson")
+    assert wilson.converged, wilson.message
+    seen = plain.shots_seen > 0
+    ratio = wilson.sigma_F[seen] / plain.sigma_F[seen] * plain.F[seen] / wilson.F[seen]  # sigma_u ratio
+    assert np.all(ratio <= 1.0 + 1e-6), ratio.max()
+    weak = np.argsort(plain.sigma_F[seen] / plain.F[seen])
+    assert np.median(ratio[weak[-20:]]) < np.median(ratio[weak[:20]]) - 0.05
+    stats = compare(wilson, truth.table.hkl, truth.table.F)
+    assert stats["F_correlation"] >= 0.98, stats
+    with pytest.raises(Exception, match="unknown prior"):
+        refine_ensemble(inputs[:2], reflections, 100.0, user, FREE, prior="flat")
+
+
 def test_summary_json_lists_every_shot(shots, refined):
     from nbjax.ensemble import _outputs
 

@@ -19,6 +19,8 @@ Options (exact names):
     -anomalous            F(+) and F(-) refined apart (default: Friedel mates tied)
     -shoebox N -spot_threshold F -background_model plane|constant   as nbjax fit -expt
     -steps N              at most N steps (default 30)
+    -prior wilson         Wilson's distribution of the intensities per resolution shell as a
+                          restraint (default: none)
     -method joint|alternating   a Levenberg-Marquardt step of everything (default), or
                           alternating steps of the shots (F fixed) and of F (shots fixed)
     -checkpoint_every K   save the state in DIR/checkpoint every K steps (default 1)
@@ -47,7 +49,7 @@ from nbjax.io.atomic import check_writable
 VALUED = (
     "-outdir", "-free", "-default_F", "-mtz", "-mtz_column", "-dmin", "-shoebox", "-spot_threshold",
     "-background_model", "-steps", "-checkpoint_every", "-shots", "-seed", "-coordinator", "-num_processes",
-    "-process_id", "-expt_index", "-method",
+    "-process_id", "-expt_index", "-method", "-prior",
 )  # fmt: skip
 SWITCHES = ("-demo", "-resume", "-anomalous", "-noprogress")
 OUTPUTS = ("merged.mtz", "ensemble.json", "ensemble_report.png")
@@ -216,7 +218,7 @@ def main(argv, out=sys.stdout, err=sys.stderr) -> int:
         inputs, reflections, F0, user, free, size=size, threshold=threshold, tilt=background == "plane",
         max_steps=steps, progress=_Progress(err, not opts.get("-noprogress")),
         checkpoint_dir=os.path.join(outdir, "checkpoint"), checkpoint_every=every, resume=bool(opts.get("-resume")),
-        distributed=count > 1, method=opts.get("-method", "joint"),
+        distributed=count > 1, method=opts.get("-method", "joint"), prior=opts.get("-prior"),
     )  # fmt: skip
     _write(result, inputs, outdir, rank, out, truth)
     return 0 if result.converged else 3

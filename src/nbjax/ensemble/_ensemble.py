@@ -131,6 +131,7 @@ def refine_ensemble(
     distributed: bool = False,
     stop_after: int | None = None,
     method: str = "joint",
+    prior: str | None = None,
 ) -> EnsembleResult:
     """Refine ``reflections``' structure factors (from ``F_start``: a number or (n,)) and the
     ``free`` per-shot parameters of every shot in ``inputs`` (module docstring).  ``user_args``:
@@ -139,7 +140,7 @@ def refine_ensemble(
     ``resume``, taken up from there.  ``distributed``: shots i = process_index mod process_count
     are this process's.  ``stop_after``: return after that many steps of this call (as a killed
     job would, for tests of resuming).  ``method``: "joint" (default) or "alternating"
-    (``_refine.Refinement.step``)."""
+    (``_refine.Refinement.step``); ``prior``: None or "wilson" (``_refine``)."""
     from nbjax.ensemble import _refine
 
     if method not in _refine.METHODS:
@@ -151,7 +152,8 @@ def refine_ensemble(
     )  # fmt: skip
     problems = refinement.problems
     refinement.method = method
-    signature = _signature(inputs, reflections, free, F0, user_args, size, threshold, tilt, method)
+    refinement.set_prior(prior)
+    signature = _signature(inputs, reflections, free, F0, user_args, size, threshold, tilt, (method, prior))
     process = jax.process_index() if distributed else 0
     state = None
     if resume and checkpoint_dir:
@@ -218,6 +220,7 @@ def setup_refinement(
             )
         )  # fmt: skip
         del data, masks
+        _refine.release_memory()
         if progress is not None:
             progress.setup(len(shots), len(local), shots[-1])
     tiles = [max(-(-int(np.count_nonzero(o.mask)) // SHARED_TILE) for o in s.observations) for s in shots]
@@ -247,6 +250,7 @@ def setup_refinement(
         slot_numbers = np.full(slots, -1, np.int64)
         slot_numbers[: len(s.slots)] = s.slots
         problem.observations, problem.experiments = None, None  # the images: only the packed pixels stay
+        _refine.release_memory()
         slim = dataclasses.replace(s, built=None, observations=None, boxes=None)
         place = None
         found = _engine.plane_span(layout)
