@@ -223,9 +223,9 @@ def setup_refinement(
         _refine.release_memory()
         if progress is not None:
             progress.setup(len(shots), len(local), shots[-1])
-    tiles = [max(-(-int(np.count_nonzero(o.mask)) // SHARED_TILE) for o in s.observations) for s in shots]
+    tiles = [max(-(-c.count // SHARED_TILE) for c in s.pixels_of) for s in shots]
     planes, slots, tile_count = _largest(
-        [max(s.boxes.count for s in shots), max(len(s.slots) for s in shots), max(tiles)], reduce
+        [max(s.shoeboxes for s in shots), max(len(s.slots) for s in shots), max(tiles)], reduce
     )
     planes = max(1, int(planes))
     slots = max(1, int(slots))
@@ -233,14 +233,14 @@ def setup_refinement(
     shot_free = None
     for s in shots:
         experiment = s.elist.experiment(s.index)
+        observations = [c.observation() for c in s.pixels_of]
         shared, per_panel = still_parameters(
-            free, s.built, experiment, s.boxes, [o.image for o in s.observations],
-            [o.mask for o in s.observations], tilt, planes, s.plane_start,
+            free, s.built, experiment, _Count(s.shoeboxes), None, None, tilt, planes, s.plane_start,
         )  # fmt: skip
         shared.append(ReflectionFactors(slots=slots))
         shot_free = [p.name for p in shared] + [p.name for p in per_panel]
         problem = build_problem(
-            s.built.experiments, s.observations, shared, per_panel, loss=loss or Poisson(),
+            s.built.experiments, observations, shared, per_panel, loss=loss or Poisson(),
             tile=SHARED_TILE, tiles_multiple=int(tile_count),
         )  # fmt: skip
         layout = problem.layouts[0]
@@ -251,7 +251,8 @@ def setup_refinement(
         slot_numbers[: len(s.slots)] = s.slots
         problem.observations, problem.experiments = None, None  # the images: only the packed pixels stay
         _refine.release_memory()
-        slim = dataclasses.replace(s, built=None, observations=None, boxes=None)
+        slim = dataclasses.replace(s, built=None, pixels_of=None)
+        del observations
         place = None
         found = _engine.plane_span(layout)
         if found is not None:  # the planes' place among the own values (own: theta without the factors)
@@ -260,6 +261,13 @@ def setup_refinement(
         problems.append(_refine.ShotProblem(slim, problem, own, factors, slot_numbers, np.array(problem.theta0), place))
     gauge = "scale" in (shot_free or [])
     return _refine.Refinement(problems, reflections, gauge, reduce), local
+
+
+@dataclasses.dataclass(frozen=True)
+class _Count:
+    """Shoeboxes as ``still_parameters`` needs them once the planes' start is known: a count."""
+
+    count: int
 
 
 def _shot_table(results, local, n_shots, reduce) -> dict:

@@ -331,8 +331,10 @@ class Refinement:
 
     def loss(self, u, thetas) -> float:
         self._set_u(u)
-        pairs = zip(self.problems, thetas, strict=True)
-        total = sum(float(sp.problem.objective.value(sp.full_theta(t))) for sp, t in pairs)
+        total = 0.0
+        for sp, t in zip(self.problems, thetas, strict=True):
+            total += float(sp.problem.objective.value(sp.full_theta(t)))
+            release_memory()
         return float(_sum(self.reduce, jnp.asarray(total))) + self._prior(u)[0]
 
     # ---- the Wilson prior (``prior="wilson"``)
@@ -399,10 +401,13 @@ class Refinement:
                 solver, S_s, r_s = None, lin.H_qq.toarray(), lin.g_q
             j = lin.slots
             S[np.ix_(j, j)] += S_s
+            del S_s
+            release_memory()
             r[j] += r_s
             dq[j] += lin.H_qq.diagonal()
             parts.append(solver)
-        S, r, dq = (np.asarray(x) for x in _sum(self.reduce, (jnp.asarray(S), jnp.asarray(r), jnp.asarray(dq))))
+        if self.reduce is not None:  # summed over the processes (one process: as they are)
+            S, r, dq = (np.array(x) for x in self.reduce((jnp.asarray(S), jnp.asarray(r), jnp.asarray(dq))))
         if self.prior == "wilson":  # at the linearisation point
             _, g, h = self._prior(self._u)
             r = r + g
@@ -522,7 +527,9 @@ class Refinement:
             m = lin.H_own.shape[0]
             idx = np.arange(m) if named is None else np.asarray(named[s])
             k = position[lin.slots]
-            columns = solver.solve(np.eye(m)[:, idx]) if idx.size else np.zeros((m, 0))  # A^-1 at the named
+            unit = np.zeros((m, idx.size))
+            unit[idx, np.arange(idx.size)] = 1.0
+            columns = solver.solve(unit) if idx.size else unit  # A^-1 at the named values
             X = (lin.H_oq.T @ columns).T  # rows of A^-1 H_sq at the named values
             shot_cov.append(columns[idx] + X @ cov_a[np.ix_(k, k)] @ X.T)
         return sigma, shot_cov, group

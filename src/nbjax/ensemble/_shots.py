@@ -40,18 +40,53 @@ RENDER_CHUNK = 4096  # shoebox pixels rendered per call when attributing them (o
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
+class Pixels:
+    """A panel's fitted pixels, compact (a shot is held this way between its set-up and its
+    compilation: its full-panel arrays would cost tens of MB per megapixel shot): their
+    (slow, fast) indices and, per pixel, the data, shoebox, offsets and reflection slot."""
+
+    shape: tuple
+    name: str
+    spix: np.ndarray
+    fpix: np.ndarray
+    image: np.ndarray
+    shoebox: np.ndarray
+    dx: np.ndarray
+    dy: np.ndarray
+    reflection: np.ndarray
+
+    @property
+    def count(self) -> int:
+        return int(self.spix.size)
+
+    def observation(self):
+        """The panel as an ``nbjax.fit.Observation`` (full-panel arrays, made when needed)."""
+        from nbjax.fit._data import Observation
+
+        image = np.zeros(self.shape)
+        mask = np.zeros(self.shape, bool)
+        shoebox = np.full(self.shape, -1, np.int32)
+        offsets = np.zeros((2, *self.shape))
+        reflection = np.full(self.shape, -1, np.int32)
+        at = (self.spix, self.fpix)
+        image[at], mask[at], shoebox[at], reflection[at] = self.image, True, self.shoebox, self.reflection
+        offsets[0][at], offsets[1][at] = self.dx, self.dy
+        return Observation(image=image, mask=mask, shoebox=shoebox, offsets=offsets, name=self.name,
+                           reflection=reflection)  # fmt: skip
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
 class Shot:
     """A shot set up for the ensemble (module docstring): its DIALS list and index, the panels'
-    Experiments (structure factors: the grid of ``F_start``), the observations (shoebox,
-    offsets and reflection slot per pixel), the shoeboxes, the planes' start, and ``slots``:
-    the reflection number of every slot (R,)."""
+    Experiments (structure factors: the grid of ``F_start``), its fitted pixels per panel
+    (``Pixels``: shoebox, offsets and reflection slot per pixel), the planes' start, and
+    ``slots``: the reflection number of every slot (R,)."""
 
     name: str
     elist: object
     index: int
     built: object
-    observations: list
-    boxes: object
+    pixels_of: list  # Pixels per panel
     plane_start: np.ndarray
     slots: np.ndarray
     mixed: int  # shoebox pixels left out (they see two reflections)
@@ -146,7 +181,6 @@ def prepare_shot(
     """A shot set up from its DIALS list ``elist`` (experiment ``index``), ``data`` (panels,
     slow, fast; photons) with usable ``masks``, the ensemble's ``reflections`` and starting
     structure factors ``F_start`` (module docstring)."""
-    from nbjax.fit._data import Observation
     from nbjax.fit._still import _faint_shoeboxes, check_panels, monochromatic, plane_start, shoeboxes
     from nbjax.panels import panel_experiments, render_panels
 
@@ -165,37 +199,26 @@ def prepare_shot(
     seen = attribute(exps, reflections, pixels, dtype=dtype)
     numbers = _slot_reflections(seen, F_start)
     slot_of = {int(j): r for r, j in enumerate(numbers)}
-    observations, mixed = [], 0
+    compact, mixed = [], 0
     for p, (ids, offsets) in enumerate(zip(boxes.ids, boxes.offsets, strict=True)):
         j, keep, _ = seen[p]
         spix, fpix = pixels[p]
-        usable = np.zeros(ids.shape, bool)
-        usable[spix[keep], fpix[keep]] = True
         mixed += int(np.count_nonzero(~keep))
-        reflection = np.full(ids.shape, -1, np.int32)
-        reflection[spix, fpix] = [slot_of.get(int(x), -1) for x in j]
-        offsets = np.where(flat[np.maximum(ids, 0)] & (ids >= 0), 0.0, offsets)  # faint: no tilt
-        observations.append(
-            Observation(
-                image=np.asarray(data[p], np.float64),
-                mask=usable,
-                shoebox=np.where(usable, ids, -1),
-                offsets=offsets,
+        s, f, jj = spix[keep], fpix[keep], j[keep]
+        k = ids[s, f]
+        faint = flat[k]  # faint shoeboxes: no tilt (zero offsets)
+        compact.append(
+            Pixels(
+                shape=tuple(ids.shape),
                 name=experiment.panels[p].name,
-                reflection=np.where(usable, reflection, -1),
+                spix=s.astype(np.int32),
+                fpix=f.astype(np.int32),
+                image=np.asarray(data[p], np.float64)[s, f],
+                shoebox=k.astype(np.int32),
+                dx=np.where(faint, 0.0, offsets[0][s, f]),
+                dy=np.where(faint, 0.0, offsets[1][s, f]),
+                reflection=np.array([slot_of.get(int(x), -1) for x in jj], np.int32),
             )
         )
-    pixels_fitted = sum(int(np.count_nonzero(o.mask)) for o in observations)
-    return Shot(
-        name,
-        elist,
-        index,
-        built,
-        observations,
-        boxes,
-        start,
-        numbers.astype(np.int64),
-        mixed,
-        boxes.count,
-        pixels_fitted,
-    )
+    pixels_fitted = sum(c.count for c in compact)
+    return Shot(name, elist, index, built, compact, start, numbers.astype(np.int64), mixed, boxes.count, pixels_fitted)
