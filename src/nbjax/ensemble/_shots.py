@@ -86,7 +86,7 @@ class Shot:
     elist: object
     index: int
     built: object
-    pixels_of: list  # Pixels per panel
+    pixels_of: list | None  # Pixels per panel (None once compiled)
     plane_start: np.ndarray
     slots: np.ndarray
     mixed: int  # shoebox pixels left out (they see two reflections)
