@@ -140,9 +140,10 @@ def test_engine_jacobian_matches_jacfwd(which, sources_exp, grid_exp):
     layout, theta, fpix, spix = _problem(exp, params)
     S = exp.beam.wavelengths.shape[0]
     tangents = _engine.tangents_for(layout, theta.size, S)
-    m, J = _engine._tile_model_and_jacobian(exp, layout, tangents, theta, fpix, spix, jnp.float64)
-    m_ref = _engine._tile_model(exp, layout, theta, fpix, spix, jnp.float64)
-    J_ref = jax.jacfwd(lambda th: _engine._tile_model(exp, layout, th, fpix, spix, jnp.float64))(theta)
+    none = -jnp.ones_like(fpix)  # no pixel has a reflection slot
+    m, J = _engine._tile_model_and_jacobian(exp, layout, tangents, theta, fpix, spix, none, jnp.float64)[:2]
+    m_ref = _engine._tile_model(exp, layout, theta, fpix, spix, none, jnp.float64)
+    J_ref = jax.jacfwd(lambda th: _engine._tile_model(exp, layout, th, fpix, spix, none, jnp.float64))(theta)
     np.testing.assert_allclose(np.asarray(m), np.asarray(m_ref), rtol=1e-12, atol=0)
     scale = np.max(np.abs(np.asarray(J_ref)), axis=0)
     assert np.all(scale > 0), f"a parameter has no effect on the image: {np.nonzero(scale == 0)}"
@@ -155,13 +156,15 @@ def test_one_pass_gradient_matches_finite_differences(which, sources_exp, grid_e
     exp = grid_exp if which == "grid" else sources_exp
     params = PARAM_SETS[which]()
     layout, theta, fpix, spix = _problem(exp, params)
-    m0 = np.asarray(_engine._tile_model(exp, layout, theta, fpix, spix, jnp.float64))
+    none = -jnp.ones_like(fpix)  # no pixel has a reflection slot
+    m0 = np.asarray(_engine._tile_model(exp, layout, theta, fpix, spix, none, jnp.float64))
     d = np.random.default_rng(2).poisson(m0 * 1.3 + 0.5).astype(np.float64)
     passes = _engine.make_passes(
         (layout,), theta.size, exp.beam.wavelengths.shape[0], nf.Poisson(), jnp.dtype(jnp.float64)
     )
     value, normal = passes.value, passes.normal
     no_box = (-jnp.ones((1, d.size), jnp.int32), jnp.zeros((1, d.size)), jnp.zeros((1, d.size)))  # no shoeboxes
+    no_box += (-jnp.ones((1, d.size), jnp.int32),)  # ... and no reflection slots
     ones = jnp.ones_like(fpix, bool)[None]
     tiles = ((fpix[None], spix[None], ones, jnp.asarray(d)[None], jnp.ones((1, d.size)), *no_box),)
     L, g, F = normal(theta, (exp,), tiles)
@@ -500,12 +503,12 @@ def test_shared_lattice_tangents_match_jacfwd(extra, tmp_path):
     layout, theta, fpix, spix = _problem(exp, params)
     assert _tangents.eligible(exp, layout)
     tangents = _engine.tangents_for(layout, theta.size, exp.beam.wavelengths.shape[0])
-    m, J = _engine._tile_model_and_jacobian(exp, layout, tangents, theta, fpix, spix, jnp.float64)
-    J_ref = jax.jacfwd(lambda th: _engine._tile_model(exp, layout, th, fpix, spix, jnp.float64))(theta)
+    none = -jnp.ones_like(fpix)  # no pixel has a reflection slot
+    m, J = _engine._tile_model_and_jacobian(exp, layout, tangents, theta, fpix, spix, none, jnp.float64)[:2]
+    J_ref = jax.jacfwd(lambda th: _engine._tile_model(exp, layout, th, fpix, spix, none, jnp.float64))(theta)
     assert np.all(np.isfinite(np.asarray(m))) and np.all(np.isfinite(np.asarray(J)))
-    np.testing.assert_allclose(
-        np.asarray(m), np.asarray(_engine._tile_model(exp, layout, theta, fpix, spix, jnp.float64)), rtol=1e-12, atol=0
-    )
+    m_ref = _engine._tile_model(exp, layout, theta, fpix, spix, none, jnp.float64)
+    np.testing.assert_allclose(np.asarray(m), np.asarray(m_ref), rtol=1e-12, atol=0)
     scale = np.max(np.abs(np.asarray(J_ref)), axis=0)
     assert np.all(scale > 0)
     np.testing.assert_allclose(np.asarray(J) / scale, np.asarray(J_ref) / scale, rtol=0, atol=1e-10)
