@@ -335,6 +335,7 @@ def _shot_result(sp, theta_own, cov_named, group: int) -> ShotResult:
     """The shot's named values (``_named``) with their errors (``cov_named``: their covariance
     in theta), and its refined DIALS list."""
     from nbjax.fit import _engine
+    from nbjax.fit._still import refined_list
 
     problem = sp.problem
     theta = np.array(sp.theta)
@@ -347,7 +348,9 @@ def _shot_result(sp, theta_own, cov_named, group: int) -> ShotResult:
     start = np.asarray(problem.user_values(jnp.asarray(problem.theta0)))[keep_u]
     fitted = [_engine.experiment(e, lay, jnp.asarray(theta)) for e, lay in zip(
         problem.objective.refs, problem.layouts, strict=True)]  # fmt: skip
-    refined = _refined_list(sp.shot, fitted, {p.name for p in problem.layouts[0].params})
+    roles = {p.name for p in problem.layouts[0].params}
+    mosaic = float(values[names.index("mosaic_spread")]) if "mosaic_spread" in names else None
+    refined = refined_list(sp.shot.elist, sp.shot.index, fitted, roles, mosaic)
     return ShotResult(
         sp.shot.name, tuple(names), tuple(units), start, values, np.sqrt(np.maximum(np.diag(cov), 0.0)),
         refined, sp.shot.shoeboxes, sp.shot.pixels, sp.shot.mixed, group, _panel_residuals(problem, theta),
@@ -367,23 +370,3 @@ def _panel_residuals(problem, theta) -> np.ndarray:
         z = (d - m) / np.sqrt(np.maximum(m, 1e-12))
         out[p] = (z.size, float(np.mean(z)) if z.size else 0.0, float(np.sqrt(np.mean(z * z))) if z.size else 0.0)
     return out
-
-
-def _refined_list(shot, fitted, roles) -> dict:
-    """The shot's DIALS list with its refined crystal, domain size, mosaicity, wavelength and
-    panel origins (only what was refined)."""
-    changes = {}
-    e0 = fitted[0]
-    if roles & {"misset", "cell"}:
-        changes["real_space"] = np.stack([np.asarray(v) * 1e10 for v in (e0.crystal.a, e0.crystal.b, e0.crystal.c)])
-    if "N" in roles:
-        lengths = np.linalg.norm(
-            changes.get("real_space", shot.elist.experiment(shot.index).crystal.real_space), axis=1
-        )
-        changes["domain_size_ang"] = float(np.mean(np.asarray(e0.crystal.N) * lengths))
-    if roles & {"spectrum_shift", "spectrum_scale", "wavelength"}:
-        w = np.asarray(e0.beam.weights, np.float64)
-        changes["wavelength"] = float(np.sum(w * np.asarray(e0.beam.wavelengths)) / np.sum(w) * 1e10)
-    if roles & {"detector_distance", "panel_shift"}:
-        changes["panel_origins"] = {k: np.asarray(e.detector.pix0) * 1e3 for k, e in enumerate(fitted)}
-    return shot.elist.refined(shot.index, **changes)

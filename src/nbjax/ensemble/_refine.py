@@ -46,6 +46,7 @@ X = A_s^-1 H_sq (the intensities' uncertainty included).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import time
 
@@ -253,14 +254,21 @@ def release_memory() -> None:
     shot's set-up and passes allocate and free tens of MB from XLA's and NumPy's threads; glibc
     keeps such freed pages in its arenas, so without this the resident memory grew by ~60 MB
     per shot of 1 megapixel where ~10 MB are live (measured: 12 shots 1050 -> 411 MB)."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+@functools.cache
+def _malloc_trim():
+    """glibc's malloc_trim, looked up once (it is called after every shot's pass), or None."""
     import ctypes
     import ctypes.util
 
-    name = ctypes.util.find_library("c")
     try:
-        ctypes.CDLL(name).malloc_trim(0)
+        return ctypes.CDLL(ctypes.util.find_library("c")).malloc_trim
     except (OSError, AttributeError, TypeError):
-        pass
+        return None
 
 
 def _sum(reduce, tree):

@@ -267,29 +267,31 @@ def refine_still(
         tiles_multiple=TILES_MULTIPLE if shared_shapes else 1,
     )
     after = [np.asarray(image) for image in render_panels(monochromatic(result.experiments))]
-    refined = _refined_list(elist, index, experiment, built, result, shared, per_panel)
+    roles = {p.name for p in shared} | {p.name for p in per_panel}
+    mosaic = result.value("mosaic_spread") if "mosaic_spread" in roles else None
+    refined = refined_list(elist, index, result.experiments, roles, mosaic)
     return StillResult(result, boxes, refined, before, after, tuple(shared), tuple(per_panel))
 
 
-def _refined_list(elist, index, experiment, built, result, shared, per_panel) -> dict:
-    """The DIALS list with the refined crystal, mosaicity, domain size, wavelength and panel
-    origins of experiment ``index`` (only what was refined)."""
-    roles = {p.name for p in shared} | {p.name for p in per_panel}
-    exp0 = result.experiments[0]
+def refined_list(elist, index: int, fitted, roles, mosaic_deg: float | None = None) -> dict:
+    """The DIALS list with the refined crystal, mosaicity (``mosaic_deg``), domain size,
+    wavelength and panel origins of experiment ``index`` (only what ``roles``, the refined
+    parameters' names, say was refined); ``fitted``: the refined Experiment of every panel.
+    One home for the still fit and the ensemble."""
+    exp0 = fitted[0]
     changes = {}
-    crystal_names = {"misset", "cell"}
-    if roles & crystal_names:
+    if roles & {"misset", "cell"}:
         changes["real_space"] = np.stack(
             [np.asarray(v) * 1e10 for v in (exp0.crystal.a, exp0.crystal.b, exp0.crystal.c)]
         )
     if "N" in roles:
-        lengths = np.linalg.norm(changes.get("real_space", experiment.crystal.real_space), axis=1)
+        lengths = np.linalg.norm(changes.get("real_space", elist.experiment(index).crystal.real_space), axis=1)
         changes["domain_size_ang"] = float(np.mean(np.asarray(exp0.crystal.N) * lengths))
-    if "mosaic_spread" in roles:
-        changes["half_mosaicity_deg"] = result.value("mosaic_spread")
+    if "mosaic_spread" in roles and mosaic_deg is not None:
+        changes["half_mosaicity_deg"] = mosaic_deg
     if roles & {"wavelength", "spectrum_shift", "spectrum_scale"}:
         w = np.asarray(exp0.beam.weights, np.float64)
         changes["wavelength"] = float(np.sum(w * np.asarray(exp0.beam.wavelengths)) / np.sum(w) * 1e10)
     if roles & {"detector_distance", "panel_shift"}:
-        changes["panel_origins"] = {k: np.asarray(e.detector.pix0) * 1e3 for k, e in enumerate(result.experiments)}
+        changes["panel_origins"] = {k: np.asarray(e.detector.pix0) * 1e3 for k, e in enumerate(fitted)}
     return elist.refined(index, **changes)
