@@ -92,3 +92,28 @@ def test_two_processes_match_one():
     assert outs[0]["mine"] == [0, 2] and outs[1]["mine"] == [1]
     np.testing.assert_allclose([outs[0]["sums"][0], outs[1]["sums"][0], outs[0]["sums"][1]], one["sums"], rtol=1e-12)
     assert outs[0]["local_models"] == [True, False] and outs[1]["local_models"] == [False, True]
+
+
+ENDS = textwrap.dedent("""
+    import sys, time
+    rank, port = int(sys.argv[1]), sys.argv[2]
+    import nbjax.distributed as nd
+    from nbjax.cli.main import _exit
+    nd.initialize(f"127.0.0.1:{port}", num_processes=2, process_id=rank)
+    time.sleep(0.2 if rank == 0 else 4.0)   # process 0, which holds the coordinator, ends first
+    _exit(0, process=True)                  # the CLI's own end: os._exit after finishing the job
+""")
+
+
+def test_a_process_ending_first_waits_for_the_others():
+    """The CLI ends with ``os._exit``: a job's process 0 (the coordinator) ending first used to close
+    the coordinator's socket under the others, which JAX aborts (SIGABRT, a flaky two-process CI
+    test); ``nbjax.distributed.finish`` makes every process wait at the shutdown barrier."""
+    port = str(_free_port())
+    procs = [
+        subprocess.Popen([sys.executable, "-c", ENDS, str(r), port], stderr=subprocess.PIPE, text=True, env=_env())
+        for r in (0, 1)
+    ]
+    for p in procs:
+        _, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err[-2000:]

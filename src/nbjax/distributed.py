@@ -28,6 +28,15 @@ def initialize(coordinator_address: str, num_processes: int, process_id: int, **
     )
 
 
+def finish() -> None:
+    """Leave the job, if this process joined one: wait at JAX's shutdown barrier for every
+    process, then disconnect.  Without it a process that ends first (``os._exit``, as the CLI
+    does) closes the coordinator's socket (process 0) or stops its heartbeats, and JAX aborts
+    the processes still working."""
+    if jax.distributed.is_initialized():
+        jax.distributed.shutdown()
+
+
 def my_images(n_images: int) -> np.ndarray:
     """Indices of the images this process handles: process_index, + process_count, ..."""
     return np.arange(jax.process_index(), n_images, jax.process_count())

@@ -299,8 +299,12 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _exit(code, process: bool):
-    """``sys.exit(code)``, or its status through ``os._exit`` for the whole process."""
+    """``sys.exit(code)``, or its status through ``os._exit`` for the whole process.  A process
+    of a ``jax.distributed`` job that ends well first waits for the others to end
+    (``nbjax.distributed.finish``); one that fails leaves at once and the job fails with it."""
     if process:
+        if code in (0, 3) and "nbjax.distributed" in sys.modules:
+            sys.modules["nbjax.distributed"].finish()
         if code is not None and not isinstance(code, int):
             print(code, file=sys.stderr)
         for stream in (sys.stdout, sys.stderr):
