@@ -17,6 +17,7 @@ import os
 
 import gemmi
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -73,21 +74,27 @@ def shots(tmp_path_factory):
     return truth, inputs, reflections, user
 
 
-def test_schur_step_equals_the_dense_damped_solve(shots):
-    """The step (per-shot elimination, the reduced system of the intensities with its gauge
-    term, back-substitution) equals the dense solve of the whole damped system."""
+@pytest.mark.parametrize("shared", [(), ("panel_shifts", "panel_rotations", "spectrum_shift")])
+def test_schur_step_equals_the_dense_damped_solve(shots, shared):
+    """The step (per-shot elimination, the reduced system of the intensities and the shared
+    values with their gauge terms, back-substitution) equals the dense solve of the whole damped
+    system."""
     truth, inputs, reflections, user = shots
     F0 = np.full(reflections.count, 100.0)
-    refinement, _ = setup_refinement(inputs[:3], reflections, F0, user, FREE)
+    refinement, _ = setup_refinement(inputs[:3], reflections, F0, user, FREE, shared=shared)
+    assert refinement.k == 3 * 2 * 2 + 1 if shared else refinement.k == 0
+    assert len(refinement.shared_gauges) == (1 if shared else 0)  # the detector's turn about the beam
     state = refinement.start(F0)
-    lins = refinement.linearise(state.u, state.thetas)
+    state.gamma = state.gamma + np.random.default_rng(0).normal(0.0, 1e-3, refinement.k)  # away from the start
+    lins = refinement.linearise(state.z, state.thetas)
     lam = 0.05
     S, r, dq, parts = refinement.reduced(lins, lam)
-    du = refinement.solve(S, r, dq, lam)
-    d_own = [_refine._own_step(lin, solver, du[lin.slots]) for lin, solver in zip(lins, parts, strict=True)]
+    dz = refinement.solve(S, r, dq, lam)
+    d_own = [_refine._own_step(lin, solver, dz[lin.slots]) for lin, solver in zip(lins, parts, strict=True)]
 
-    # the dense system: [active u | shot 0's own | shot 1's own | ...]
-    a = np.flatnonzero(refinement.active)
+    # the dense system: [active u, shared values | shot 0's own | shot 1's own | ...]
+    a = np.flatnonzero(refinement.active_z)
+    nu = int(np.count_nonzero(refinement.active))
     where = {int(j): i for i, j in enumerate(a)}
     sizes = [lin.H_own.shape[0] for lin in lins]
     n = a.size + sum(sizes)
@@ -107,12 +114,13 @@ def test_schur_step_equals_the_dense_damped_solve(shots):
         at += m
     damping = lam * np.diag(np.maximum(dq[a], _refine.DAMPING_FLOOR * np.median(dq[a])))
     Sa = S[np.ix_(a, a)]
-    mu = float(np.mean(np.diag(Sa + damping)))  # the gauge term's weight, as the step takes it
-    H[: a.size, : a.size] = _refine._add_gauge(
-        H[: a.size, : a.size] + damping, _refine.components(Sa)[1], np.diag(Sa), mu
-    )
+    mu = float(np.mean(np.diag(Sa + damping)))  # the gauge terms' weight, as the step takes it
+    H[: a.size, : a.size] += damping
+    H[:nu, :nu] = _refine._add_gauge(H[:nu, :nu], _refine.components(Sa[:nu, :nu])[1], np.diag(Sa)[:nu], mu)
+    for c in refinement.shared_gauges:
+        H[nu : a.size, nu : a.size] += mu * np.outer(c, c)
     step = np.linalg.solve(H, -g)
-    np.testing.assert_allclose(du[a], step[: a.size], rtol=1e-7, atol=1e-9 * np.abs(step).max())
+    np.testing.assert_allclose(dz[a], step[: a.size], rtol=1e-7, atol=1e-9 * np.abs(step).max())
     at = a.size
     for d_s, m in zip(d_own, sizes, strict=True):
         np.testing.assert_allclose(d_s, step[at : at + m], rtol=1e-6, atol=1e-8 * np.abs(step[at : at + m]).max())
@@ -215,6 +223,10 @@ def _run(argv, capsys, monkeypatch):
         ("GOOD", ["-shoebox", "x"], "-shoebox: 'x' is not a whole number"),
         ("GOOD", ["-free", "misset,colour"], "unknown fit parameter 'colour'"),
         ("GOOD", ["-dmin", "-1"], "-dmin: must be at least"),
+        ("GOOD", ["-shared", "background"], "only a parameter of the experiment"),
+        ("GOOD", ["-shared", "misset"], "cannot be both per shot (-free) and shared"),
+        ("GOOD", ["-shared", "panel_shifts", "-panel_groups", "0,2"], "-panel_groups gives 2 group numbers"),
+        ("GOOD", ["-shared", "panel_shifts", "-panel_groups", "0,x"], "-panel_groups: '0,x' is not a list"),
     ],
 )
 def test_bad_inputs_fail_with_one_line_and_write_nothing(shots, tmp_path, capsys, monkeypatch, line, extra, message):
@@ -281,3 +293,95 @@ def test_summary_json_lists_every_shot(shots, refined):
     assert len(doc["shots"]) == len(inputs) and doc["converged"] is True
     names = [p["name"] for p in doc["shots"][0]["parameters"]]
     assert names == ["misset.x", "misset.y", "misset.z", "scale"]
+
+
+# ---- values all shots share: detector metrology, a spectrum calibration
+
+
+@pytest.fixture(scope="module")
+def miscalibrated(tmp_path_factory):
+    """Ten stills whose truth has its panels moved and turned away from the .expt's (the demo's
+    ``DEMO_MISCALIBRATION``), refined with the panels' shifts and rotations shared."""
+    jax.config.update("jax_enable_x64", True)
+    from nbjax.cli import ensemble as cli
+
+    folder = tmp_path_factory.mktemp("miscalibrated")
+    off = cli.DEMO_MISCALIBRATION
+    moved = {key: off[key] for key in ("panel_shift_mm", "panel_rotation_mrad")}
+    truth = make_shots(folder, 10, 7, panels=2, size=(128, 128), renderer="nbjax", **moved)
+    inputs = cli._inputs(cli.read_list(truth.list_path), 0, {})
+    reflections = cli._reflections(inputs, {})
+    user = [os.path.join(folder, x) if x.endswith(".txt") else x for x in truth.user_args]
+    result = refine_ensemble(inputs, reflections, 100.0, user, FREE, shared=["panel_shifts", "panel_rotations"])
+    return truth, inputs, reflections, user, result
+
+
+def test_shared_detector_is_recovered(miscalibrated):
+    """The panels' shifts and turns are found within their error bars, the truth brought into
+    the refinement's gauge (the detector and every crystal turned about the beam change no
+    pixel: the panels' summed turn about the beam is held at its start); the crystals' missets,
+    in the same gauge, within theirs; F correlate with the truth; every shot's refined list
+    carries the refined panels."""
+    from nbjax.ensemble._synthetic import moved_detector
+    from nbjax.io.expt import ExperimentList
+
+    truth, inputs, reflections, user, result = miscalibrated
+    assert result.converged, result.message
+    sh = result.shared
+    assert len(sh["names"]) == 12 and sh["names"][0] == "panel_shift.x@P0" and sh["names"][-1] == "panel_rotation.z@P1"
+    want, missets = result.sharing.in_gauge(
+        np.concatenate([truth.panel_shift_mm.ravel(), truth.panel_rotation_mrad.ravel()]), truth.missets_deg
+    )
+    pulls = (sh["value"] - want) / sh["stderr"]
+    assert np.all(np.abs(pulls) < 3.5), dict(zip(sh["names"], pulls.round(2), strict=True))
+    assert np.all(sh["stderr"][:6] < 0.01) and np.all(sh["stderr"][[8, 11]] < 0.1)  # mm; mrad about the beam
+    held = result.shared_value("panel_rotation.z@P0") + result.shared_value("panel_rotation.z@P1")
+    assert abs(held) < 0.01 * result.shared_error("panel_rotation.z@P0")  # held to first order (polarization)
+    stats = compare(result, truth.table.hkl, truth.table.F, truth.scales, missets)
+    assert stats["F_correlation"] >= 0.98, stats
+    for axis in ("misset.x", "misset.y", "misset.z"):
+        assert stats[f"{axis}_within_3_sigma"] >= 0.9, stats
+    panels = ExperimentList("refined", result.shots[0].refined_expt).experiment(0).panels
+    detector = inputs[0].elist.raw["detector"][0]
+    moved = moved_detector(detector, sh["value"][:6].reshape(2, 3), sh["value"][6:].reshape(2, 3))["panels"]
+    for panel, m in zip(panels, moved, strict=True):
+        np.testing.assert_allclose(panel.origin, m["origin"], atol=1e-9)
+        np.testing.assert_allclose(panel.fast, m["fast_axis"], atol=1e-9)
+
+
+def test_a_panel_group_moves_as_one_body(shots):
+    """``-panel_groups 0,0``: one shift for both panels (labelled by the group), found at 0 for
+    a truth whose panels sit where the lists say; a group's rotation turns its panels about the
+    group's centre, as the whole group turned rigidly (the hierarchical fixture's two groups)."""
+    import expt_fixtures as fx
+
+    from nbjax import panels as P
+    from nbjax.ensemble._ensemble import _pivoted
+    from nbjax.fit._parameters import PanelRotation
+    from nbjax.physics.rotations import rotate_xyz
+
+    truth, inputs, reflections, user = shots
+    result = refine_ensemble(inputs[:4], reflections, 100.0, user, FREE, shared=["panel_shifts"], panel_groups=[0, 0])
+    assert result.shared["names"] == ("panel_shift.x@group0", "panel_shift.y@group0", "panel_shift.z@group0")
+    assert np.all(np.abs(result.shared["value"]) < 4 * result.shared["stderr"]), result.shared
+
+    from nbjax.io.expt import ExperimentList
+
+    experiment = ExperimentList("fixture", fx.hierarchical_8panel()).experiment(0)
+    experiments = P.panel_experiments(experiment, ["-N", "8", "-default_F", "100"]).experiments
+    groups = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+    copies = _pivoted(PanelRotation(scope="global_panel"), experiments, groups)
+    assert isinstance(copies, tuple) and len(copies) == 8
+    turn = {0: np.array([3.0, -2.0, 5.0]), 1: np.array([-1.0, 4.0, 2.0])}  # mrad
+    for g in (0, 1):
+        members = np.flatnonzero(groups == g)
+        centre = np.mean([np.asarray(experiments[k].detector.pix0) + 0.5 * float(experiments[k].detector.pixel_size)
+                          * (experiments[k].detector.fpixels * np.asarray(experiments[k].detector.fdet)
+                             + experiments[k].detector.spixels * np.asarray(experiments[k].detector.sdet))
+                          for k in members], axis=0)  # fmt: skip
+        r = turn[g] * 1e-3
+        for k in members:
+            det = experiments[k].detector
+            got = copies[k].apply(experiments[k], jnp.asarray(turn[g]), experiments[k]).detector
+            np.testing.assert_allclose(got.pix0, centre + rotate_xyz(np.asarray(det.pix0) - centre, *r), atol=1e-13)
+            np.testing.assert_allclose(got.fdet, rotate_xyz(np.asarray(det.fdet), *r), atol=1e-13)

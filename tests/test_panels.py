@@ -257,3 +257,38 @@ def test_cli_bad_expt_inputs(tmp_path, capsys, monkeypatch):
         code, out, err = _cli(args, capsys, tmp_path, monkeypatch)
         assert code != 0 and message in err and err.count("\n") == 1, (args, err)
         assert sorted(p.name for p in tmp_path.iterdir()) == ["t.expt"]  # nothing written
+
+
+def test_panel_motion_is_the_moved_detector(tmp_path):
+    """``PanelRotation`` then ``PanelShift`` applied to each panel of the hierarchical detector
+    give the panels of the list whose panels were turned about their centres and moved, computed
+    here in the DIALS frame with NumPy and written back through the hierarchy
+    (``ExperimentList.refined``: origins and axes in the parents' frames): the same geometry and,
+    rendered, the same images."""
+    from nbjax.fit._parameters import PanelRotation, PanelShift
+    from nbjax.physics.rotations import rotate_xyz
+
+    case = next(c for c in CASES if c["id"] == "hierarchical-8panel")
+    elist = E.ExperimentList("fixture", fx.hierarchical_8panel())
+    experiment = elist.experiment(0)
+    pe = P.panel_experiments(experiment, case["args"])
+    rng = np.random.default_rng(3)
+    turns, shifts = rng.normal(0.0, 20.0, (8, 3)), rng.normal(0.0, 0.3, (8, 3))  # mrad, mm
+    origins, axes, moved = {}, {}, []
+    for k, (panel, e) in enumerate(zip(experiment.panels, pe.experiments, strict=True)):
+        o, f, s = (np.asarray(v, float) for v in (panel.origin, panel.fast, panel.slow))
+        (nf, ns), (pf, ps) = panel.image_size, panel.pixel_size
+        c = o + 0.5 * (nf * pf * f + ns * ps * s)
+        r = turns[k] * 1e-3
+        origins[k] = c + rotate_xyz(o - c, *r) + shifts[k]
+        axes[k] = (rotate_xyz(f, *r), rotate_xyz(s, *r))
+        turned = PanelRotation().apply(e, jnp.asarray(turns[k]), e)
+        moved.append(PanelShift().apply(turned, jnp.asarray(shifts[k]), e))
+    again = E.ExperimentList("moved", elist.refined(0, panel_origins=origins, panel_axes=axes)).experiment(0)
+    want = P.panel_experiments(again, case["args"]).experiments
+    for got, w in zip(moved, want, strict=True):
+        for field in ("fdet", "sdet", "odet", "pix0"):
+            np.testing.assert_allclose(getattr(got.detector, field), getattr(w.detector, field), rtol=0, atol=1e-12)
+    images, expected = (np.asarray(P.render_panels(x)) for x in (moved, want))
+    assert np.max(np.abs(images - expected)) <= 1e-9 * expected.max()
+    assert np.max(np.abs(images - np.asarray(P.render_panels(pe.experiments)))) > 0.1 * expected.max()  # it moved

@@ -13,6 +13,11 @@ Options (exact names):
 
     -free LIST            per-shot parameters (default misset,scale,background_planes; any of
                           nbjax fit's still names: cell, N, mosaic, spectrum_shift, ...)
+    -shared LIST          parameters all shots share, refined with F: panel_shifts and
+                          panel_rotations (one copy per panel group: detector metrology),
+                          spectrum_shift and spectrum_scale (a spectrometer calibration)
+    -panel_groups LIST    the group of each panel, e.g. 0,0,1,1 (default: every panel its own);
+                          a group moves and turns as one body about its centre
     -default_F F          start every structure factor at F (default 100)
     -mtz FILE [-mtz_column LABEL]   start from an MTZ file's amplitudes (gemmi; others: -default_F)
     -dmin D               refine reflections to D A (default: the first shot's detector corner)
@@ -28,10 +33,12 @@ Options (exact names):
     -coordinator HOST:PORT -num_processes N -process_id I   shots over a jax.distributed job
     -noprogress           no progress lines
     -demo                 render a small data set of stills with a known truth (-shots N, default
-                          12; -seed S), refine it, and print truth against refined
+                          12; -seed S), refine it, and print truth against refined; with
+                          -shared, the truth's panels and spectrum are off by DEMO_MISCALIBRATION
 
 Outputs in DIR: merged.mtz (F SIGF I SIGI NSHOTS), shot_NNNNN.expt (each shot's refined list),
-ensemble.json (convergence, losses, every shot's values and errors), ensemble_report.png;
+ensemble.json (convergence, losses, every shot's values and errors, the shared values),
+ensemble_report.png;
 checkpoint/ while it runs.  Exit status 3 when the refinement does not converge.
 """
 
@@ -49,11 +56,18 @@ from nbjax.io.atomic import check_writable
 VALUED = (
     "-outdir", "-free", "-default_F", "-mtz", "-mtz_column", "-dmin", "-shoebox", "-spot_threshold",
     "-background_model", "-steps", "-checkpoint_every", "-shots", "-seed", "-coordinator", "-num_processes",
-    "-process_id", "-expt_index", "-method", "-prior",
+    "-process_id", "-expt_index", "-method", "-prior", "-shared", "-panel_groups",
 )  # fmt: skip
 SWITCHES = ("-demo", "-resume", "-anomalous", "-noprogress")
 OUTPUTS = ("merged.mtz", "ensemble.json", "ensemble_report.png")
 DEFAULT_FREE = "misset,scale,background_planes"
+# the demo truth's miscalibrations, for -demo -shared: per panel its shift (mm) and turn (mrad)
+# from the .expt, and the spectrum's channels' shift (A) from spectrum.txt
+DEMO_MISCALIBRATION = {
+    "panel_shift_mm": ((0.05, -0.03, 0.10), (-0.04, 0.06, -0.08)),
+    "panel_rotation_mrad": ((1.0, -0.5, 2.0), (-0.8, 0.6, -1.5)),
+    "spectrum_shift_A": 2e-4,
+}
 
 
 def _split(argv):
@@ -191,10 +205,17 @@ def main(argv, out=sys.stdout, err=sys.stderr) -> int:
     steps = _number(opts, "-steps", 30, int, 1)
     every = _number(opts, "-checkpoint_every", 1, int, 1)
     free = [n for n in opts.get("-free", DEFAULT_FREE).split(",") if n.strip()]
+    shared = [n.strip() for n in opts.get("-shared", "").split(",") if n.strip()]
+    groups = None
+    if "-panel_groups" in opts:
+        try:
+            groups = [int(x) for x in opts["-panel_groups"].split(",")]
+        except ValueError:
+            raise NBError(f"-panel_groups: '{opts['-panel_groups']}' is not a list of group numbers") from None
     truth = None
     jaxconfig.configure()
     if opts.get("-demo"):
-        inputs, user, truth = _demo(opts, outdir, out)
+        inputs, user, truth = _demo(opts, outdir, out, shared)
     else:
         if listed is None:
             raise NBError("ensemble: give the shot list (nbjax ensemble LIST -outdir DIR), or -demo")
@@ -211,14 +232,16 @@ def main(argv, out=sys.stdout, err=sys.stderr) -> int:
     F0 = _start(reflections, opts, out)
     print(
         f"nbjax ensemble: {len(inputs)} shots, {reflections.count} unique reflections of {reflections.space_group} "
-        f"to {reflections.dmin:.3g} A; per shot: {', '.join(free)}",
+        f"to {reflections.dmin:.3g} A; per shot: {', '.join(free)}"
+        + (f"; shared: {', '.join(shared)}" if shared else ""),
         file=out,
     )
     result = refine_ensemble(
         inputs, reflections, F0, user, free, size=size, threshold=threshold, tilt=background == "plane",
         max_steps=steps, progress=_Progress(err, not opts.get("-noprogress")),
         checkpoint_dir=os.path.join(outdir, "checkpoint"), checkpoint_every=every, resume=bool(opts.get("-resume")),
-        distributed=count > 1, method=opts.get("-method", "joint"), prior=opts.get("-prior"),
+        distributed=count > 1, method=opts.get("-method", "joint"), prior=opts.get("-prior"), shared=shared,
+        panel_groups=groups,
     )  # fmt: skip
     _write(result, inputs, outdir, rank, out, truth)
     return 0 if result.converged else 3
@@ -238,6 +261,7 @@ def _write(result, inputs, outdir, rank, out, truth):
         "shots",
         file=out,
     )
+    _print_shared(result, truth, out)
     names = [s.name for s in inputs]
     F_truth, stats = None, None
     if truth is not None:
@@ -268,16 +292,23 @@ def _cell(shot) -> tuple:
     return cell_of(shot.elist.experiment(shot.index).crystal)
 
 
-def _demo(opts, outdir, out):
+def _demo(opts, outdir, out, shared=()):
     """A small data set with a known truth (``nbjax.ensemble.make_shots``, rendered by nbjax)
-    in DIR/demo_data: (inputs, the model's flags, the truth)."""
+    in DIR/demo_data: (inputs, the model's flags, the truth).  The truth's panels and spectrum
+    are off by ``DEMO_MISCALIBRATION`` where ``shared`` refines them."""
     from nbjax.ensemble import make_shots
 
     n = _number(opts, "-shots", 12, int, 2)
     seed = _number(opts, "-seed", 0, int, 0)
     folder = os.path.join(outdir, "demo_data")
+    off = {
+        key: value
+        for key, value in DEMO_MISCALIBRATION.items()
+        if {"panel_shift_mm": "panel_shifts", "panel_rotation_mrad": "panel_rotations",
+            "spectrum_shift_A": "spectrum_shift"}[key] in shared
+    }  # fmt: skip
     print(f"nbjax ensemble -demo: rendering {n} stills (2 panels of 128x128, seed {seed}) in {folder}", file=out)
-    truth = make_shots(folder, n, seed, panels=2, size=(128, 128), renderer="nbjax")
+    truth = make_shots(folder, n, seed, panels=2, size=(128, 128), renderer="nbjax", **off)
     shots = read_list(truth.list_path)
     inputs = _inputs(shots, 0, opts)
     user = [a for a in truth.user_args]
@@ -287,11 +318,46 @@ def _demo(opts, outdir, out):
     return inputs, user, truth
 
 
+def _print_shared(result, truth, out) -> None:
+    """The shared values, refined +- error (with the demo: and the truth, in the refinement's
+    gauge: ``Shared.in_gauge``)."""
+    if not result.shared:
+        return
+    sh = result.shared
+    want = None if truth is None else _shared_truth(result, truth)[0]
+    print("shared by all shots:", file=out)
+    for k, (name, unit, start, value, err) in enumerate(
+        zip(sh["names"], sh["units"], sh["start"], sh["value"], sh["stderr"], strict=True)
+    ):
+        line = f"  {name:24s} {value:+.5g} +- {err:.2g} {unit} (start {start:+.4g})"
+        if want is not None:
+            line += f"; truth {want[k]:+.5g}, pull {(value - want[k]) / err:+.2f}"
+        print(line, file=out)
+
+
+def _shared_truth(result, truth):
+    """(the demo truth of the shared values, its crystals' missets), in the refinement's gauge
+    (theta = user units: the shared values' transforms here are identities)."""
+    values = {"panel_shift": truth.panel_shift_mm, "panel_rotation": truth.panel_rotation_mrad}
+    out = []
+    for name in result.shared["names"]:
+        stem, _, panel = name.partition("@")
+        kind, _, axis = stem.partition(".")
+        if kind == "spectrum_shift":
+            out.append(truth.spectrum_shift_A)
+        elif kind in values and values[kind] is not None and panel.startswith("P"):
+            out.append(float(values[kind][int(panel[1:])]["xyz".index(axis)]))
+        else:
+            out.append(0.0 if kind != "spectrum_scale" else 1.0)
+    return result.sharing.in_gauge(np.asarray(out), truth.missets_deg)
+
+
 def _print_truth(result, truth, out) -> dict:
     """The demo's truth against the refined values (``nbjax.ensemble._truth.compare``)."""
     from nbjax.ensemble._truth import compare
 
-    stats = compare(result, truth.table.hkl, truth.table.F, truth.scales, truth.missets_deg)
+    missets = truth.missets_deg if not result.shared else _shared_truth(result, truth)[1]
+    stats = compare(result, truth.table.hkl, truth.table.F, truth.scales, missets)
     print("truth against refined (truth brought to the refined F scale, k = "
           f"{stats.get('scale_k', float('nan')):.4g}):", file=out)  # fmt: skip
     print(

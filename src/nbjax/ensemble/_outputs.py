@@ -56,7 +56,8 @@ def merged_mtz_bytes(result, cell) -> bytes:
 
 def summary_json(result, names, truth=None) -> bytes:
     """``ensemble.json``: the convergence, the loss per step, every shot's values and errors,
-    and the reflection count; ``truth`` (optional dict) is copied in."""
+    the values all shots share (with errors), and the reflection count; ``truth`` (optional
+    dict) is copied in."""
     t = result.table
     doc = {
         "converged": result.converged,
@@ -87,6 +88,12 @@ def summary_json(result, names, truth=None) -> bytes:
             for k in range(len(names))
         ],
     }
+    if result.shared:
+        sh = result.shared
+        doc["shared"] = [
+            {"name": n, "units": u, "start": float(a), "value": float(v), "stderr": float(e)}
+            for n, u, a, v, e in zip(sh["names"], sh["units"], sh["start"], sh["value"], sh["stderr"], strict=True)
+        ]
     if truth is not None:
         doc["truth"] = truth
     return (json.dumps(doc, indent=1) + "\n").encode()

@@ -61,7 +61,7 @@ from nbjax.errors import NBError
 TOLERANCE = 1e-2  # converged: an accepted step lowered the loss by less than this
 DAMPING_FLOOR = 1e-3  # the damping of a reflection is at least this times the median's
 MAX_STEP_U = 1.0  # a step changes no ln I by more than this (a factor e): longer ones are shortened
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2
 METHODS = ("joint", "alternating")
 PRIORS = (None, "wilson")  # on the intensities: none, or Wilson's distribution per resolution shell
 WILSON_SHELLS = 10  # a step of everything, or of the shots then of the intensities
@@ -71,7 +71,9 @@ WILSON_SHELLS = 10  # a step of everything, or of the shots then of the intensit
 class ShotProblem:
     """A shot's compiled fit (``nbjax.fit.build_problem``) and where its values live: ``own``
     the theta indices of its own parameters, ``factors`` those of its reflection slots, whose
-    reflection numbers are ``slots`` (-1: a slot without pixels)."""
+    reflection numbers are ``slots`` (-1: a slot without pixels), ``links`` those of the values
+    all shots share (detector metrology, a spectrum calibration), whose places in the shared
+    vector are ``link_at`` (several panels of a group: one place)."""
 
     shot: object
     problem: object
@@ -80,12 +82,18 @@ class ShotProblem:
     slots: np.ndarray
     theta: np.ndarray
     planes: tuple | None = None  # (start, stop, per) of the background planes in the own values
+    links: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, np.int64))
+    link_at: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, np.int64))
 
     def set_F(self, sf):
         from nbjax.ensemble._shots import with_structure_factors
 
         obj = self.problem.objective
         obj.refs = tuple(with_structure_factors(obj.refs, sf))
+
+    def set_shared(self, gamma):
+        """The shared values ``gamma`` (theta units) into this shot's theta."""
+        self.theta[self.links] = np.asarray(gamma)[self.link_at]
 
     def full_theta(self, theta_own=None):
         theta = np.array(self.theta)
@@ -97,7 +105,8 @@ class ShotProblem:
 
 @dataclasses.dataclass
 class _Linearised:
-    """A shot's loss, gradient and Fisher blocks at the current point (sparse)."""
+    """A shot's loss, gradient and Fisher blocks at the current point (sparse): "own" its own
+    values, "q" its global columns (its reflection slots' u, then the shared values it uses)."""
 
     loss: float
     g_own: np.ndarray
@@ -105,13 +114,16 @@ class _Linearised:
     H_own: object
     H_oq: object
     H_qq: object
-    slots: np.ndarray  # reflection numbers of the valid slots
+    slots: np.ndarray  # the q columns' places in z = (u, gamma): reflection numbers, then n + shared index
     planes: tuple | None  # (start, stop, values per shoebox) of the background planes among the own values
 
 
-def linearise(sp: ShotProblem) -> _Linearised:
+def linearise(sp: ShotProblem, n: int) -> _Linearised:
     """The shot's loss, gradient and Fisher blocks at its current point, the Fisher matrix
-    assembled sparse (``_engine.sparse_normal``: no n x n array for its planes and slots)."""
+    assembled sparse (``_engine.sparse_normal``: no n x n array for its planes and slots).  The
+    global columns are Q^T of the theta ones: Q (theta, columns) maps a reflection slot to its
+    column and every theta copy of a shared value (the panels of one group) to that value's
+    column (the chain rule: dL/dgamma = sum of dL/dtheta over its copies)."""
     from nbjax.fit._engine import sparse_matrix
 
     obj = sp.problem.objective
@@ -123,17 +135,22 @@ def linearise(sp: ShotProblem) -> _Linearised:
         H = H + scipy.sparse.csr_matrix(np.asarray(rF, np.float64))
     g = np.asarray(g, np.float64) + np.asarray(rg, np.float64)
     valid = sp.slots >= 0
-    q = sp.factors[valid]
+    n_valid = int(np.count_nonzero(valid))
+    places, column = np.unique(sp.link_at, return_inverse=True)
+    rows = np.concatenate([sp.factors[valid], sp.links])
+    columns = np.concatenate([np.arange(n_valid), n_valid + column])
+    Q = scipy.sparse.csr_matrix((np.ones(rows.size), (rows, columns)), shape=(H.shape[0], n_valid + places.size))
     o = sp.own
     H_o = H[o]
+    H_oq = (H_o @ Q).tocsr()
     return _Linearised(
         float(L) + float(rL),
         g[o],
-        g[q],
+        Q.T @ g,
         H_o[:, o].tocsr(),
-        H_o[:, q].tocsr(),
-        H[q][:, q].tocsr(),
-        sp.slots[valid],
+        H_oq,
+        (Q.T @ H @ Q).tocsr(),
+        np.concatenate([sp.slots[valid], n + places]),
         sp.planes,
     )
 
@@ -233,7 +250,8 @@ def _own_step(lin: _Linearised, solver, du_slots) -> np.ndarray:
 @dataclasses.dataclass
 class State:
     """Where a refinement stands: u = ln I (n,), every local shot's own theta, the damping, the
-    step count and the loss history (what a checkpoint holds)."""
+    step count, the loss history and the shared values gamma (theta units; what a checkpoint
+    holds)."""
 
     u: np.ndarray
     thetas: list
@@ -242,6 +260,12 @@ class State:
     history: list
     converged: bool = False
     message: str = ""
+    gamma: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))
+
+    @property
+    def z(self) -> np.ndarray:
+        """The global values (u, gamma)."""
+        return np.concatenate([self.u, self.gamma])
 
     @property
     def F(self) -> np.ndarray:
@@ -302,17 +326,22 @@ def _add_gauge(M: np.ndarray, labels: np.ndarray, weights: np.ndarray, mu: float
 
 class Refinement:
     """The joint Levenberg-Marquardt refinement of ``problems`` (this process's shots) over the
-    ``n`` structure factors of ``reflections`` (module docstring).  ``gauge``: every shot's scale
-    is free (F's overall scale is then fixed by the step, see above).  ``reduce``: sums over the
-    processes of a distributed job (None: one process)."""
+    ``n`` structure factors of ``reflections`` and the values all shots share (from
+    ``shared_start``, theta units; none by default) (module docstring).  ``gauge``: every shot's
+    scale is free (F's overall scale is then fixed by the step, see above).  ``reduce``: sums
+    over the processes of a distributed job (None: one process)."""
 
     def __init__(
-        self, problems, reflections, gauge: bool, reduce=None, lam0: float = 1e-3, method: str = "joint", prior=None
-    ):
+        self, problems, reflections, gauge: bool, reduce=None, lam0: float = 1e-3, method: str = "joint", prior=None,
+        shared_start=None, shared_gauges=(),
+    ):  # fmt: skip
         self.method = method
         self.problems = problems
         self.reflections = reflections
         self.n = reflections.count
+        self.gamma0 = np.zeros(0) if shared_start is None else np.asarray(shared_start, np.float64)
+        self.k = self.gamma0.size
+        self.shared_gauges = tuple(np.asarray(c, np.float64) / np.linalg.norm(c) for c in shared_gauges)
         self.gauge = gauge
         self.reduce = reduce
         self.lam0 = lam0
@@ -321,6 +350,7 @@ class Refinement:
             seen[sp.slots[sp.slots >= 0]] += 1
         self.shots_seen = np.asarray(_sum(reduce, jnp.asarray(seen)))  # shots in which a reflection is seen
         self.active = self.shots_seen > 0
+        self.active_z = np.concatenate([self.active, np.ones(self.k, bool)])  # and every shared value
         self.set_prior(prior)
 
     def set_prior(self, prior):
@@ -332,18 +362,21 @@ class Refinement:
             self._wilson_setup()
 
     # ---- passes over the shots
-    def _set_u(self, u):
-        sf = self.reflections.grid(jnp.exp(0.5 * jnp.asarray(u)))
+    def _set_z(self, z):
+        """The global values z = (u, gamma) into every shot."""
+        sf = self.reflections.grid(jnp.exp(0.5 * jnp.asarray(z[: self.n])))
         for sp in self.problems:
             sp.set_F(sf)
+            sp.set_shared(z[self.n :])
 
-    def loss(self, u, thetas) -> float:
-        self._set_u(u)
+    def loss(self, z, thetas) -> float:
+        """The total loss (over the processes) at global values z and the shots' own thetas."""
+        self._set_z(z)
         total = 0.0
         for sp, t in zip(self.problems, thetas, strict=True):
             total += float(sp.problem.objective.value(sp.full_theta(t)))
             release_memory()
-        return float(_sum(self.reduce, jnp.asarray(total))) + self._prior(u)[0]
+        return float(_sum(self.reduce, jnp.asarray(total))) + self._prior(z[: self.n])[0]
 
     # ---- the Wilson prior (``prior="wilson"``)
     def _wilson_setup(self):
@@ -385,22 +418,22 @@ class Refinement:
         w = np.where(a, self.weight, 0.0)
         return float(np.sum(w * (x - u))), w * (x - 1.0), w * x
 
-    def linearise(self, u, thetas):
-        self._set_u(u)
-        self._u = np.array(u)
+    def linearise(self, z, thetas):
+        self._set_z(z)
+        self._u = np.array(z[: self.n])
         lins = []
         for sp, t in zip(self.problems, thetas, strict=True):
             sp.theta[sp.own] = t
-            lins.append(linearise(sp))
+            lins.append(linearise(sp, self.n))
             release_memory()  # the pass's transient arrays (tens of MB for a megapixel shot)
         return lins
 
     def reduced(self, lins, lam, eliminate: bool = True):
-        """(S, r, diag of sum H_qq, per-shot factors of A_s) for damping ``lam``, summed over
-        the processes; ``eliminate=False``: the shots held fixed (S = sum H_qq, r = sum g_q, no
-        factors)."""
-        n = self.n
-        S, r, dq = np.zeros((n, n)), np.zeros(n), np.zeros(n)
+        """(S, r, diag of sum H_qq, per-shot factors of A_s) over z = (u, gamma) for damping
+        ``lam``, summed over the processes; ``eliminate=False``: the shots held fixed
+        (S = sum H_qq, r = sum g_q, no factors)."""
+        n, m = self.n, self.n + self.k
+        S, r, dq = np.zeros((m, m)), np.zeros(m), np.zeros(m)
         parts = []
         for lin in lins:
             if eliminate:
@@ -418,27 +451,40 @@ class Refinement:
             S, r, dq = (np.array(x) for x in self.reduce((jnp.asarray(S), jnp.asarray(r), jnp.asarray(dq))))
         if self.prior == "wilson":  # at the linearisation point
             _, g, h = self._prior(self._u)
-            r = r + g
-            S[np.diag_indices_from(S)] += h
-            dq = dq + h
+            r[:n] += g
+            S[np.arange(n), np.arange(n)] += h
+            dq[:n] += h
         return S, r, dq, parts
 
     def solve(self, S, r, dq, lam):
-        """du over the active reflections (0 elsewhere)."""
-        a = self.active
+        """dz over the active reflections and the shared values (0 elsewhere)."""
+        a = self.active_z
         Sa = S[np.ix_(a, a)]
         M = Sa + lam * np.diag(np.maximum(dq[a], DAMPING_FLOOR * np.median(dq[a])))
-        if self.gauge:
-            M = _add_gauge(M, components(Sa)[1], np.diag(Sa), float(np.mean(np.diag(M))))
-        du = np.zeros(self.n)
-        du[a] = -scipy.linalg.solve(M, r[a], assume_a="sym")
-        return du
+        nu = int(np.count_nonzero(self.active))
+        mu = float(np.mean(np.diag(M)))
+        if self.gauge:  # the intensities' scale, per group of linked reflections
+            Su = Sa[:nu, :nu]
+            M[:nu, :nu] = _add_gauge(M[:nu, :nu], components(Su)[1], np.diag(Su), mu)
+        for c in self.shared_gauges:  # the shared values' (the detector's turn about the beam)
+            M[nu:, nu:] += mu * np.outer(c, c)
+        dz = np.zeros(self.n + self.k)
+        dz[a] = -scipy.linalg.solve(M, r[a], assume_a="sym")
+        return dz
+
+    def _clip(self, dz):
+        """The step with every du_j clipped to +-MAX_STEP_U (module docstring)."""
+        dz = np.array(dz)
+        dz[: self.n] = np.clip(dz[: self.n], -MAX_STEP_U, MAX_STEP_U)
+        return dz
 
     # ---- the loop
     def start(self, F0, thetas0=None) -> State:
         thetas = [np.array(sp.theta[sp.own]) for sp in self.problems] if thetas0 is None else thetas0
         u = 2.0 * np.log(np.asarray(F0, np.float64))
-        return State(u, thetas, self.lam0, 0, [self.loss(u, thetas)])
+        state = State(u, thetas, self.lam0, 0, [], gamma=self.gamma0.copy())
+        state.history.append(self.loss(state.z, thetas))
+        return state
 
     def step(self, state: State, progress=None) -> State:
         """One accepted step (or give up after ten refusals): a new State.  ``method`` "joint":
@@ -457,19 +503,19 @@ class Refinement:
     def _block_step(self, state: State, block: str) -> State:
         """A Levenberg-Marquardt step of ``block``: "joint" (everything), "shots" (the shots' own
         values; du = 0) or "intensities" (u alone; the shots fixed, no elimination)."""
-        u, thetas, lam = state.u, state.thetas, state.lam
+        z, u, thetas, lam = state.z, state.u, state.thetas, state.lam
         L0 = state.history[-1]
         if self.prior == "wilson":  # the shells' means move with u: L0 with this step's means
             L0 -= self._prior(u)[0]
             self._update_shells(u)
             L0 += self._prior(u)[0]
-        lins = self.linearise(u, thetas)
+        lins = self.linearise(z, thetas)
         for _ in range(10):
             if block == "shots":
-                du, parts = np.zeros(self.n), [_factor(lin, lam) for lin in lins]
+                du, parts = np.zeros_like(z), [_factor(lin, lam) for lin in lins]
             else:
                 S, r, dq, parts = self.reduced(lins, lam, eliminate=block == "joint")
-                du = np.clip(self.solve(S, r, dq, lam), -MAX_STEP_U, MAX_STEP_U)
+                du = self._clip(self.solve(S, r, dq, lam))
             new_thetas, pred = [], 0.0
             for lin, solver, t in zip(lins, parts, thetas, strict=True):
                 dq_s = du[lin.slots]
@@ -479,18 +525,20 @@ class Refinement:
                 Hd = (lin.H_own @ d_own + lin.H_oq @ dq_s, lin.H_oq.T @ d_own + lin.H_qq @ dq_s)
                 pred -= g_d + 0.5 * (d_own @ Hd[0] + dq_s @ Hd[1])
             pred = float(_sum(self.reduce, jnp.asarray(pred)))
-            L1 = self.loss(u + du, new_thetas)
+            L1 = self.loss(z + du, new_thetas)
             if np.isfinite(L1) and L1 < L0:
                 rho = (L0 - L1) / pred if pred > 0 else 0.0
                 lam = lam * max(1.0 / 3.0, 1.0 - (2.0 * rho - 1.0) ** 3)  # Nielsen's rule
                 history = [*state.history, L1]
                 done = L0 - L1 < TOLERANCE
                 message = f"the loss fell by {L0 - L1:.3g} < {TOLERANCE:g}" if done else ""
-                return State(u + du, new_thetas, max(lam, 1e-12), state.step + 1, history, done, message)
+                z1 = z + du
+                return State(z1[: self.n], new_thetas, max(lam, 1e-12), state.step + 1, history, done, message,
+                             z1[self.n :])  # fmt: skip
             lam *= 4.0
         done = pred < TOLERANCE
         message = f"no step lowers the loss (ten tries; the last one's predicted decrease {pred:.3g})"
-        return State(u, thetas, lam, state.step + 1, state.history, done, message)
+        return State(u, thetas, lam, state.step + 1, state.history, done, message, state.gamma)
 
     def run(self, state: State, max_steps: int, progress=None, checkpoint=None) -> State:
         t0, steps0 = time.perf_counter(), state.step
@@ -508,26 +556,36 @@ class Refinement:
 
     # ---- error bars
     def errors(self, state: State, named=None):
-        """(sigma_u (n,), NaN where unseen; per shot the covariance of its own theta values at
-        ``named[s]`` (indices into its own values; all of them by default); the group of every
-        reflection (``components``; -1: unseen))."""
-        lins = self.linearise(state.u, state.thetas)
+        """(sigma of z = (u, gamma) (n + k,), NaN where unseen; the covariance of the shared
+        values gamma (k, k); per shot the covariance of its own theta values at ``named[s]``
+        (indices into its own values; all of them by default); the group of every reflection
+        (``components``; -1: unseen)).  With the gauge, Cov = Z (Z^T S Z)^-1 Z^T, Z a basis of
+        the steps that keep every group's w . du = 0 (module docstring): the top-left block of
+        the inverse of the bordered matrix [[S, C^T], [C, 0]], C's rows the groups' w."""
+        lins = self.linearise(state.z, state.thetas)
         S, _, _, parts = self.reduced(lins, 0.0)
-        a = self.active
+        a = self.active_z
         Sa = S[np.ix_(a, a)]
-        count, labels = components(Sa)
-        cov_a = np.zeros_like(Sa)
-        for c in range(count):  # the groups are independent: S is block-diagonal over them
-            idx = np.flatnonzero(labels == c)
-            block = Sa[np.ix_(idx, idx)]
-            if self.gauge:  # w . du = 0 over the group: Z (Z^T S Z)^-1 Z^T, Z an orthonormal basis of w-perp
-                Z = scipy.linalg.null_space(np.diag(block)[None, :])
-                cov_a[np.ix_(idx, idx)] = Z @ np.linalg.inv(Z.T @ block @ Z) @ Z.T if idx.size > 1 else np.inf
-            else:
-                cov_a[np.ix_(idx, idx)] = np.linalg.inv(block)
+        nu = int(np.count_nonzero(self.active))
+        count, labels = components(Sa[:nu, :nu])
+        rows = []
+        if self.gauge:
+            C = np.zeros((count, Sa.shape[0]))
+            C[labels, np.arange(nu)] = np.diag(Sa)[:nu]
+            rows.append(C)
+        rows += [np.concatenate([np.zeros(nu), c])[None, :] for c in self.shared_gauges]
+        if rows:
+            C = np.concatenate(rows)
+            bordered = np.block([[Sa, C.T], [C, np.zeros((C.shape[0], C.shape[0]))]])
+            cov_a = np.linalg.inv(bordered)[: Sa.shape[0], : Sa.shape[0]]
+        else:
+            cov_a = np.linalg.inv(Sa)
+        if self.gauge:
+            single = np.flatnonzero(np.bincount(labels, minlength=count)[labels] == 1)
+            cov_a[single, single] = np.inf  # a group of one reflection: its value is the gauge's
         group = np.full(self.n, -1)
-        group[a] = labels
-        sigma = np.full(self.n, np.nan)
+        group[self.active] = labels
+        sigma = np.full(self.n + self.k, np.nan)
         sigma[a] = np.sqrt(np.maximum(np.diag(cov_a), 0.0))
         position = np.cumsum(a) - 1
         shot_cov = []
@@ -540,7 +598,7 @@ class Refinement:
             columns = solver.solve(unit) if idx.size else unit  # A^-1 at the named values
             X = (lin.H_oq.T @ columns).T  # rows of A^-1 H_sq at the named values
             shot_cov.append(columns[idx] + X @ cov_a[np.ix_(k, k)] @ X.T)
-        return sigma, shot_cov, group
+        return sigma, cov_a[nu:, nu:], shot_cov, group
 
 
 def save_checkpoint(folder: str, state: State, process: int, signature: str) -> None:
@@ -559,6 +617,7 @@ def save_checkpoint(folder: str, state: State, process: int, signature: str) -> 
         history=np.asarray(state.history),
         converged=state.converged,
         message=state.message,
+        gamma=state.gamma,
     )
     os.replace(tmp, path)
 
@@ -580,4 +639,5 @@ def load_checkpoint(folder: str, process: int, signature: str) -> State | None:
             [float(x) for x in z["history"]],
             bool(z["converged"]),
             str(z["message"]),
+            np.array(z["gamma"]),
         )

@@ -87,7 +87,7 @@ class Truth:
     ``rows`` (n, 3, 3) the truth's real-space rows a, b, c (Angstrom, lab frame);
     ``user_args`` the flags of a shot's model apart from structure factors and scale (with the
     .expt: ``panel_experiments(experiment, user_args)``); ``render_args`` the truth's nbjax
-    flags at scale 1 (user_args + -hkl + -water); ``spectrum`` spectrum.txt; ``renderer``
+    flags at scale 1 (user_args, the truth's spectrum, -hkl, -water); ``spectrum`` spectrum.txt; ``renderer``
     "nbjax" or "c"; ``parity`` the C vs nbjax Bragg max |diff| / max (renderer "c"), else None;
     ``spots`` (n,) spots per shot whose Bragg peak pixel holds >= SPOT_PHOTONS; ``seen`` per
     shot the table rows of those spots; ``background`` (n,) median water photons per pixel."""
@@ -107,6 +107,9 @@ class Truth:
     spots: np.ndarray
     seen: tuple[np.ndarray, ...]
     background: np.ndarray
+    panel_shift_mm: np.ndarray | None = None  # (panels, 3): the truth's panels moved from the .expt's
+    panel_rotation_mrad: np.ndarray | None = None  # (panels, 3): and turned (PanelRotation's convention)
+    spectrum_shift_A: float = 0.0  # the truth's channels lie this far from spectrum.txt's
 
 
 def _gemmi():
@@ -278,6 +281,27 @@ def detector_json(panels: int, size, pixel_mm: float, distance_mm: float) -> dic
             }
         )
     return {"panels": out}
+
+
+def moved_detector(detector: dict, shift_mm=None, rotation_mrad=None) -> dict:
+    """``detector`` with panel k turned by ``rotation_mrad[k]`` about lab x, then y, then z
+    through its centre, then moved by ``shift_mm[k]`` (``nbjax.fit.PanelRotation`` and
+    ``PanelShift``'s conventions; None: not at all)."""
+    from nbjax.physics.rotations import rotate_xyz
+
+    out = json.loads(json.dumps(detector))
+    for k, p in enumerate(out["panels"]):
+        o, f, s = (np.asarray(p[key], np.float64) for key in ("origin", "fast_axis", "slow_axis"))
+        if rotation_mrad is not None:
+            r = np.asarray(rotation_mrad[k], np.float64) * 1e-3
+            (nf, ns), (pf, ps) = p["image_size"], p["pixel_size"]
+            centre = o + 0.5 * (nf * pf * f + ns * ps * s)
+            o = centre + rotate_xyz(o - centre, *r)
+            f, s = rotate_xyz(f, *r), rotate_xyz(s, *r)
+        if shift_mm is not None:
+            o = o + np.asarray(shift_mm[k], np.float64)
+        p["origin"], p["fast_axis"], p["slow_axis"] = ([float(x) for x in v] for v in (o, f, s))
+    return out
 
 
 def corner_dmin(detector: dict, wavelength: float) -> float:
@@ -459,6 +483,9 @@ def make_shots(
     renderer: str = "nbjax",
     c_bin: str | None = None,
     progress: Callable[[str], None] | None = None,
+    panel_shift_mm=None,
+    panel_rotation_mrad=None,
+    spectrum_shift_A: float = 0.0,
 ) -> Truth:
     """Write a synthetic serial data set into ``outdir`` (module docstring) and return its truth.
 
@@ -471,7 +498,9 @@ def make_shots(
     ``misset_sd_deg`` the sd of each misset angle.  ``table`` None: ``truth_table(seed=seed)`` to
     the detector corners' resolution at the shortest wavelength (times DMIN_MARGIN).
     ``renderer`` "nbjax" or "c" (``c_bin``: the C executable).  ``progress`` gets a line of text
-    per shot."""
+    per shot.  Miscalibrations the .expt and spectrum.txt do not know (for refining shared
+    values): ``panel_shift_mm`` and ``panel_rotation_mrad`` (panels, 3) move and turn the
+    truth's panels (``moved_detector``), ``spectrum_shift_A`` shifts its channels."""
     if renderer not in ("nbjax", "c"):
         raise NBError(f"renderer '{renderer}': give 'nbjax' or 'c'")
     if renderer == "c" and not (c_bin and os.path.isfile(c_bin) and os.access(c_bin, os.X_OK)):
@@ -484,15 +513,18 @@ def make_shots(
     out = Path(outdir).resolve()
     out.mkdir(parents=True, exist_ok=True)
     detector = detector_json(panels, size, pixel_mm, distance_mm)
+    true_detector = moved_detector(detector, panel_shift_mm, panel_rotation_mrad)
     waves = spectrum_wavelengths(wavelength, bandwidth, channels)
+    true_waves = waves + float(spectrum_shift_A)
     if table is None:
         table = truth_table(dmin=DMIN_MARGIN * corner_dmin(detector, float(waves.min())), seed=seed)
     write_mtz(table, out / "truth.mtz")
     hkl_path = write_hkl(table, out / "truth.hkl")
     spectrum = write_spectrum(out / "spectrum.txt", waves)
-    sourcefile = write_sourcefile(out / "sources_c.txt", waves, [0.0, 0.0, -1.0]) if renderer == "c" else None
+    true_spectrum = spectrum if spectrum_shift_A == 0 else write_spectrum(out / "spectrum_truth.txt", true_waves)
+    sourcefile = write_sourcefile(out / "sources_c.txt", true_waves, [0.0, 0.0, -1.0]) if renderer == "c" else None
     user_args = ["-N", str(int(N)), "-fluence", repr(float(fluence)), "-spectrum", spectrum]
-    bragg_args = user_args + ["-hkl", hkl_path]
+    bragg_args = ["-N", str(int(N)), "-fluence", repr(float(fluence)), "-spectrum", true_spectrum, "-hkl", hkl_path]
     render_args = bragg_args + ["-water", repr(float(water_um))]
     hall = _space_group(table.space_group).hall
     domain = float(N) * min(table.cell[:3])
@@ -513,7 +545,7 @@ def make_shots(
         expt_io.write_expt(out / f"{name}.expt", doc)
         rows = turned_rows(start, missets[k])
         rows_all.append(rows)
-        truth_doc = shot_json(rows, hall, domain, detector, wavelength, f"{name}.npy")
+        truth_doc = shot_json(rows, hall, domain, true_detector, wavelength, f"{name}.npy")
         experiment = expt_io.ExperimentList(f"{name} (truth)", truth_doc).experiment(0)
         args = _with_fluence(render_args, fluence * scales[k])
         bargs = _with_fluence(bragg_args, fluence * scales[k])
@@ -536,7 +568,7 @@ def make_shots(
         counts = np.random.default_rng([seed, 2, k]).poisson(mean).astype(np.float32)
         np.save(out / f"{name}.npy", counts)
         found = find_spots(bragg)
-        refl = spot_rows(table, found, detector, rows, waves)
+        refl = spot_rows(table, found, true_detector, rows, true_waves)
         spots.append(len(found))
         seen.append(np.unique(refl[refl >= 0]))
         background.append(float(np.median(water)))
@@ -563,6 +595,9 @@ def make_shots(
         np.asarray(spots, np.int64),
         tuple(seen),
         np.asarray(background),
+        None if panel_shift_mm is None else np.asarray(panel_shift_mm, np.float64),
+        None if panel_rotation_mrad is None else np.asarray(panel_rotation_mrad, np.float64),
+        float(spectrum_shift_A),
     )
     _write_truth_json(truth, out / "truth.json", seed, wavelength, waves, water_um, fluence, N)
     return truth
@@ -592,6 +627,9 @@ def _write_truth_json(truth: Truth, path, seed, wavelength, waves, water_um, flu
         "fluence": fluence,
         "N": N,
         "water_um": water_um,
+        "panel_shift_mm": None if truth.panel_shift_mm is None else truth.panel_shift_mm.tolist(),
+        "panel_rotation_mrad": None if truth.panel_rotation_mrad is None else truth.panel_rotation_mrad.tolist(),
+        "spectrum_shift_A": truth.spectrum_shift_A,
         "user_args": [os.path.basename(a) if a == truth.spectrum else a for a in truth.user_args],
         "render_args": [os.path.basename(a) if os.path.isabs(a) else a for a in truth.render_args],
         "shots": [

@@ -150,7 +150,14 @@ def _as_list(x):
     return list(x) if isinstance(x, (list, tuple)) else [x]
 
 
+def _of_image(p, i: int):
+    """Image ``i``'s copy of a per-image parameter: ``p`` itself, or ``p[i]`` of a tuple of
+    copies that differ in static settings (a panel group's turning point, ``PanelRotation``)."""
+    return p[i] if isinstance(p, tuple) else p
+
+
 def _check(exps, free, per_image):
+    per_image = [_of_image(p, 0) for p in per_image]
     for e in exps:
         if not isinstance(e, Experiment):
             raise NBError("fit: expected nbjax Experiments (nbjax.experiment_from_args(..., physical=True))")
@@ -262,7 +269,8 @@ def _theta_layout(exps, obs, free, per_image):
         offset += t.size
     for i, e in enumerate(exps):
         spans, shapes = [s for s, _ in shared_spans], [sh for _, sh in shared_spans]
-        for p in per_image:
+        own = tuple(_of_image(p, i) for p in per_image)
+        for p in own:
             t = np.asarray(p.to_theta(p.initial(e)))
             spans.append((offset, offset + t.size))
             shapes.append(t.shape)
@@ -272,7 +280,7 @@ def _theta_layout(exps, obs, free, per_image):
             units += [p.units] * len(p.labels(e))
             bounds += [p.transform_bounds()] * len(p.labels(e))
             offset += t.size
-        layouts.append(_engine.Layout(free + per_image, tuple(spans), tuple(shapes)))
+        layouts.append(_engine.Layout(free + own, tuple(spans), tuple(shapes)))
     return (np.concatenate(theta0) if theta0 else np.zeros(0)), labels, units, layouts, bounds
 
 
@@ -358,7 +366,8 @@ def fit(
     distributed: bool = False,
     tiles_multiple: int = 1,
 ) -> FitResult:
-    """Fit ``free`` (shared by all images) and ``per_image`` parameters (one copy per image) of
+    """Fit ``free`` (shared by all images) and ``per_image`` parameters (one copy per image; a
+    tuple of one parameter per image where the copies differ in static settings) of
     physical-mode Experiments (one per image, same source count) to the observations.
     ``progress(step, loss, damping)`` is called after every step.  ``distributed=True`` (after
     ``nbjax.distributed.initialize``; every process passes the same arguments): each process

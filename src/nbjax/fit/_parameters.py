@@ -59,6 +59,20 @@ class AbstractParameter(eqx.Module):
     positive: ClassVar[bool] = False
     beam_only: ClassVar[bool] = False  # apply() changes only beam.wavelengths / beam.directions
 
+    def __check_init__(self):
+        if self.scope not in SCOPES:
+            raise NBError(f"{type(self).__name__}: scope '{self.scope}' is not one of {', '.join(SCOPES)}")
+
+    @property
+    def per_panel(self) -> bool:
+        """One copy per panel of a shot (scopes "panel" and "global_panel")."""
+        return self.scope in ("panel", "global_panel")
+
+    @property
+    def shared_by_shots(self) -> bool:
+        """One copy for the whole data set (scopes "global" and "global_panel")."""
+        return self.scope in ("global", "global_panel")
+
     def changes_lattice(self, exp: Experiment) -> bool:
         """True when apply() changes the lattice transform G other than through the Miller
         indices (``fit._tangents`` then differentiates G by plain forward mode)."""
@@ -550,7 +564,8 @@ class DetectorDistance(AbstractExperimentParameter):
 @final
 class PanelShift(AbstractExperimentParameter):
     """A panel moved by (x, y, z) in the lab frame (mm, from its starting place): one copy per
-    panel in a multi-panel fit (a per-image parameter)."""
+    panel in a multi-panel fit (a per-image parameter; ``nbjax.ensemble`` can share it by all
+    shots, scope "global_panel")."""
 
     scope: str = eqx.field(static=True, default="panel", kw_only=True)
     name: ClassVar[str] = "panel_shift"
@@ -563,8 +578,49 @@ class PanelShift(AbstractExperimentParameter):
         return np.zeros(3)
 
     def apply(self, exp, u, reference):
-        det = reference.detector
+        det = exp.detector  # as it stands: a PanelRotation before or after turns about the moved centre
         return eqx.tree_at(lambda e: e.detector.pix0_offset, exp, det.pix0_offset + u / 1000.0)
+
+
+@final
+class PanelRotation(AbstractExperimentParameter):
+    """A panel turned about lab x, then y, then z (mrad, ``rotate_xyz``: Misset's order) through
+    its centre, from its starting orientation: its fast, slow and normal axes R f, R s, R o and
+    its corner c + R (pix0 - c), c = pix0 + (F f + S s) pixel / 2 + ``pivot_offset``.  With
+    ``PanelShift`` a rigid motion of the panel (the two commute: the shift moves the centre
+    too).  One copy per panel (detector metrology); flat panels only (a curved detector's
+    sphere is not a panel's).  ``pivot_offset`` (m, lab frame; default 0) moves the turning
+    point from the panel's centre: the panels of a group, each given its offset to the group's
+    centre, turn as one body."""
+
+    pivot_offset: tuple = eqx.field(static=True, default=(0.0, 0.0, 0.0), kw_only=True)
+    scope: str = eqx.field(static=True, default="panel", kw_only=True)
+    name: ClassVar[str] = "panel_rotation"
+    units: ClassVar[str] = "mrad"
+
+    def labels(self, exp):
+        return ["panel_rotation.x", "panel_rotation.y", "panel_rotation.z"]
+
+    def current(self, exp):
+        if exp.detector.curved:
+            raise NBError("panel_rotation: a curved detector has no flat panel to turn")
+        return np.zeros(3)
+
+    def apply(self, exp, u, reference):
+        det = exp.detector
+        r = u * MRAD
+
+        def turn(v):
+            return rotate_xyz(v, r[0], r[1], r[2], jnp)
+
+        centre = det.pix0 + 0.5 * det.pixel_size * (det.fpixels * det.fdet + det.spixels * det.sdet)
+        centre = centre + jnp.asarray(self.pivot_offset)
+        moved = centre + turn(det.pix0 - centre)
+        return eqx.tree_at(
+            lambda e: (e.detector.fdet, e.detector.sdet, e.detector.odet, e.detector.pix0_offset),
+            exp,
+            (turn(det.fdet), turn(det.sdet), turn(det.odet), det.pix0_offset + (moved - det.pix0)),
+        )
 
 
 def beam_spot(det):
@@ -802,6 +858,7 @@ PARAMETERS = {
     "distance": Distance,
     "detector_distance": DetectorDistance,
     "panel_shifts": PanelShift,
+    "panel_rotations": PanelRotation,
     "beam_centre": BeamCentre,
     "cell": Cell,
     "misset": Misset,

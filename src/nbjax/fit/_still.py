@@ -188,7 +188,7 @@ def still_parameters(
             shared.append(Cell(system=cell_system(experiment.crystal.hall_symbol, constants)))
         elif name.lower() in {k.lower() for k in PARAMETERS}:
             p = parameter(name, built.settings)
-            (per_panel if p.scope == "panel" else shared).append(p)
+            (per_panel if p.per_panel else shared).append(p)
         else:
             known = ", ".join(sorted(set(PARAMETERS) | set(STILL_ALIASES)))
             raise NBError(f"unknown fit parameter '{raw.strip()}' (known: {known})")
@@ -292,6 +292,10 @@ def refined_list(elist, index: int, fitted, roles, mosaic_deg: float | None = No
     if roles & {"wavelength", "spectrum_shift", "spectrum_scale"}:
         w = np.asarray(exp0.beam.weights, np.float64)
         changes["wavelength"] = float(np.sum(w * np.asarray(exp0.beam.wavelengths)) / np.sum(w) * 1e10)
-    if roles & {"detector_distance", "panel_shift"}:
+    if roles & {"detector_distance", "panel_shift", "panel_rotation"}:
         changes["panel_origins"] = {k: np.asarray(e.detector.pix0) * 1e3 for k, e in enumerate(fitted)}
+    if "panel_rotation" in roles:
+        changes["panel_axes"] = {
+            k: (np.asarray(e.detector.fdet), np.asarray(e.detector.sdet)) for k, e in enumerate(fitted)
+        }
     return elist.refined(index, **changes)

@@ -159,12 +159,14 @@ class ExperimentList:
         wavelength: float | None = None,
         direction: np.ndarray | None = None,
         panel_origins: dict[int, np.ndarray] | None = None,
+        panel_axes: dict[int, tuple] | None = None,
         half_mosaicity_deg: float | None = None,
         domain_size_ang: float | None = None,
     ) -> dict:
         """The list's JSON with experiment ``index``'s refined values put in (None: unchanged).
-        ``panel_origins`` maps panel number -> global origin (mm); a panel under a hierarchy
-        is written back in its parent's frame."""
+        ``panel_origins`` maps panel number -> global origin (mm), ``panel_axes`` panel number ->
+        (fast, slow) unit axes in the lab frame; a panel under a hierarchy is written back in its
+        parent's frame."""
         doc = copy.deepcopy(self.raw)
         entry = doc["experiment"][index % len(self)]
         if real_space is not None or half_mosaicity_deg is not None or domain_size_ang is not None:
@@ -188,6 +190,13 @@ class ExperimentList:
             for p, origin in panel_origins.items():
                 rotation, offset = parents[p]
                 detector["panels"][p]["origin"] = [float(x) for x in rotation.T @ (np.asarray(origin) - offset)]
+        if panel_axes:
+            detector = doc["detector"][entry["detector"]]
+            parents = _parent_frames(detector, self.path)
+            for p, axes in panel_axes.items():
+                rotation, _ = parents[p]
+                for key, axis in zip(("fast_axis", "slow_axis"), axes, strict=True):
+                    detector["panels"][p][key] = [float(x) for x in rotation.T @ np.asarray(axis, np.float64)]
         return doc
 
 
