@@ -67,9 +67,41 @@ def render_share(experiments, **kwargs):
 
 
 def sum_over_processes(tree):
-    """Sum every leaf of ``tree`` (arrays of the same shape on every process) over processes."""
-    from jax.experimental import multihost_utils
-
+    """Sum every leaf of ``tree`` (arrays of the same shape on every process) over the processes:
+    an all-reduce (XLA's, over one device of each process), so a process holds its own leaves
+    and the sums, not every process's copy (a gather would hold process_count copies: 13 GB per
+    process for 100 processes' 4000 x 4000 float64 blocks).  Returns NumPy arrays."""
     if jax.process_count() == 1:
         return tree
-    return jax.tree.map(lambda x: jnp.sum(jnp.asarray(multihost_utils.process_allgather(x)), axis=0), tree)
+    from jax.sharding import NamedSharding, PartitionSpec
+
+    leaves, treedef = jax.tree.flatten(tree)
+    mesh = _process_mesh()
+    mine = next(d for d in mesh.devices.flat if d.process_index == jax.process_index())
+    spread = NamedSharding(mesh, PartitionSpec("processes"))
+    stacked = [
+        jax.make_array_from_single_device_arrays(
+            (jax.process_count(), *np.shape(x)), spread, [jax.device_put(jnp.asarray(x)[None], mine)]
+        )
+        for x in leaves
+    ]
+    summed = _summing(NamedSharding(mesh, PartitionSpec()))(stacked)
+    return jax.tree.unflatten(treedef, [np.asarray(s.addressable_data(0)) for s in summed])
+
+
+def _process_mesh():
+    """A one-axis mesh ("processes") of the first device of every process, in process order."""
+    first = {}
+    for d in sorted(jax.devices(), key=lambda d: (d.process_index, d.id)):
+        first.setdefault(d.process_index, d)
+    return jax.sharding.Mesh(np.array([first[k] for k in sorted(first)]), ("processes",))
+
+
+_SUMMING = {}
+
+
+def _summing(replicated):
+    """The compiled sum over the leading (process) axis, its result on every process."""
+    if replicated not in _SUMMING:
+        _SUMMING[replicated] = jax.jit(lambda xs: [jnp.sum(x, axis=0) for x in xs], out_shardings=replicated)
+    return _SUMMING[replicated]

@@ -324,7 +324,9 @@ def _print_shared(result, truth, out) -> None:
     if not result.shared:
         return
     sh = result.shared
-    want = None if truth is None else _shared_truth(result, truth)[0]
+    from nbjax.ensemble._truth import shared_truth
+
+    want = None if truth is None else shared_truth(result, truth)
     print("shared by all shots:", file=out)
     for k, (name, unit, start, value, err) in enumerate(
         zip(sh["names"], sh["units"], sh["start"], sh["value"], sh["stderr"], strict=True)
@@ -335,28 +337,11 @@ def _print_shared(result, truth, out) -> None:
         print(line, file=out)
 
 
-def _shared_truth(result, truth):
-    """(the demo truth of the shared values, its crystals' missets), in the refinement's gauge
-    (theta = user units: the shared values' transforms here are identities)."""
-    values = {"panel_shift": truth.panel_shift_mm, "panel_rotation": truth.panel_rotation_mrad}
-    out = []
-    for name in result.shared["names"]:
-        stem, _, panel = name.partition("@")
-        kind, _, axis = stem.partition(".")
-        if kind == "spectrum_shift":
-            out.append(truth.spectrum_shift_A)
-        elif kind in values and values[kind] is not None and panel.startswith("P"):
-            out.append(float(values[kind][int(panel[1:])]["xyz".index(axis)]))
-        else:
-            out.append(0.0 if kind != "spectrum_scale" else 1.0)
-    return result.sharing.in_gauge(np.asarray(out), truth.missets_deg)
-
-
 def _print_truth(result, truth, out) -> dict:
     """The demo's truth against the refined values (``nbjax.ensemble._truth.compare``)."""
-    from nbjax.ensemble._truth import compare
+    from nbjax.ensemble._truth import compare, shared_truth
 
-    missets = truth.missets_deg if not result.shared else _shared_truth(result, truth)[1]
+    missets = truth.missets_deg if not result.shared else shared_truth(result, truth, truth.missets_deg)[1]
     stats = compare(result, truth.table.hkl, truth.table.F, truth.scales, missets)
     print("truth against refined (truth brought to the refined F scale, k = "
           f"{stats.get('scale_k', float('nan')):.4g}):", file=out)  # fmt: skip

@@ -20,8 +20,17 @@ dtheta_s = -A_s^-1 (g_s + H_sq du_slots).  Each du_j is clipped to +-``MAX_STEP_
 box trust region on the intensities: the linear model of e^u underestimates a large increase,
 and a reflection seen through a few faint pixels would otherwise be sent to e^1000); the shots'
 steps are then the best ones for the clipped du.  Only S, r and the losses are summed over processes
-(``nbjax.distributed.sum_over_processes``): a process holds its own shots' matrices (stored
-sparse: the planes couple only with their shoebox's slots) and the n x n u block.
+(``nbjax.distributed.sum_over_processes``, an all-reduce): a process holds its own shots'
+matrices (stored sparse: the planes couple only with their shoebox's slots) and the n x n u
+block.
+
+Shared values gamma (detector metrology, a spectrum calibration: one copy for all shots,
+``_ensemble.Shared``) join u in the global vector z = (u, gamma): a shot's columns of them are
+dense (every pixel), summed over the theta copies of one value (the panels of a group, Q in
+``linearise``), and they are solved with u in the reduced system (their own steps unclipped).
+Where the data leave a direction of gamma undetermined together with the shots' values (the
+detector and every crystal turned about the beam), a gauge vector c adds mu c c^T to the step
+and a row c to the bordered error matrix, as the intensities' gauge below.
 
 Restraints: ``prior="wilson"`` adds Wilson's distribution of the intensities to the loss (per
 resolution shell, its mean intensity at the step's start; ``_prior``), which holds reflections

@@ -73,3 +73,22 @@ def compare(result, hkl, F, scales=None, missets_deg=None, min_shots: int = 3) -
         out[f"{name}_pull_std"] = float(np.std(v, ddof=1)) if v.size > 1 else float("nan")
         out[f"{name}_within_3_sigma"] = float(np.mean(np.abs(v) < 3.0))
     return out
+
+
+def shared_truth(result, truth, missets_deg=None):
+    """The truth of the refined shared values (a ``make_shots`` Truth's miscalibrations, by the
+    values' labels: panel_shift.x@P0, panel_rotation.z@P1, spectrum_shift, ...) brought into the
+    refinement's gauge (``Shared.in_gauge``; the shared values' transforms here are identities,
+    so theta and user units agree); with ``missets_deg``, (that, the missets in the same gauge)."""
+    tables = {"panel_shift": truth.panel_shift_mm, "panel_rotation": truth.panel_rotation_mrad}
+    out = []
+    for name in result.shared["names"]:
+        stem, _, panel = name.partition("@")
+        kind, _, axis = stem.partition(".")
+        if kind == "spectrum_shift":
+            out.append(truth.spectrum_shift_A)
+        elif tables.get(kind) is not None and panel.startswith("P") and panel[1:].isdigit():
+            out.append(float(tables[kind][int(panel[1:])]["xyz".index(axis)]))
+        else:  # a group's value, or a kind the truth does not move
+            out.append(1.0 if kind == "spectrum_scale" else 0.0)
+    return result.sharing.in_gauge(np.asarray(out), missets_deg)
