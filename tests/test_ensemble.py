@@ -385,3 +385,26 @@ def test_a_panel_group_moves_as_one_body(shots):
             got = copies[k].apply(experiments[k], jnp.asarray(turn[g]), experiments[k]).detector
             np.testing.assert_allclose(got.pix0, centre + rotate_xyz(np.asarray(det.pix0) - centre, *r), atol=1e-13)
             np.testing.assert_allclose(got.fdet, rotate_xyz(np.asarray(det.fdet), *r), atol=1e-13)
+
+
+def test_gradient_pass_and_lbfgs(shots):
+    """The one-pass gradient of the whole problem (``Refinement.gradient``, what L-BFGS uses)
+    equals the gradient of the Fisher pass (``linearise``: sum of the shots' g_q, and their
+    g_own), the shared values included; optax's L-BFGS from it lowers the loss at every
+    iteration."""
+    truth, inputs, reflections, user = shots
+    F0 = np.full(reflections.count, 100.0)
+    shared = ["panel_shifts"]
+    refinement, _ = setup_refinement(inputs[:3], reflections, F0, user, FREE, shared=shared)
+    state = refinement.start(F0)
+    z = state.z + np.random.default_rng(1).normal(0.0, 0.05, state.z.size)
+    L, gz, g_own = refinement.gradient(z, state.thetas)
+    lins = refinement.linearise(z, state.thetas)
+    _, r, _, _ = refinement.reduced(lins, 0.0, eliminate=False)
+    np.testing.assert_allclose(L, sum(lin.loss for lin in lins), rtol=1e-12)
+    np.testing.assert_allclose(gz, r, rtol=1e-8, atol=1e-8 * np.abs(r).max())
+    for g, lin in zip(g_own, lins, strict=True):
+        np.testing.assert_allclose(g, lin.g_own, rtol=1e-8, atol=1e-8 * np.abs(lin.g_own).max())
+    refinement.method = "lbfgs"
+    result = refinement.run(state, 6)
+    assert result.step == 6 and np.all(np.diff(result.history) <= 0) and result.history[-1] < result.history[0] - 100

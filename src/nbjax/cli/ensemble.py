@@ -26,8 +26,10 @@ Options (exact names):
     -steps N              at most N steps (default 30)
     -prior wilson         Wilson's distribution of the intensities per resolution shell as a
                           restraint (default: none)
-    -method joint|alternating   a Levenberg-Marquardt step of everything (default), or
-                          alternating steps of the shots (F fixed) and of F (shots fixed)
+    -method joint|alternating|lbfgs   a Levenberg-Marquardt step of everything (default);
+                          alternating steps of the shots (F fixed) and of F (shots fixed); or
+                          optax's L-BFGS preconditioned by the Fisher diagonal (-steps counts
+                          its iterations; one process) - the last two for comparison
     -checkpoint_every K   save the state in DIR/checkpoint every K steps (default 1)
     -resume               continue from DIR/checkpoint (a killed job loses nothing)
     -coordinator HOST:PORT -num_processes N -process_id I   shots over a jax.distributed job

@@ -71,9 +71,10 @@ TOLERANCE = 1e-2  # converged: an accepted step lowered the loss by less than th
 DAMPING_FLOOR = 1e-3  # the damping of a reflection is at least this times the median's
 MAX_STEP_U = 1.0  # a step changes no ln I by more than this (a factor e): longer ones are shortened
 CHECKPOINT_VERSION = 2
-METHODS = ("joint", "alternating")
+# a step of everything; of the shots, then of the intensities; optax's L-BFGS (``_lbfgs``)
+METHODS = ("joint", "alternating", "lbfgs")
 PRIORS = (None, "wilson")  # on the intensities: none, or Wilson's distribution per resolution shell
-WILSON_SHELLS = 10  # a step of everything, or of the shots then of the intensities
+WILSON_SHELLS = 10
 
 
 @dataclasses.dataclass(eq=False)
@@ -143,25 +144,25 @@ def linearise(sp: ShotProblem, n: int) -> _Linearised:
     if np.ndim(rF) == 2:
         H = H + scipy.sparse.csr_matrix(np.asarray(rF, np.float64))
     g = np.asarray(g, np.float64) + np.asarray(rg, np.float64)
+    Q, places = global_columns(sp, n)
+    o = sp.own
+    H_o = H[o]
+    H_oq = (H_o @ Q).tocsr()
+    return _Linearised(
+        float(L) + float(rL), g[o], Q.T @ g, H_o[:, o].tocsr(), H_oq, (Q.T @ H @ Q).tocsr(), places, sp.planes
+    )
+
+
+def global_columns(sp: ShotProblem, n: int):
+    """(Q (theta, columns) sparse, the columns' places in z = (u, gamma)): a shot's reflection
+    slots with pixels, then the shared values it uses (``linearise``)."""
     valid = sp.slots >= 0
     n_valid = int(np.count_nonzero(valid))
     places, column = np.unique(sp.link_at, return_inverse=True)
     rows = np.concatenate([sp.factors[valid], sp.links])
     columns = np.concatenate([np.arange(n_valid), n_valid + column])
-    Q = scipy.sparse.csr_matrix((np.ones(rows.size), (rows, columns)), shape=(H.shape[0], n_valid + places.size))
-    o = sp.own
-    H_o = H[o]
-    H_oq = (H_o @ Q).tocsr()
-    return _Linearised(
-        float(L) + float(rL),
-        g[o],
-        Q.T @ g,
-        H_o[:, o].tocsr(),
-        H_oq,
-        (Q.T @ H @ Q).tocsr(),
-        np.concatenate([sp.slots[valid], n + places]),
-        sp.planes,
-    )
+    Q = scipy.sparse.csr_matrix((np.ones(rows.size), (rows, columns)), shape=(sp.theta.size, n_valid + places.size))
+    return Q, np.concatenate([sp.slots[valid], n + places])
 
 
 def _damped(H_own, lam: float):
@@ -387,6 +388,23 @@ class Refinement:
             release_memory()
         return float(_sum(self.reduce, jnp.asarray(total))) + self._prior(z[: self.n])[0]
 
+    def gradient(self, z, thetas):
+        """(loss, dL/dz (n + k,), dL/dtheta per shot (its own values)): one gradient pass per
+        shot, the reflection factors' and shared values' entries summed into z's (``Q``)."""
+        self._set_z(z)
+        total, gz, g_own = 0.0, np.zeros(self.n + self.k), []
+        for sp, t in zip(self.problems, thetas, strict=True):
+            L, g = sp.problem.objective.gradient(sp.full_theta(t))
+            g = np.asarray(g, np.float64)
+            Q, places = global_columns(sp, self.n)
+            gz[places] += Q.T @ g  # a shot's places are distinct
+            g_own.append(g[sp.own])
+            total += float(L)
+            release_memory()
+        L_prior, g_prior, _ = self._prior(z[: self.n])
+        gz[: self.n] += g_prior
+        return total + L_prior, gz, g_own
+
     # ---- the Wilson prior (``prior="wilson"``)
     def _wilson_setup(self):
         """Per reflection its resolution shell (WILSON_SHELLS of equal counts in 1/d^2 among the
@@ -550,6 +568,15 @@ class Refinement:
         return State(u, thetas, lam, state.step + 1, state.history, done, message, state.gamma)
 
     def run(self, state: State, max_steps: int, progress=None, checkpoint=None) -> State:
+        """Steps until converged or ``max_steps`` (``method`` "lbfgs": iterations of
+        ``_lbfgs.run_lbfgs``, checkpointed only at its end)."""
+        if self.method == "lbfgs":
+            from nbjax.ensemble._lbfgs import run_lbfgs
+
+            state = run_lbfgs(self, state, max_steps, progress)
+            if checkpoint is not None:
+                checkpoint(state)
+            return state
         t0, steps0 = time.perf_counter(), state.step
         while not state.converged and state.step < max_steps:
             state = self.step(state)
