@@ -227,6 +227,9 @@ def _run(argv, capsys, monkeypatch):
         ("GOOD", ["-shared", "misset"], "cannot be both per shot (-free) and shared"),
         ("GOOD", ["-shared", "panel_shifts", "-panel_groups", "0,2"], "-panel_groups gives 2 group numbers"),
         ("GOOD", ["-shared", "panel_shifts", "-panel_groups", "0,x"], "-panel_groups: '0,x' is not a list"),
+        ("GOOD", ["-restrain", "misset"], "-restrain: 'misset' is not NAME=SIGMA"),
+        ("GOOD", ["-restrain", "cell=0.1"], "-restrain cell: not a per-shot parameter"),
+        ("GOOD", ["-restrain", "misset=-1"], "the sigma must be positive"),
     ],
 )
 def test_bad_inputs_fail_with_one_line_and_write_nothing(shots, tmp_path, capsys, monkeypatch, line, extra, message):
@@ -408,3 +411,23 @@ def test_gradient_pass_and_lbfgs(shots):
     refinement.method = "lbfgs"
     result = refinement.run(state, 6)
     assert result.step == 6 and np.all(np.diff(result.history) <= 0) and result.history[-1] < result.history[0] - 100
+
+
+def test_restrained_missets_stay_near_their_start(shots):
+    """``restrain={"misset": sigma}``: a Gaussian prior centred at each shot's start (0).  A
+    tight one (1e-4 deg) holds every misset there; a loose one (0.01 deg, about the missets'
+    own error bars) pulls them towards it as a whole and shrinks every error bar (a prior adds
+    information)."""
+    truth, inputs, reflections, user = shots
+    plain = refine_ensemble(inputs[:4], reflections, 100.0, user, FREE)
+    tight = refine_ensemble(inputs[:4], reflections, 100.0, user, FREE, restrain={"misset": 1e-4})
+    loose = refine_ensemble(inputs[:4], reflections, 100.0, user, FREE, restrain={"misset": 0.01})
+    axes = ("misset.x", "misset.y", "misset.z")
+    m0 = np.array([[a.value(x) for x in axes] for a in plain.shots])
+    e0 = np.array([[a.error(x) for x in axes] for a in plain.shots])
+    held = np.array([[b.value(x) for x in axes] for b in tight.shots])
+    pulled = np.array([[c.value(x) for x in axes] for c in loose.shots])
+    e1 = np.array([[c.error(x) for x in axes] for c in loose.shots])
+    assert np.all(np.abs(held) < 3e-4) and np.median(np.abs(m0)) > 10 * np.max(np.abs(held)), (m0, held)
+    assert np.sum(pulled**2) < 0.8 * np.sum(m0**2), (m0, pulled)
+    assert np.all(e1 < e0), (e0, e1)

@@ -13,6 +13,8 @@ Options (exact names):
 
     -free LIST            per-shot parameters (default misset,scale,background_planes; any of
                           nbjax fit's still names: cell, N, mosaic, spectrum_shift, ...)
+    -restrain NAME=SIGMA[,NAME=SIGMA]   Gaussian priors on per-shot values, centred at each
+                          shot's start (e.g. misset=0.05: deg; cell=0.2: A and deg alike)
     -shared LIST          parameters all shots share, refined with F: panel_shifts and
                           panel_rotations (one copy per panel group: detector metrology),
                           spectrum_shift and spectrum_scale (a spectrometer calibration)
@@ -58,7 +60,7 @@ from nbjax.io.atomic import check_writable
 VALUED = (
     "-outdir", "-free", "-default_F", "-mtz", "-mtz_column", "-dmin", "-shoebox", "-spot_threshold",
     "-background_model", "-steps", "-checkpoint_every", "-shots", "-seed", "-coordinator", "-num_processes",
-    "-process_id", "-expt_index", "-method", "-prior", "-shared", "-panel_groups",
+    "-process_id", "-expt_index", "-method", "-prior", "-shared", "-panel_groups", "-restrain",
 )  # fmt: skip
 SWITCHES = ("-demo", "-resume", "-anomalous", "-noprogress")
 OUTPUTS = ("merged.mtz", "ensemble.json", "ensemble_report.png")
@@ -92,6 +94,20 @@ def _split(argv):
             rest.append(token)
         i += 1
     return opts, listed, rest
+
+
+def _restraints(text):
+    """{name: sigma} of ``-restrain NAME=SIGMA[,NAME=SIGMA]`` (None: none)."""
+    if not text:
+        return None
+    out = {}
+    for item in text.split(","):
+        name, _, value = item.partition("=")
+        try:
+            out[name.strip()] = float(value)
+        except ValueError:
+            raise NBError(f"-restrain: '{item}' is not NAME=SIGMA") from None
+    return out
 
 
 def read_list(path: str) -> list[tuple[str, str, str | None, str | None]]:
@@ -214,6 +230,7 @@ def main(argv, out=sys.stdout, err=sys.stderr) -> int:
             groups = [int(x) for x in opts["-panel_groups"].split(",")]
         except ValueError:
             raise NBError(f"-panel_groups: '{opts['-panel_groups']}' is not a list of group numbers") from None
+    restrain = _restraints(opts.get("-restrain"))
     truth = None
     jaxconfig.configure()
     if opts.get("-demo"):
@@ -243,7 +260,7 @@ def main(argv, out=sys.stdout, err=sys.stderr) -> int:
         max_steps=steps, progress=_Progress(err, not opts.get("-noprogress")),
         checkpoint_dir=os.path.join(outdir, "checkpoint"), checkpoint_every=every, resume=bool(opts.get("-resume")),
         distributed=count > 1, method=opts.get("-method", "joint"), prior=opts.get("-prior"), shared=shared,
-        panel_groups=groups,
+        panel_groups=groups, restrain=restrain,
     )  # fmt: skip
     _write(result, inputs, outdir, rank, out, truth)
     return 0 if result.converged else 3

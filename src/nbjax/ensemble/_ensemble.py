@@ -146,6 +146,7 @@ def refine_ensemble(
     prior: str | None = None,
     shared=(),
     panel_groups=None,
+    restrain=None,
 ) -> EnsembleResult:
     """Refine ``reflections``' structure factors (from ``F_start``: a number or (n,)) and the
     ``free`` per-shot parameters of every shot in ``inputs`` (module docstring).  ``user_args``:
@@ -156,7 +157,9 @@ def refine_ensemble(
     job would, for tests of resuming).  ``method``: "joint" (default) or "alternating"
     (``_refine.Refinement.step``); ``prior``: None or "wilson" (``_refine``).  ``shared``: names
     of experiment parameters every shot shares (module docstring), ``panel_groups`` the group of
-    each panel for the per-panel ones (default: every panel its own)."""
+    each panel for the per-panel ones (default: every panel its own).  ``restrain``: {free name:
+    sigma} Gaussian priors on per-shot values, centred at each shot's start, sigma in the
+    parameter's user units (misset: deg; cell: A and deg alike)."""
     from nbjax.ensemble import _refine
 
     if method not in _refine.METHODS:
@@ -164,14 +167,15 @@ def refine_ensemble(
     F0 = np.broadcast_to(np.asarray(F_start, np.float64), (reflections.count,)).copy()
     refinement, local = setup_refinement(
         inputs, reflections, F0, user_args, free, size=size, threshold=threshold, tilt=tilt, loss=loss,
-        progress=progress, distributed=distributed, shared=shared, panel_groups=panel_groups,
+        progress=progress, distributed=distributed, shared=shared, panel_groups=panel_groups, restrain=restrain,
     )  # fmt: skip
     problems = refinement.problems
     refinement.method = method
     refinement.set_prior(prior)
     signature = _signature(
-        inputs, reflections, free, F0, user_args, size, threshold, tilt, (method, prior, list(shared), panel_groups)
-    )
+        inputs, reflections, free, F0, user_args, size, threshold, tilt,
+        (method, prior, list(shared), panel_groups, sorted((restrain or {}).items())),
+    )  # fmt: skip
     process = jax.process_index() if distributed else 0
     state = None
     if resume and checkpoint_dir:
@@ -203,7 +207,7 @@ def refine_ensemble(
 
 def setup_refinement(
     inputs, reflections, F0, user_args, free, *, size=11, threshold=0.01, tilt=True, loss=None, progress=None,
-    distributed=False, shared=(), panel_groups=None,
+    distributed=False, shared=(), panel_groups=None, restrain=None,
 ):  # fmt: skip
     """(the ``_refine.Refinement`` of this process's shots, their indices in ``inputs``): every
     shot set up (``_shots.prepare_shot``) and compiled into one program (its background planes,
@@ -258,6 +262,7 @@ def setup_refinement(
         own_shot, per_panel = still_parameters(
             free, s.built, experiment, _Count(s.shoeboxes), None, None, tilt, planes, s.plane_start,
         )  # fmt: skip
+        own_shot, per_panel = restrained(restrain, own_shot, per_panel, s.built, experiment, free)
         own_shot.append(ReflectionFactors(slots=slots))
         common_shot, common_panel = shared_parameters(shared, free, s.built, experiment)
         groups = panel_groups_of(panel_groups, len(s.built.experiments), s.name)
@@ -295,6 +300,35 @@ def setup_refinement(
     )
     refinement.shared = common
     return refinement, local
+
+
+def restrained(restrain, own, per_panel, built, experiment, free):
+    """(own, per-panel) parameters with the Gaussian priors ``restrain`` ({free name: sigma})
+    centred at their starting values (the shot's own: its cell, N, ...)."""
+    from nbjax.fit._still import still_parameters
+
+    if not restrain:
+        return own, per_panel
+    sigmas = {}
+    for name, sigma in restrain.items():
+        if name not in [x.strip() for x in free]:
+            raise NBError(f"ensemble: -restrain {name}: not a per-shot parameter (-free)")
+        if not (np.isfinite(sigma) and sigma > 0):
+            raise NBError(f"ensemble: -restrain {name}={sigma}: the sigma must be positive")
+        whole, panel = still_parameters([name], built, experiment, _Count(0), None, None)
+        for p in [*whole, *panel]:
+            if p.role != "experiment":
+                raise NBError(f"ensemble: -restrain {name}: only a parameter of the experiment (misset, cell, N, ...)")
+            sigmas[p.name] = float(sigma)
+
+    def with_prior(p, exp):
+        if p.name not in sigmas:
+            return p
+        mean = tuple(float(x) for x in np.ravel(p.initial(exp)))
+        return dataclasses.replace(p, prior=(mean, sigmas[p.name]))
+
+    return ([with_prior(p, built.experiments[0]) for p in own],
+            [with_prior(p, built.experiments[0]) for p in per_panel])  # fmt: skip
 
 
 def shared_parameters(names, free, built, experiment):

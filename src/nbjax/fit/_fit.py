@@ -246,9 +246,13 @@ def build_problem(
 
 
 def _unstarted(layout):
-    """``layout`` with its parameters' starting values dropped (they are in theta0, not in the
-    compiled passes)."""
-    params = tuple(dataclasses.replace(p, start=None) if p.start is not None else p for p in layout.params)
+    """``layout`` with its parameters' starting values and priors dropped (they are in theta0
+    and the restraint, not in the compiled passes: shots whose priors are centred on their own
+    starts share one compilation)."""
+    params = tuple(
+        dataclasses.replace(p, start=None, prior=None) if p.start is not None or p.prior is not None else p
+        for p in layout.params
+    )
     return _engine.Layout(params, layout.spans, layout.shapes)
 
 
@@ -462,7 +466,7 @@ def _restraints(layouts, free):
         for p, sl, shape in terms:
             mean, sigma = p.prior
             u_of = functools.partial(_user_values_of, p, sl, shape)
-            r = (u_of(theta) - mean) / sigma
+            r = (u_of(theta) - jnp.asarray(mean, theta.dtype)) / sigma
             Gp = jax.jacfwd(u_of)(theta) / sigma
             L = L + 0.5 * jnp.sum(r * r)
             g = g + Gp.T @ r
