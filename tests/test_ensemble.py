@@ -70,7 +70,7 @@ def shots(tmp_path_factory):
     truth = make_shots(folder, 10, 5, panels=2, size=(128, 128), renderer="nbjax")
     inputs = cli._inputs(cli.read_list(truth.list_path), 0, {})
     reflections = cli._reflections(inputs, {})
-    user = [os.path.join(folder, x) if x.endswith(".txt") else x for x in truth.user_args]
+    user = truth.user_args
     return truth, inputs, reflections, user
 
 
@@ -314,7 +314,7 @@ def miscalibrated(tmp_path_factory):
     truth = make_shots(folder, 10, 7, panels=2, size=(128, 128), renderer="nbjax", **moved)
     inputs = cli._inputs(cli.read_list(truth.list_path), 0, {})
     reflections = cli._reflections(inputs, {})
-    user = [os.path.join(folder, x) if x.endswith(".txt") else x for x in truth.user_args]
+    user = truth.user_args
     result = refine_ensemble(inputs, reflections, 100.0, user, FREE, shared=["panel_shifts", "panel_rotations"])
     return truth, inputs, reflections, user, result
 

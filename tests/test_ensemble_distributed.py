@@ -46,7 +46,7 @@ def data(tmp_path_factory):
 
     folder = tmp_path_factory.mktemp("ensemble2")
     truth = make_shots(folder, 5, 11, panels=2, size=(96, 96), renderer="nbjax")
-    user = [os.path.join(folder, x) if x.endswith(".txt") else x for x in truth.user_args]
+    user = truth.user_args
     return folder, truth, user
 
 

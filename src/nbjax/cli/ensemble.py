@@ -330,11 +330,7 @@ def _demo(opts, outdir, out, shared=()):
     truth = make_shots(folder, n, seed, panels=2, size=(128, 128), renderer="nbjax", **off)
     shots = read_list(truth.list_path)
     inputs = _inputs(shots, 0, opts)
-    user = [a for a in truth.user_args]
-    for k in range(len(user) - 1):
-        if user[k] == "-spectrum" and not os.path.isabs(user[k + 1]):
-            user[k + 1] = os.path.join(folder, user[k + 1])
-    return inputs, user, truth
+    return inputs, list(truth.user_args), truth
 
 
 def _print_shared(result, truth, out) -> None:

@@ -86,7 +86,8 @@ class Truth:
     ``missets_deg`` (n, 3) the truth's turn from the .expt's crystal (deg about x, y, z);
     ``rows`` (n, 3, 3) the truth's real-space rows a, b, c (Angstrom, lab frame);
     ``user_args`` the flags of a shot's model apart from structure factors and scale (with the
-    .expt: ``panel_experiments(experiment, user_args)``); ``render_args`` the truth's nbjax
+    .expt: ``panel_experiments(experiment, user_args)``; absolute paths; ``model_args`` reads
+    them back from truth.json); ``render_args`` the truth's nbjax
     flags at scale 1 (user_args, the truth's spectrum, -hkl, -water); ``spectrum`` spectrum.txt; ``renderer``
     "nbjax" or "c"; ``parity`` the C vs nbjax Bragg max |diff| / max (renderer "c"), else None;
     ``spots`` (n,) spots per shot whose Bragg peak pixel holds >= SPOT_PHOTONS; ``seen`` per
@@ -601,6 +602,15 @@ def make_shots(
     )
     _write_truth_json(truth, out / "truth.json", seed, wavelength, waves, water_um, fluence, N)
     return truth
+
+
+def model_args(folder) -> list[str]:
+    """The model's flags of a data set ``make_shots`` wrote into ``folder`` (truth.json's
+    ``user_args``; the files it names, kept there by their names, as paths in ``folder``).  A
+    Truth in hand has them already: ``truth.user_args``."""
+    doc = json.loads((Path(folder) / "truth.json").read_text())
+    args = list(doc["user_args"])
+    return [str(Path(folder) / a) if k > 0 and args[k - 1] == "-spectrum" else a for k, a in enumerate(args)]
 
 
 def _water_level(mean: np.ndarray, bragg: np.ndarray | None) -> np.ndarray:
