@@ -22,17 +22,15 @@ import numpy as np
 from nbjax.errors import NBError
 
 
-def run_lbfgs(refinement, state, max_iterations: int, progress=None, tolerance: float | None = None):
-    """L-BFGS from ``state`` for at most ``max_iterations``; converged when an iteration lowers
-    the loss by less than ``tolerance`` (``_refine.TOLERANCE``).  Returns a new State (its
-    ``step`` counts the iterations)."""
+def run_lbfgs(refinement, state, max_iterations: int, tolerance: float, progress=None) -> dict:
+    """L-BFGS from ``state`` (a ``_refine.State``) for at most ``max_iterations``; converged when
+    an iteration lowers the loss by less than ``tolerance``.  Returns where it ended: {z, thetas,
+    history, iterations, converged, message}; ``progress(iteration, history, s per iteration,
+    s left at most)``."""
     import optax
-
-    from nbjax.ensemble._refine import TOLERANCE, State
 
     if refinement.reduce is not None:
         raise NBError("ensemble: -method lbfgs runs in one process")
-    tolerance = TOLERANCE if tolerance is None else tolerance
     n_z = refinement.n + refinement.k
     sizes = [t.size for t in state.thetas]
     x0 = np.concatenate([state.z, *state.thetas])
@@ -92,10 +90,10 @@ def run_lbfgs(refinement, state, max_iterations: int, progress=None, tolerance: 
         history.append(L1)
         if progress is not None:
             per = (time.perf_counter() - t0) / it
-            progress(State(state.u, state.thetas, 0.0, state.step + it, history), per, per * (max_iterations - it))
+            progress(it, history, per, per * (max_iterations - it))
         if 0 <= fell < tolerance:
             converged, message = True, f"the loss fell by {fell:.3g} < {tolerance:g}"
             break
     z, thetas = split(y)
-    n = refinement.n
-    return State(z[:n], thetas, 0.0, state.step + it, history, converged, message, z[n:])
+    return {"z": z, "thetas": thetas, "history": history, "iterations": it, "converged": converged,
+            "message": message}  # fmt: skip

@@ -573,7 +573,13 @@ class Refinement:
         if self.method == "lbfgs":
             from nbjax.ensemble._lbfgs import run_lbfgs
 
-            state = run_lbfgs(self, state, max_steps, progress)
+            def report(it, history, per, eta):
+                progress(State(state.u, state.thetas, 0.0, state.step + it, history), per, eta)
+
+            end = run_lbfgs(self, state, max_steps, TOLERANCE, report if progress is not None else None)
+            z = end["z"]
+            state = State(z[: self.n], end["thetas"], 0.0, state.step + end["iterations"], end["history"],
+                          end["converged"], end["message"], z[self.n :])  # fmt: skip
             if checkpoint is not None:
                 checkpoint(state)
             return state
