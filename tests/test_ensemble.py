@@ -431,3 +431,22 @@ def test_restrained_missets_stay_near_their_start(shots):
     assert np.all(np.abs(held) < 3e-4) and np.median(np.abs(m0)) > 10 * np.max(np.abs(held)), (m0, held)
     assert np.sum(pulled**2) < 0.8 * np.sum(m0**2), (m0, pulled)
     assert np.all(e1 < e0), (e0, e1)
+
+
+def test_command_shows_progress_and_writes_every_output(shots, tmp_path, capsys, monkeypatch):
+    """``nbjax ensemble LIST`` without -noprogress: a set-up line per shot (its shoeboxes and
+    reflections) and a line per step with the loss and the time left; every output written."""
+    truth, inputs, reflections, user = shots
+    folder = os.path.dirname(truth.list_path)
+    listing = tmp_path / "three.lst"
+    lines = open(truth.list_path).read().splitlines()[:3]
+    listing.write_text("".join(" ".join(os.path.join(folder, w) for w in line.split()) + "\n" for line in lines))
+    out = tmp_path / "out"
+    code, text, err = _run(["ensemble", str(listing), "-outdir", str(out), "-steps", "2", *user], capsys, monkeypatch)
+    assert code in (0, 3), err
+    setup = [x for x in err.splitlines() if "ensemble set-up" in x]
+    assert len(setup) == 3 and all(" shoeboxes, " in x and x.endswith(" reflections") for x in setup), err
+    steps = [x for x in err.splitlines() if "ensemble step" in x]
+    assert len(steps) == 2 and all("s/step, at most" in x for x in steps), err
+    for name in ("merged.mtz", "ensemble.json", "ensemble_report.png", "shot_00000.expt", "shot_00002.expt"):
+        assert (out / name).exists(), name

@@ -182,7 +182,7 @@ class _Progress:
     def setup(self, k, n, shot):
         if self.on:
             print(
-                f"nbjax: ensemble set-up {k}/{n}: {shot.name}: {shot.boxes.count} shoeboxes, "
+                f"nbjax: ensemble set-up {k}/{n}: {shot.name}: {shot.shoeboxes} shoeboxes, "
                 f"{len(shot.slots)} reflections",
                 file=self.err,
                 flush=True,
