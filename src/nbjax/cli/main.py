@@ -27,6 +27,10 @@ SUBCOMMANDS = {
     "bench": "nbjax.bench",
     "ensemble": "nbjax.cli.ensemble",
 }
+# the subcommands whose fits run on one device: XLA's threads use every core there, and split
+# host devices made them slower (measured: nbjax fit -demo 3.0 s on one, 4.6 s on two; ten
+# megapixel stills in nbjax ensemble 2.5 against 3.3 s per step)
+ONE_DEVICE = ("fit", "ensemble")
 DEMO_ARGV = [
     "-cell",
     "100",
@@ -266,13 +270,13 @@ def main(argv: list[str] | None = None) -> None:
     closed and its streams flushed: Python's and JAX's tear-down (``jax.clear_backends`` at
     exit) would add about 0.15 s to every run and have nothing left to do.  Before JAX starts
     it asks for one XLA host device per CPU core (``nbjax.cpu_devices``), over which the
-    default ``-devices 0`` splits the tiles."""
+    default ``-devices 0`` splits the tiles (not for the fits: ``ONE_DEVICE``)."""
     process = argv is None
-    if process:
+    argv = sys.argv[1:] if argv is None else argv
+    if process and (argv[:1] or [""])[0] not in ONE_DEVICE:
         from nbjax import cpu_devices
 
         cpu_devices.request()  # one host device per core, before JAX starts (-devices 0: all)
-    argv = sys.argv[1:] if argv is None else argv
     out, err = _PipeSafe(sys.stdout), _PipeSafe(sys.stderr)
     try:
         code = run(argv, out=out, err=err)
