@@ -14,6 +14,8 @@ that cross-process reductions need there (a setting the caller asks for by calli
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -97,11 +99,7 @@ def _process_mesh():
     return jax.sharding.Mesh(np.array([first[k] for k in sorted(first)]), ("processes",))
 
 
-_SUMMING = {}
-
-
+@functools.cache
 def _summing(replicated):
     """The compiled sum over the leading (process) axis, its result on every process."""
-    if replicated not in _SUMMING:
-        _SUMMING[replicated] = jax.jit(lambda xs: [jnp.sum(x, axis=0) for x in xs], out_shardings=replicated)
-    return _SUMMING[replicated]
+    return jax.jit(lambda xs: [jnp.sum(x, axis=0) for x in xs], out_shardings=replicated)

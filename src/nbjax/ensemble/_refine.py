@@ -94,6 +94,7 @@ class ShotProblem:
     planes: tuple | None = None  # (start, stop, per) of the background planes in the own values
     links: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, np.int64))
     link_at: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, np.int64))
+    columns: tuple | None = dataclasses.field(default=None, repr=False)  # global_columns, made once
 
     def set_F(self, sf):
         from nbjax.ensemble._shots import with_structure_factors
@@ -155,14 +156,18 @@ def linearise(sp: ShotProblem, n: int) -> _Linearised:
 
 def global_columns(sp: ShotProblem, n: int):
     """(Q (theta, columns) sparse, the columns' places in z = (u, gamma)): a shot's reflection
-    slots with pixels, then the shared values it uses (``linearise``)."""
+    slots with pixels, then the shared values it uses (``linearise``).  They depend on the
+    shot's layout alone: made on the first call, kept in ``sp.columns``."""
+    if sp.columns is not None:
+        return sp.columns
     valid = sp.slots >= 0
     n_valid = int(np.count_nonzero(valid))
     places, column = np.unique(sp.link_at, return_inverse=True)
     rows = np.concatenate([sp.factors[valid], sp.links])
     columns = np.concatenate([np.arange(n_valid), n_valid + column])
     Q = scipy.sparse.csr_matrix((np.ones(rows.size), (rows, columns)), shape=(sp.theta.size, n_valid + places.size))
-    return Q, np.concatenate([sp.slots[valid], n + places])
+    sp.columns = (Q, np.concatenate([sp.slots[valid], n + places]))
+    return sp.columns
 
 
 def _damped(H_own, lam: float):
